@@ -1,0 +1,35 @@
+"""iterit: iterative, selective instruction-tuning data selection (IterIT).
+
+The selector (:func:`select`, :func:`tfidf`) needs only numpy. Model-side code lives in
+submodules that import torch and transformers themselves: :mod:`iterit.ifd` (IFD scoring),
+:mod:`iterit.hf` and :mod:`iterit.train` (per-epoch re-selection during training).
+"""
+
+from iterit import reference
+from iterit._iterit import __version__
+from iterit.errors import (
+    CapacityError,
+    InternalError,
+    InvalidInputError,
+    IteritError,
+    ShortfallWarning,
+)
+from iterit.sample import Sample, as_sample
+from iterit.selector import Selection, TfidfMatrix, resolve_budget, select, tfidf
+
+__all__ = [
+    "CapacityError",
+    "InternalError",
+    "InvalidInputError",
+    "IteritError",
+    "Sample",
+    "Selection",
+    "ShortfallWarning",
+    "TfidfMatrix",
+    "__version__",
+    "as_sample",
+    "reference",
+    "resolve_budget",
+    "select",
+    "tfidf",
+]

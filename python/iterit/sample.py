@@ -1,0 +1,62 @@
+"""The unit every part of iterit works on: one instruction-tuning sample (DESIGN 3.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Sample", "as_sample"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One instruction-tuning sample.
+
+    ``instruction`` and ``input`` are the prompt side in Alpaca terms; ``response`` is the answer
+    the model is trained on (for a conversation, the last assistant turn).  For a multi-turn
+    conversation ``messages`` holds every turn before the last assistant turn as
+    ``(role, content)`` pairs with roles ``"system"``, ``"user"`` or ``"assistant"``; the chat
+    template renders those, and ``instruction`` holds the same turns as plain text so that
+    text-only consumers (diversity on the instruction, the plain template) see the whole prompt.
+    """
+
+    instruction: str
+    response: str
+    input: str = ""
+    messages: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def prompt_text(self) -> str:
+        """The whole prompt side as one text: instruction, then the input on its own line."""
+        return f"{self.instruction}\n{self.input}" if self.input else self.instruction
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """The prompt side as chat messages (for ``tokenizer.apply_chat_template``)."""
+        if self.messages:
+            return [{"role": role, "content": content} for role, content in self.messages]
+        content = f"{self.instruction}\n\n{self.input}" if self.input else self.instruction
+        return [{"role": "user", "content": content}]
+
+
+def as_sample(obj: Sample | Mapping[str, Any], index: int | None = None) -> Sample:
+    """Accept a :class:`Sample` or an Alpaca-style dict (``instruction``, optional ``input``,
+    ``output``); anything else is a ``TypeError``/``ValueError`` naming the record and field."""
+    if isinstance(obj, Sample):
+        return obj
+    where = f"record {index}" if index is not None else "record"
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"{where}: expected an iterit.Sample or a dict, got {type(obj).__name__}")
+    values: dict[str, str] = {}
+    for name, required in (("instruction", True), ("input", False), ("output", True)):
+        value = obj.get(name)
+        if value is None:
+            if required:
+                raise ValueError(f"{where}: missing field {name!r}")
+            value = ""
+        if not isinstance(value, str):
+            raise TypeError(
+                f"{where}: field {name!r} must be a string, got {type(value).__name__}"
+            )
+        values[name] = value
+    return Sample(instruction=values["instruction"], response=values["output"], input=values["input"])

@@ -1,0 +1,265 @@
+"""The fast, exact IterIT selector: TF-IDF over n-grams and greedy selection with decay
+(DESIGN 3.3 and 3.4), computed by the Rust core with the GIL released."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from iterit import _iterit
+from iterit.errors import InvalidInputError, ShortfallWarning
+from iterit.text import lowercase_texts, word_char_ranges
+
+if TYPE_CHECKING:
+    import scipy.sparse
+
+__all__ = ["Selection", "TfidfMatrix", "resolve_budget", "select", "tfidf"]
+
+VARIANTS = ("sklearn", "paper")
+
+
+def _default_threads(n_threads: int | None) -> int | None:
+    if n_threads is not None:
+        if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+            raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
+        if n_threads < 1:
+            raise InvalidInputError(f"n_threads must be at least 1, got {n_threads}")
+        return int(n_threads)
+    env = os.environ.get("ITERIT_NUM_THREADS")
+    return int(env) if env else None
+
+
+def _check_ngram_range(ngram_range: Any) -> tuple[int, int]:
+    try:
+        lo, hi = ngram_range
+    except (TypeError, ValueError):
+        raise TypeError(f"ngram_range must be a pair (min_n, max_n), got {ngram_range!r}") from None
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"ngram_range must hold two ints, got {ngram_range!r}")
+    if not 1 <= lo <= hi:
+        raise InvalidInputError(f"ngram_range must satisfy 1 <= min_n <= max_n, got {ngram_range!r}")
+    return int(lo), int(hi)
+
+
+def _check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise InvalidInputError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return variant
+
+
+class TfidfMatrix:
+    """TF-IDF weights of a list of texts as CSR arrays, one row per text (DESIGN 3.3).
+
+    ``indptr`` (int64), ``indices`` (int32, strictly increasing within each row) and ``data``
+    (float64) follow scipy's CSR layout. Columns are numbered by n-gram length, then by first
+    occurrence; :meth:`vocabulary` names them. The numbers equal scikit-learn's
+    ``TfidfVectorizer(ngram_range=...)`` (``variant="sklearn"``) up to column order.
+    """
+
+    __slots__ = ("_names", "data", "document_frequency", "indices", "indptr", "ngram_range",
+                 "shape", "variant")
+
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        shape: tuple[int, int],
+        *,
+        document_frequency: np.ndarray | None = None,
+        ngram_range: tuple[int, int] = (1, 3),
+        variant: str = "sklearn",
+        names: Any = None,
+    ) -> None:
+        self.indptr = indptr
+        self.indices = indices
+        self.data = data
+        self.shape = shape
+        self.document_frequency = document_frequency
+        self.ngram_range = ngram_range
+        self.variant = variant
+        self._names = names
+
+    @property
+    def nnz(self) -> int:
+        return int(self.data.shape[0])
+
+    def vocabulary(self) -> list[str]:
+        """Column id to n-gram (words joined by one space, as scikit-learn names features)."""
+        if self._names is None:
+            raise InvalidInputError("this matrix was built without its vocabulary")
+        return self._names.to_list()
+
+    def to_scipy(self) -> scipy.sparse.csr_matrix:
+        """The same matrix as ``scipy.sparse.csr_matrix`` (needs scipy; shares the arrays)."""
+        try:
+            import scipy.sparse
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_scipy() needs scipy: pip install scipy") from exc
+        return scipy.sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+    def __repr__(self) -> str:
+        return (f"TfidfMatrix(shape={self.shape}, nnz={self.nnz}, ngram_range={self.ngram_range},"
+                f" variant={self.variant!r})")
+
+
+def tfidf(
+    texts: Iterable[str],
+    *,
+    ngram_range: tuple[int, int] = (1, 3),
+    variant: str = "sklearn",
+    n_threads: int | None = None,
+) -> TfidfMatrix:
+    """TF-IDF rows of ``texts`` over word n-grams (DESIGN 3.3).
+
+    ``variant="sklearn"`` gives scikit-learn's ``TfidfVectorizer`` numbers (raw counts, smooth
+    idf, L2-normalised rows); ``variant="paper"`` gives the paper's Eq. 5 (``count / total``
+    times ``ln(n / df)``, unnormalised). A text without tokens gets an empty row.
+    """
+    lo, hi = _check_ngram_range(ngram_range)
+    variant = _check_variant(variant)
+    lowered = lowercase_texts(texts)
+    indptr, indices, data, df, n_cols, names = _iterit.tfidf(
+        lowered, word_char_ranges(), (lo, hi), variant, True, _default_threads(n_threads)
+    )
+    return TfidfMatrix(indptr, indices, data, (len(lowered), n_cols), document_frequency=df,
+                       ngram_range=(lo, hi), variant=variant, names=names)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The result of :func:`select`.
+
+    ``indices``: picked samples in pick order (int64). ``scores``: each pick's score
+    (complexity times decayed diversity) at the moment it was picked. ``shortfall``: how many
+    fewer than ``budget`` were picked because too few valid candidates exist.
+    ``n_candidates``: samples with a valid complexity; ``n_excluded``: the others (NaN,
+    infinite, <= 0 or >= ``max_complexity``). ``n_evaluations``: row scores computed by the
+    lazy greedy, initial ones included.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    budget: int
+    shortfall: int
+    n_candidates: int
+    n_excluded: int
+    n_evaluations: int
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+def resolve_budget(budget: int | float, n: int) -> int:
+    """A count ``>= 1`` as is, or a fraction in ``(0, 1)`` of ``n`` samples, rounded half up
+    (at least 1)."""
+    if isinstance(budget, bool) or not isinstance(budget, (numbers.Integral, numbers.Real)):
+        raise TypeError(f"budget must be an int or a float fraction, got {type(budget).__name__}")
+    if isinstance(budget, numbers.Integral):
+        if budget < 1:
+            raise InvalidInputError(f"budget must be at least 1, got {budget}")
+        return int(budget)
+    fraction = float(budget)
+    if not 0.0 < fraction < 1.0:
+        raise InvalidInputError(
+            f"a float budget is a fraction of the samples and must be in (0, 1), got {budget!r};"
+            " pass an int for a count"
+        )
+    return max(1, math.floor(fraction * n + 0.5))
+
+
+def _complexity_array(complexity: Any, n: int) -> np.ndarray | None:
+    if complexity is None:
+        return None
+    if isinstance(complexity, (str, bytes, dict)):
+        raise TypeError(f"complexity must be a sequence of numbers, got {type(complexity).__name__}")
+    try:
+        c = np.asarray(complexity, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"complexity must be a sequence of numbers: {exc}") from None
+    if c.ndim != 1:
+        raise InvalidInputError(f"complexity must be one-dimensional, got shape {c.shape}")
+    if c.shape[0] != n:
+        raise InvalidInputError(f"complexity has {c.shape[0]} values for {n} samples")
+    return np.ascontiguousarray(c)
+
+
+def _is_sparse_matrix(obj: Any) -> bool:
+    return isinstance(obj, TfidfMatrix) or (hasattr(obj, "tocsr") and hasattr(obj, "shape"))
+
+
+def select(
+    texts_or_matrix: Sequence[str] | TfidfMatrix | Any,
+    complexity: Any,
+    budget: int | float,
+    *,
+    decay: float = 0.1,
+    ngram_range: tuple[int, int] = (1, 3),
+    variant: str = "sklearn",
+    max_complexity: float | None = 1.0,
+    n_threads: int | None = None,
+) -> Selection:
+    """Greedily pick ``budget`` samples that are complex and diverse (DESIGN 3.4).
+
+    ``texts_or_matrix``: the texts to diversify over (usually the responses), or a
+    :class:`TfidfMatrix` / scipy sparse matrix of non-negative weights, one row per sample.
+    ``complexity``: one number per sample (IFD); candidates are the samples whose complexity is
+    finite, > 0 and < ``max_complexity`` (``None``: no upper bound). ``complexity=None`` gives
+    every sample complexity 1 (pure diversity) and ignores ``max_complexity``.
+    ``budget``: an int count or a float fraction in (0, 1) of all samples. ``decay``: factor in
+    [0, 1) applied to the weight of every n-gram of each picked sample.
+
+    Fewer candidates than the budget: all are picked, ``shortfall`` says how many are missing,
+    and a :class:`~iterit.errors.ShortfallWarning` is issued. Results do not depend on
+    ``n_threads`` (default: all cores, or ``ITERIT_NUM_THREADS``).
+    """
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
+        raise TypeError(f"decay must be a float, got {type(decay).__name__}")
+    if max_complexity is not None and (
+        isinstance(max_complexity, bool) or not isinstance(max_complexity, numbers.Real)
+    ):
+        raise TypeError(f"max_complexity must be a float or None, got {type(max_complexity).__name__}")
+    threads = _default_threads(n_threads)
+    max_c = None if max_complexity is None else float(max_complexity)
+
+    if _is_sparse_matrix(texts_or_matrix):
+        if isinstance(texts_or_matrix, TfidfMatrix):
+            m = texts_or_matrix
+            indptr, indices, data, (n, n_cols) = m.indptr, m.indices, m.data, m.shape
+        else:
+            csr = texts_or_matrix.tocsr()
+            indptr, indices = csr.indptr, csr.indices
+            data = np.ascontiguousarray(csr.data, dtype=np.float64)
+            n, n_cols = csr.shape
+        c = _complexity_array(complexity, n)
+        m_budget = resolve_budget(budget, n)
+        raw = _iterit.select_csr(np.ascontiguousarray(indptr), np.ascontiguousarray(indices),
+                                 data, int(n_cols), c, m_budget, float(decay), max_c, threads)
+    else:
+        lo, hi = _check_ngram_range(ngram_range)
+        variant = _check_variant(variant)
+        lowered = lowercase_texts(texts_or_matrix)
+        n = len(lowered)
+        c = _complexity_array(complexity, n)
+        m_budget = resolve_budget(budget, n)
+        raw = _iterit.select_texts(lowered, word_char_ranges(), (lo, hi), variant, c, m_budget,
+                                   float(decay), max_c, threads)
+    indices, scores, shortfall, n_candidates, n_evaluations = raw
+    if shortfall:
+        warnings.warn(
+            f"only {n_candidates} valid candidates for a budget of {m_budget}: all were picked,"
+            f" {shortfall} short",
+            ShortfallWarning,
+            stacklevel=2,
+        )
+    return Selection(indices=indices, scores=scores, budget=m_budget, shortfall=shortfall,
+                     n_candidates=n_candidates, n_excluded=n - n_candidates,
+                     n_evaluations=n_evaluations)

@@ -1,0 +1,353 @@
+//! Greedy selection with decay (DESIGN 3.4), as a lazy greedy over a max-heap of stale upper
+//! bounds.
+//!
+//! `score[i] = c[i] * sum_g alpha[g] * w[i, g]`; after each pick every n-gram of the picked
+//! row has its `alpha` multiplied by the decay. Scores never increase (every product shrinks
+//! or stays, and a correctly rounded sum is monotone), so a heap entry's score is an upper
+//! bound of the sample's current score. Popping the top and re-scoring it only when it is
+//! stale picks exactly the samples, in exactly the order, that re-scoring every candidate at
+//! every step would, including tie-breaking (larger score, then larger complexity, then smaller
+//! index), because sums are correctly rounded and so bit-identical however they are ordered.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::exact_sum::ExactSum;
+
+/// Integer types a CSR matrix can use for `indptr` and `indices` (numpy/scipy give int32 or
+/// int64; the core's own matrices use i64 and i32).
+pub trait Index: Copy + Send + Sync {
+    fn to_usize(self) -> Option<usize>;
+}
+
+macro_rules! impl_index {
+    ($($t:ty),*) => {$(
+        impl Index for $t {
+            #[inline]
+            fn to_usize(self) -> Option<usize> {
+                usize::try_from(self).ok()
+            }
+        }
+    )*};
+}
+impl_index!(i32, i64, u32, u64, usize);
+
+/// A borrowed CSR matrix of non-negative weights, one row per sample.
+#[derive(Clone, Copy, Debug)]
+pub struct CsrRows<'a, P: Index, I: Index> {
+    pub n_cols: usize,
+    pub indptr: &'a [P],
+    pub indices: &'a [I],
+    pub data: &'a [f64],
+}
+
+impl<P: Index, I: Index> CsrRows<'_, P, I> {
+    pub fn n_rows(&self) -> usize {
+        self.indptr.len().saturating_sub(1)
+    }
+
+    /// Checks the structure and values; returns whether every row's columns are strictly
+    /// increasing (no duplicates), which the selector relies on to decay each n-gram once.
+    pub fn validate(&self) -> Result<bool> {
+        let bad = |m: String| Err(Error::InvalidInput(m));
+        if self.indptr.is_empty() {
+            return bad("indptr must have n_rows + 1 entries, got an empty array".into());
+        }
+        if self.indices.len() != self.data.len() {
+            return bad(format!(
+                "indices and data differ in length ({} vs {})",
+                self.indices.len(),
+                self.data.len()
+            ));
+        }
+        let mut prev = 0usize;
+        for (i, &p) in self.indptr.iter().enumerate() {
+            let Some(p) = p.to_usize() else {
+                return bad(format!("indptr[{i}] is negative"));
+            };
+            if (i == 0 && p != 0) || p < prev {
+                return bad(format!(
+                    "indptr must start at 0 and never decrease (indptr[{i}] = {p})"
+                ));
+            }
+            prev = p;
+        }
+        if prev != self.data.len() {
+            return bad(format!(
+                "indptr ends at {prev} but there are {} stored entries",
+                self.data.len()
+            ));
+        }
+        let n_cols = self.n_cols;
+        let canonical = (0..self.n_rows())
+            .into_par_iter()
+            .map(|r| -> Result<bool> {
+                let (s, e) = self.row_bounds(r);
+                let mut last: Option<usize> = None;
+                let mut sorted = true;
+                for k in s..e {
+                    let c = self.indices[k]
+                        .to_usize()
+                        .filter(|&c| c < n_cols)
+                        .ok_or_else(|| {
+                            Error::InvalidInput(format!(
+                                "row {r}: column index at position {k} is outside [0, {n_cols})"
+                            ))
+                        })?;
+                    let w = self.data[k];
+                    if !(w.is_finite() && w >= 0.0) {
+                        return Err(Error::InvalidInput(format!(
+                            "row {r}: weight {w} at position {k} is not finite and >= 0"
+                        )));
+                    }
+                    sorted &= last.is_none_or(|l| c > l);
+                    last = Some(c);
+                }
+                Ok(sorted)
+            })
+            .try_reduce(|| true, |a, b| Ok(a && b))?;
+        Ok(canonical)
+    }
+
+    #[inline]
+    fn row_bounds(&self, r: usize) -> (usize, usize) {
+        // Validated: both ends fit in usize.
+        (
+            self.indptr[r].to_usize().unwrap_or(0),
+            self.indptr[r + 1].to_usize().unwrap_or(0),
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SelectOptions {
+    /// How many samples to pick (>= 1).
+    pub budget: usize,
+    /// Factor applied to the weight of every n-gram of a picked sample, in [0, 1).
+    pub decay: f64,
+    /// Candidates need `complexity < max_complexity` (IFD >= 1 means the prompt does not help).
+    pub max_complexity: Option<f64>,
+}
+
+/// Picked rows in pick order, each with its score at the moment it was picked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub indices: Vec<i64>,
+    pub scores: Vec<f64>,
+    /// `budget - picked` when fewer candidates than the budget exist, else 0.
+    pub shortfall: usize,
+    /// Rows with a valid complexity (finite, > 0, < max_complexity).
+    pub n_candidates: usize,
+    /// Row scores computed, the initial ones included (work done by the lazy greedy).
+    pub n_evaluations: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    score: f64,
+    complexity: f64,
+    row: usize,
+    /// Number of picks made when `score` was computed.
+    stamp: usize,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(self.complexity.total_cmp(&other.complexity))
+            .then(other.row.cmp(&self.row))
+    }
+}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+
+/// Whether a complexity makes its sample a candidate.
+pub fn is_candidate(c: f64, max_complexity: Option<f64>) -> bool {
+    c.is_finite() && c > 0.0 && max_complexity.is_none_or(|m| c < m)
+}
+
+/// Sums duplicate columns of each row (scipy's canonical form) so each n-gram decays once.
+fn canonicalise<P: Index, I: Index>(
+    rows: &CsrRows<'_, P, I>,
+) -> (Vec<usize>, Vec<usize>, Vec<f64>) {
+    let mut indptr = vec![0usize];
+    let mut indices = Vec::with_capacity(rows.data.len());
+    let mut data = Vec::with_capacity(rows.data.len());
+    for r in 0..rows.n_rows() {
+        let (s, e) = rows.row_bounds(r);
+        let mut entries: Vec<(usize, f64)> = (s..e)
+            .map(|k| (rows.indices[k].to_usize().unwrap_or(0), rows.data[k]))
+            .collect();
+        entries.sort_by_key(|&(c, _)| c);
+        let mut k = 0;
+        while k < entries.len() {
+            let c = entries[k].0;
+            let mut acc = ExactSum::new();
+            while k < entries.len() && entries[k].0 == c {
+                acc.add(entries[k].1);
+                k += 1;
+            }
+            indices.push(c);
+            data.push(acc.value());
+        }
+        indptr.push(indices.len());
+    }
+    (indptr, indices, data)
+}
+
+/// Picks up to `opts.budget` rows (DESIGN 3.4). `complexity = None` gives every row
+/// complexity 1 (pure diversity) and ignores `max_complexity`.
+pub fn select<P: Index, I: Index>(
+    rows: &CsrRows<'_, P, I>,
+    complexity: Option<&[f64]>,
+    opts: &SelectOptions,
+) -> Result<Selection> {
+    if opts.budget == 0 {
+        return Err(Error::InvalidArgument("budget must be at least 1".into()));
+    }
+    if !(opts.decay.is_finite() && (0.0..1.0).contains(&opts.decay)) {
+        return Err(Error::InvalidArgument(format!(
+            "decay must be in [0, 1), got {}",
+            opts.decay
+        )));
+    }
+    if let Some(m) = opts.max_complexity {
+        if m.is_nan() || m <= 0.0 {
+            return Err(Error::InvalidArgument(format!(
+                "max_complexity must be > 0 (or None), got {m}"
+            )));
+        }
+    }
+    let canonical = rows.validate()?;
+    let n_rows = rows.n_rows();
+    if let Some(c) = complexity {
+        if c.len() != n_rows {
+            return Err(Error::InvalidInput(format!(
+                "complexity has {} values for {n_rows} samples",
+                c.len()
+            )));
+        }
+    }
+    if canonical {
+        let view = RowView {
+            bounds: |r: usize| rows.row_bounds(r),
+            col: |k: usize| rows.indices[k].to_usize().unwrap_or(0),
+            data: rows.data,
+        };
+        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts)
+    } else {
+        let (indptr, indices, data) = canonicalise(rows);
+        let view = RowView {
+            bounds: |r| (indptr[r], indptr[r + 1]),
+            col: |k| indices[k],
+            data: &data,
+        };
+        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts)
+    }
+}
+
+/// Row access independent of the index types, resolved at compile time.
+struct RowView<'a, B, C> {
+    bounds: B,
+    col: C,
+    data: &'a [f64],
+}
+
+impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> RowView<'_, B, C> {
+    #[inline]
+    fn diversity(&self, r: usize, alpha: &[f64], acc: &mut ExactSum) -> f64 {
+        let (s, e) = (self.bounds)(r);
+        acc.clear();
+        for k in s..e {
+            acc.add(alpha[(self.col)(k)] * self.data[k]);
+        }
+        acc.value()
+    }
+}
+
+fn lazy_greedy<B, C>(
+    view: &RowView<'_, B, C>,
+    n_rows: usize,
+    n_cols: usize,
+    complexity: Option<&[f64]>,
+    opts: &SelectOptions,
+) -> Result<Selection>
+where
+    B: Fn(usize) -> (usize, usize) + Sync,
+    C: Fn(usize) -> usize + Sync,
+{
+    let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
+    let max_c = complexity.and(opts.max_complexity);
+    let mut alpha = vec![1.0f64; n_cols];
+
+    let initial: Vec<Entry> = (0..n_rows)
+        .into_par_iter()
+        .filter(|&r| is_candidate(c_of(r), max_c))
+        .map_init(ExactSum::new, |acc, r| {
+            let c = c_of(r);
+            Entry {
+                score: c * view.diversity(r, &alpha, acc),
+                complexity: c,
+                row: r,
+                stamp: 0,
+            }
+        })
+        .collect();
+    let n_candidates = initial.len();
+    let mut n_evaluations = n_candidates as u64;
+    let mut heap = BinaryHeap::from(initial);
+
+    let target = opts.budget.min(n_candidates);
+    let mut indices = Vec::with_capacity(target);
+    let mut scores = Vec::with_capacity(target);
+    let mut acc = ExactSum::new();
+    while indices.len() < target {
+        let Some(top) = heap.pop() else { break };
+        let picked = indices.len();
+        let score = if top.stamp == picked {
+            top.score
+        } else {
+            let fresh = top.complexity * view.diversity(top.row, &alpha, &mut acc);
+            n_evaluations += 1;
+            if fresh != top.score {
+                // Still an upper bound for later; equal means it is the maximum right now.
+                heap.push(Entry {
+                    score: fresh,
+                    stamp: picked,
+                    ..top
+                });
+                continue;
+            }
+            fresh
+        };
+        indices.push(top.row as i64);
+        scores.push(score);
+        let (s, e) = (view.bounds)(top.row);
+        for k in s..e {
+            alpha[(view.col)(k)] *= opts.decay;
+        }
+    }
+    Ok(Selection {
+        shortfall: opts.budget - indices.len(),
+        indices,
+        scores,
+        n_candidates,
+        n_evaluations,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,467 @@
+//! N-gram extraction and TF-IDF rows (DESIGN 3.3).
+//!
+//! Tokens are interned to `u32` ids in order of first occurrence, and an n-gram of length
+//! `n > 1` is interned as the pair (id of its (n-1)-gram prefix, id of its last token), so no
+//! string is built per occurrence and the vocabulary is exact (no hashing collisions). Columns
+//! are numbered by n-gram length, then by first occurrence in document order. Row sums use
+//! [`crate::exact_sum`], so the weights do not depend on column order.
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::exact_sum::ExactSum;
+use crate::text::WordChars;
+
+/// The largest n-gram length accepted; longer n-grams are almost always unique per document
+/// and only cost memory.
+pub const MAX_NGRAM: usize = 16;
+
+/// How a count becomes a weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// scikit-learn's `TfidfVectorizer` defaults: raw counts, smooth idf
+    /// `ln((1 + n) / (1 + df)) + 1`, rows L2-normalised.
+    Sklearn,
+    /// The paper's Eq. 5: `tf = count / total n-gram count of the text`, `idf = ln(n / df)`,
+    /// no normalisation.
+    Paper,
+}
+
+impl std::str::FromStr for Variant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sklearn" => Ok(Variant::Sklearn),
+            "paper" => Ok(Variant::Paper),
+            other => Err(Error::InvalidArgument(format!(
+                "variant must be 'sklearn' or 'paper', got {other:?}"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TfidfOptions {
+    /// Inclusive range of n-gram lengths, `1 <= min <= max <= MAX_NGRAM`.
+    pub ngram_range: (usize, usize),
+    pub variant: Variant,
+    /// Keep what is needed to name every column ([`TfidfMatrix::ngram`]); costs memory.
+    pub keep_vocabulary: bool,
+}
+
+impl Default for TfidfOptions {
+    fn default() -> Self {
+        Self {
+            ngram_range: (1, 3),
+            variant: Variant::Sklearn,
+            keep_vocabulary: true,
+        }
+    }
+}
+
+/// Names the columns of a [`TfidfMatrix`]: the interned tokens and, for each n-gram length
+/// `n >= 2`, the (prefix id, token id) pair of every n-gram id.
+#[derive(Clone, Debug)]
+pub struct NgramNames {
+    tokens: Vec<String>,
+    /// `pairs[n - 2][id]` for n-grams of length `n >= 2`.
+    pairs: Vec<Vec<(u32, u32)>>,
+    /// `column_starts[k]` is the first column of n-grams of length `ngram_range.0 + k`.
+    column_starts: Vec<usize>,
+    ngram_range: (usize, usize),
+    n_cols: usize,
+}
+
+impl NgramNames {
+    pub fn len(&self) -> usize {
+        self.n_cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_cols == 0
+    }
+
+    /// The n-gram of column `col`, words joined by one space (as scikit-learn names features).
+    pub fn get(&self, col: usize) -> Option<String> {
+        if col >= self.n_cols {
+            return None;
+        }
+        let level = self.column_starts.partition_point(|&start| start <= col) - 1;
+        let n = self.ngram_range.0 + level;
+        let mut id = (col - self.column_starts[level]) as u32;
+        let mut words = Vec::with_capacity(n);
+        for len in (2..=n).rev() {
+            let (prefix, token) = self.pairs[len - 2][id as usize];
+            words.push(self.tokens[token as usize].as_str());
+            id = prefix;
+        }
+        words.push(self.tokens[id as usize].as_str());
+        words.reverse();
+        Some(words.join(" "))
+    }
+
+    /// Every column's n-gram, in column order.
+    pub fn to_vec(&self) -> Vec<String> {
+        (0..self.n_cols)
+            .map(|c| self.get(c).expect("column in range"))
+            .collect()
+    }
+}
+
+/// TF-IDF weights in CSR form: row `i` holds columns `indices[indptr[i]..indptr[i + 1]]`
+/// (strictly increasing) with weights `data[..]`.
+#[derive(Clone, Debug)]
+pub struct TfidfMatrix {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<i64>,
+    pub indices: Vec<i32>,
+    pub data: Vec<f64>,
+    /// Number of documents containing each column's n-gram.
+    pub document_frequency: Vec<u32>,
+    /// Present when [`TfidfOptions::keep_vocabulary`] was set.
+    pub names: Option<NgramNames>,
+}
+
+impl TfidfMatrix {
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn rows(&self) -> crate::select::CsrRows<'_, i64, i32> {
+        crate::select::CsrRows {
+            n_cols: self.n_cols,
+            indptr: &self.indptr,
+            indices: &self.indices,
+            data: &self.data,
+        }
+    }
+}
+
+fn to_u32(n: usize, what: &str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Capacity(format!("more than {} {what}", u32::MAX)))
+}
+
+/// Per-document arrays of ids, flattened: document `d` owns `ids[offsets[d]..offsets[d + 1]]`.
+struct Ragged {
+    offsets: Vec<usize>,
+    ids: Vec<u32>,
+}
+
+impl Ragged {
+    fn doc(&self, d: usize) -> &[u32] {
+        &self.ids[self.offsets[d]..self.offsets[d + 1]]
+    }
+}
+
+/// Token ids of every document, interned in order of first occurrence.
+fn intern_tokens<'t>(texts: &[&'t str], words: &WordChars) -> Result<(Ragged, Vec<&'t str>)> {
+    let mut index: HashMap<&'t str, u32> = HashMap::new();
+    let mut tokens: Vec<&'t str> = Vec::new();
+    let mut offsets = Vec::with_capacity(texts.len() + 1);
+    offsets.push(0);
+    let mut ids = Vec::new();
+    let mut overflow = false;
+    for text in texts {
+        words.for_each_token(text, |token| {
+            let next = tokens.len();
+            let id = *index.entry(token).or_insert_with(|| {
+                tokens.push(token);
+                next as u32
+            });
+            overflow |= next > u32::MAX as usize;
+            ids.push(id);
+        });
+        offsets.push(ids.len());
+    }
+    if overflow {
+        return Err(Error::Capacity(format!(
+            "more than {} distinct tokens",
+            u32::MAX
+        )));
+    }
+    Ok((Ragged { offsets, ids }, tokens))
+}
+
+/// Ids of the n-grams of length `n` given those of length `n - 1` (`prev`) and the tokens.
+fn intern_next_level(
+    tokens: &Ragged,
+    prev: &Ragged,
+    n: usize,
+) -> Result<(Ragged, Vec<(u32, u32)>)> {
+    let n_docs = tokens.offsets.len() - 1;
+    let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut offsets = Vec::with_capacity(n_docs + 1);
+    offsets.push(0);
+    let mut ids = Vec::with_capacity(prev.ids.len());
+    for d in 0..n_docs {
+        let toks = tokens.doc(d);
+        let prefixes = prev.doc(d);
+        // An n-gram starting at p is the (n-1)-gram starting at p plus token p + n - 1.
+        for p in 0..toks.len().saturating_sub(n - 1) {
+            let pair = (prefixes[p], toks[p + n - 1]);
+            let key = (u64::from(pair.0) << 32) | u64::from(pair.1);
+            let next = pairs.len();
+            let id = *index.entry(key).or_insert_with(|| {
+                pairs.push(pair);
+                next as u32
+            });
+            ids.push(id);
+        }
+        offsets.push(ids.len());
+    }
+    to_u32(pairs.len(), "distinct n-grams of one length")?;
+    Ok((Ragged { offsets, ids }, pairs))
+}
+
+/// TF-IDF rows of `texts` (already lowercased by the caller, see [`crate::text`]).
+pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<TfidfMatrix> {
+    let (min_n, max_n) = opts.ngram_range;
+    if min_n < 1 || min_n > max_n || max_n > MAX_NGRAM {
+        return Err(Error::InvalidArgument(format!(
+            "ngram_range must satisfy 1 <= min <= max <= {MAX_NGRAM}, got ({min_n}, {max_n})"
+        )));
+    }
+    let n_docs = texts.len();
+    let (token_ids, tokens) = intern_tokens(texts, words)?;
+
+    // levels[n - 1] holds the ids of the n-grams of length n; levels[0] are the tokens.
+    let mut levels: Vec<Ragged> = Vec::with_capacity(max_n);
+    let mut level_sizes = vec![tokens.len()];
+    let mut pairs_by_level = Vec::new();
+    levels.push(token_ids);
+    for n in 2..=max_n {
+        let (level, pairs) = intern_next_level(&levels[0], &levels[n - 2], n)?;
+        level_sizes.push(pairs.len());
+        levels.push(level);
+        pairs_by_level.push(pairs);
+    }
+
+    let mut column_starts = Vec::with_capacity(max_n - min_n + 1);
+    let mut n_cols = 0usize;
+    for size in &level_sizes[min_n - 1..] {
+        column_starts.push(n_cols);
+        n_cols += size;
+    }
+    if n_cols > i32::MAX as usize {
+        return Err(Error::Capacity(format!(
+            "{n_cols} distinct n-grams exceed the {} columns a CSR matrix with int32 indices holds",
+            i32::MAX
+        )));
+    }
+
+    // Sorted (column, count) pairs of every document.
+    let rows: Vec<Vec<(i32, u32)>> = (0..n_docs)
+        .into_par_iter()
+        .map(|d| {
+            let mut cols: Vec<i32> = Vec::new();
+            for (k, level) in levels[min_n - 1..].iter().enumerate() {
+                let start = column_starts[k] as i32;
+                cols.extend(level.doc(d).iter().map(|&id| start + id as i32));
+            }
+            cols.sort_unstable();
+            let mut row: Vec<(i32, u32)> = Vec::new();
+            for c in cols {
+                match row.last_mut() {
+                    Some((last, count)) if *last == c => *count += 1,
+                    _ => row.push((c, 1)),
+                }
+            }
+            row
+        })
+        .collect();
+    drop(levels);
+
+    let mut indptr = Vec::with_capacity(n_docs + 1);
+    indptr.push(0i64);
+    let nnz: usize = rows.iter().map(Vec::len).sum();
+    let mut indices = Vec::with_capacity(nnz);
+    let mut counts = Vec::with_capacity(nnz);
+    let mut document_frequency = vec![0u32; n_cols];
+    for row in &rows {
+        for &(c, count) in row {
+            indices.push(c);
+            counts.push(count);
+            document_frequency[c as usize] += 1;
+        }
+        indptr.push(indices.len() as i64);
+    }
+    drop(rows);
+
+    let n = n_docs as f64;
+    let idf: Vec<f64> = document_frequency
+        .par_iter()
+        .map(|&df| match opts.variant {
+            Variant::Sklearn => ((n + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0,
+            Variant::Paper => (n / f64::from(df)).ln(),
+        })
+        .collect();
+
+    let mut data = vec![0.0f64; nnz];
+    let mut row_slices: Vec<(&mut [f64], usize, usize)> = Vec::with_capacity(n_docs);
+    let mut rest: &mut [f64] = &mut data;
+    for d in 0..n_docs {
+        let (start, end) = (indptr[d] as usize, indptr[d + 1] as usize);
+        let (head, tail) = rest.split_at_mut(end - start);
+        row_slices.push((head, start, end));
+        rest = tail;
+    }
+    row_slices
+        .into_par_iter()
+        .for_each_init(ExactSum::new, |acc, (out, start, end)| {
+            let cols = &indices[start..end];
+            let cnts = &counts[start..end];
+            match opts.variant {
+                Variant::Sklearn => {
+                    acc.clear();
+                    for ((w, &c), &count) in out.iter_mut().zip(cols).zip(cnts) {
+                        *w = f64::from(count) * idf[c as usize];
+                        acc.add(*w * *w);
+                    }
+                    let norm = acc.value().sqrt();
+                    if norm > 0.0 {
+                        for w in out.iter_mut() {
+                            *w /= norm;
+                        }
+                    }
+                }
+                Variant::Paper => {
+                    let total: u64 = cnts.iter().map(|&c| u64::from(c)).sum();
+                    for ((w, &c), &count) in out.iter_mut().zip(cols).zip(cnts) {
+                        *w = (f64::from(count) / total as f64) * idf[c as usize];
+                    }
+                }
+            }
+        });
+
+    let names = opts.keep_vocabulary.then(|| NgramNames {
+        tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+        pairs: pairs_by_level,
+        column_starts,
+        ngram_range: opts.ngram_range,
+        n_cols,
+    });
+    Ok(TfidfMatrix {
+        n_rows: n_docs,
+        n_cols,
+        indptr,
+        indices,
+        data,
+        document_frequency,
+        names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(texts: &[&str], range: (usize, usize), variant: Variant) -> TfidfMatrix {
+        let opts = TfidfOptions {
+            ngram_range: range,
+            variant,
+            keep_vocabulary: true,
+        };
+        tfidf(texts, &WordChars::ascii(), &opts).unwrap()
+    }
+
+    fn row(m: &TfidfMatrix, i: usize) -> Vec<(String, f64)> {
+        let (s, e) = (m.indptr[i] as usize, m.indptr[i + 1] as usize);
+        let mut r: Vec<_> = (s..e)
+            .map(|k| {
+                (
+                    m.names
+                        .as_ref()
+                        .unwrap()
+                        .get(m.indices[k] as usize)
+                        .unwrap(),
+                    m.data[k],
+                )
+            })
+            .collect();
+        r.sort_by(|a, b| a.0.cmp(&b.0));
+        r
+    }
+
+    #[test]
+    fn vocabulary_names_every_ngram() {
+        let m = run(&["aa bb cc", "bb cc dd"], (1, 3), Variant::Sklearn);
+        let mut v = m.names.as_ref().unwrap().to_vec();
+        v.sort();
+        let expected = [
+            "aa", "aa bb", "aa bb cc", "bb", "bb cc", "bb cc dd", "cc", "cc dd", "dd",
+        ];
+        assert_eq!(v, expected);
+        assert_eq!(m.document_frequency.iter().sum::<u32>(), 12);
+    }
+
+    #[test]
+    fn sklearn_weights_by_hand() {
+        // Two documents, unigrams only: "aa aa bb" and "bb".
+        let m = run(&["aa aa bb", "bb"], (1, 1), Variant::Sklearn);
+        let idf_aa = (3.0f64 / 2.0).ln() + 1.0;
+        let idf_bb = 1.0;
+        let (va, vb) = (2.0 * idf_aa, idf_bb);
+        let norm = (va * va + vb * vb).sqrt();
+        let r = row(&m, 0);
+        assert!((r[0].1 - va / norm).abs() < 1e-15);
+        assert!((r[1].1 - vb / norm).abs() < 1e-15);
+        assert_eq!(row(&m, 1), vec![("bb".to_string(), 1.0)]);
+    }
+
+    #[test]
+    fn paper_weights_by_hand() {
+        let m = run(&["aa aa bb", "bb"], (1, 1), Variant::Paper);
+        let r = row(&m, 0);
+        assert_eq!(r[0].1, (2.0 / 3.0) * 2.0f64.ln());
+        assert_eq!(r[1].1, 0.0);
+    }
+
+    #[test]
+    fn empty_and_short_documents() {
+        let m = run(&["", "a", "aa", "aa bb"], (2, 3), Variant::Sklearn);
+        assert_eq!(m.indptr, vec![0, 0, 0, 0, 1]);
+        assert_eq!(m.names.as_ref().unwrap().to_vec(), vec!["aa bb"]);
+        let none = run(&[], (1, 3), Variant::Sklearn);
+        assert_eq!(
+            (none.n_rows, none.n_cols, none.indptr.clone()),
+            (0, 0, vec![0])
+        );
+    }
+
+    #[test]
+    fn rejects_bad_ngram_ranges() {
+        for range in [(0, 1), (2, 1), (1, MAX_NGRAM + 1)] {
+            let opts = TfidfOptions {
+                ngram_range: range,
+                ..Default::default()
+            };
+            assert!(matches!(
+                tfidf(&["aa"], &WordChars::ascii(), &opts),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn thread_count_does_not_change_anything() {
+        let texts: Vec<String> = (0..300)
+            .map(|i| format!("w{} w{} common w{} tail{}", i % 7, i % 11, i % 5, i % 3))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let opts = TfidfOptions::default();
+        let one = crate::with_threads(Some(1), || tfidf(&refs, &WordChars::ascii(), &opts))
+            .unwrap()
+            .unwrap();
+        let four = crate::with_threads(Some(4), || tfidf(&refs, &WordChars::ascii(), &opts))
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.indices, four.indices);
+        assert_eq!(
+            one.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            four.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,0 +1,66 @@
+"""Tokens are defined by Python: the word-character table and lowercasing come from the running
+interpreter, whatever Unicode version Rust's own tables follow."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import iterit
+from iterit.text import TOKEN_PATTERN, lowercase_texts, word_char_ranges
+
+# Characters where Rust's and Python's notions differ, or where lowercasing is contextual.
+TRICKY = list("aAb_1 \t\n.,-") + [
+    "Σ", "σ", "ς", "İ", "ı", "\u0301", "\u0345", "²", "½", "٣", "ǅ", "ß", "ẞ", "Ⅻ", "〇",
+    "\u200d", "\u00a0", "ㄱ", "字", "\U0001f600", "\U00010400", "\u1e9e", "\u0130", "ﬁ",
+]
+tricky_text = st.text(alphabet=st.sampled_from(TRICKY), max_size=40)
+any_text = st.one_of(st.text(max_size=40), tricky_text)
+
+
+def test_word_char_table_is_pythons_w() -> None:
+    ranges = word_char_ranges().reshape(-1, 2)
+    is_word = np.zeros(0x110000, dtype=bool)
+    for start, end in ranges:
+        is_word[start:end] = True
+    sample = list(range(0, 0x3000)) + list(range(0x10000, 0x10500)) + [0x1F600, 0x20000, 0xE0100]
+    for cp in sample:
+        if 0xD800 <= cp < 0xE000:
+            continue
+        assert is_word[cp] == bool(re.match(r"\w", chr(cp))), hex(cp)
+
+
+@given(st.characters())
+def test_word_char_table_on_any_character(ch: str) -> None:
+    cp = ord(ch)
+    ranges = word_char_ranges().reshape(-1, 2)
+    inside = bool(((ranges[:, 0] <= cp) & (cp < ranges[:, 1])).any())
+    assert inside == (ch.isalnum() or ch == "_")
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_text)
+def test_unigrams_are_pythons_tokens(text: str) -> None:
+    expected = re.findall(TOKEN_PATTERN, text.lower())
+    m = iterit.tfidf([text], ngram_range=(1, 1))
+    assert sorted(m.vocabulary()) == sorted(set(expected))
+    # df is 1 per distinct token; the number of distinct columns is the number of distinct tokens.
+    assert m.shape == (1, len(set(expected)))
+
+
+def test_final_sigma_follows_python_lowercasing() -> None:
+    assert iterit.tfidf(["ΟΔΟΣ ΟΔΟΣ."], ngram_range=(1, 1)).vocabulary() == ["οδος"]
+
+
+def test_lowercase_texts_rejects_non_strings_by_position() -> None:
+    with pytest.raises(TypeError, match=r"texts\[2\] is bytes"):
+        lowercase_texts(["a", "b", b"c"])
+    with pytest.raises(TypeError, match=r"texts\[0\] is int"):
+        lowercase_texts([3])
+    with pytest.raises(TypeError, match="single str"):
+        lowercase_texts("not a list")
+    assert lowercase_texts(t for t in ["A", "B"]) == ["a", "b"]
