@@ -21,15 +21,20 @@ SMALL_WORDS = st.sampled_from(["aa", "bb", "cc", "dd", "Aa", "éé", "x", "ΟΔ�
 # Few distinct words: repeated n-grams, duplicate texts and exact ties are common.
 small_text = st.lists(SMALL_WORDS, max_size=8).map(" ".join)
 texts_strategy = st.lists(st.one_of(small_text, any_text), min_size=1, max_size=12)
-complexity_value = st.sampled_from([0.5, 0.5, 0.25, 0.9, 0.99, 1.0, 1.5, 0.0, -0.2, math.nan,
-                                    math.inf, 0.7, 0.3333333333333333])
+complexity_value = st.sampled_from(
+    [0.5, 0.5, 0.25, 0.9, 0.99, 1.0, 1.5, 0.0, -0.2, math.nan, math.inf, 0.7, 0.3333333333333333]
+)
 
 
 def rows_of(m: iterit.TfidfMatrix) -> list[dict[str, float]]:
     vocab = m.vocabulary()
     return [
-        {vocab[j]: float(m.data[k]) for k, j in
-         zip(range(m.indptr[i], m.indptr[i + 1]), m.indices[m.indptr[i] : m.indptr[i + 1]])}
+        {
+            vocab[j]: float(m.data[k])
+            for k, j in zip(
+                range(m.indptr[i], m.indptr[i + 1]), m.indices[m.indptr[i] : m.indptr[i + 1]]
+            )
+        }
         for i in range(m.shape[0])
     ]
 
@@ -88,8 +93,9 @@ def test_tfidf_matrix_api() -> None:
     assert m.data.dtype == np.float64 and m.shape[0] == 3 and m.indptr[-1] == m.nnz
     assert m.vocabulary()[:2] == ["the", "cat"]
     s = m.to_scipy()
-    assert s.shape == m.shape and np.allclose(np.asarray(s.multiply(s).sum(axis=1)).ravel(),
-                                              [1, 1, 0])
+    assert s.shape == m.shape and np.allclose(
+        np.asarray(s.multiply(s).sum(axis=1)).ravel(), [1, 1, 0]
+    )
     assert "TfidfMatrix(shape=(3," in repr(m)
 
 
@@ -115,8 +121,9 @@ def test_tfidf_rejects_bad_arguments(kwargs, error) -> None:
 @st.composite
 def selection_inputs(draw):
     texts = draw(texts_strategy)
-    complexity = draw(st.one_of(st.none(), st.lists(complexity_value, min_size=len(texts),
-                                                    max_size=len(texts))))
+    complexity = draw(
+        st.one_of(st.none(), st.lists(complexity_value, min_size=len(texts), max_size=len(texts)))
+    )
     budget = draw(st.integers(min_value=1, max_value=len(texts) + 3))
     decay = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))
     return texts, complexity, budget, decay
@@ -149,7 +156,8 @@ def test_select_on_matrix_and_scipy_equals_on_texts(inputs) -> None:
         on_matrix = iterit.select(m, complexity, budget, decay=decay)
         on_scipy = iterit.select(m.to_scipy(), complexity, budget, decay=decay)
         sixty_four = scipy.sparse.csr_matrix(
-            (m.data, m.indices.astype(np.int64), m.indptr), shape=m.shape)
+            (m.data, m.indices.astype(np.int64), m.indptr), shape=m.shape
+        )
         on_int64 = iterit.select(sixty_four, complexity, budget, decay=decay)
     for other in (on_matrix, on_scipy, on_int64):
         assert other.indices.tolist() == on_texts.indices.tolist()
@@ -235,16 +243,19 @@ def test_select_rejects_malformed_matrices() -> None:
     negative.data[0] = -0.5
     with pytest.raises(iterit.InvalidInputError, match="not finite and >= 0"):
         iterit.select(negative, None, 1)
-    bad = iterit.TfidfMatrix(np.array([0, 1], dtype=np.int64), np.array([5], dtype=np.int32),
-                             np.array([1.0]), (1, 2))
+    bad = iterit.TfidfMatrix(
+        np.array([0, 1], dtype=np.int64), np.array([5], dtype=np.int32), np.array([1.0]), (1, 2)
+    )
     with pytest.raises(iterit.InvalidInputError, match="outside"):
         iterit.select(bad, None, 1)
-    short = iterit.TfidfMatrix(np.array([0, 2], dtype=np.int64), np.array([0], dtype=np.int32),
-                               np.array([1.0]), (1, 2))
+    short = iterit.TfidfMatrix(
+        np.array([0, 2], dtype=np.int64), np.array([0], dtype=np.int32), np.array([1.0]), (1, 2)
+    )
     with pytest.raises(iterit.InvalidInputError):
         iterit.select(short, None, 1)
-    floats = iterit.TfidfMatrix(np.array([0.0, 1.0]), np.array([0], dtype=np.int32),
-                                np.array([1.0]), (1, 2))
+    floats = iterit.TfidfMatrix(
+        np.array([0.0, 1.0]), np.array([0], dtype=np.int32), np.array([1.0]), (1, 2)
+    )
     with pytest.raises(TypeError, match="indptr"):
         iterit.select(floats, None, 1)
 

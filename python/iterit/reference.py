@@ -42,11 +42,14 @@ def ngrams(text: str, ngram_range: tuple[int, int] = (1, 3)) -> list[str]:
     """Every n-gram of ``text`` with n in ``ngram_range``, words joined by one space."""
     words = tokens(text)
     lo, hi = ngram_range
-    return [" ".join(words[i : i + n]) for n in range(lo, hi + 1) for i in range(len(words) - n + 1)]
+    return [
+        " ".join(words[i : i + n]) for n in range(lo, hi + 1) for i in range(len(words) - n + 1)
+    ]
 
 
-def tfidf(texts: Sequence[str], ngram_range: tuple[int, int] = (1, 3),
-          variant: str = "sklearn") -> list[Row]:
+def tfidf(
+    texts: Sequence[str], ngram_range: tuple[int, int] = (1, 3), variant: str = "sklearn"
+) -> list[Row]:
     """One ``{n-gram: weight}`` dict per text (DESIGN 3.3)."""
     counts = [Counter(ngrams(text, ngram_range)) for text in texts]
     n = len(texts)
@@ -91,8 +94,13 @@ def _score(row: Row, c: float, alpha: dict[str, float]) -> float:
     return c * math.fsum(alpha.get(g, 1.0) * w for g, w in row.items())
 
 
-def select_naive(rows: Sequence[Row] | Sequence[str], complexity, budget, decay: float = 0.1,
-                 max_complexity: float | None = 1.0) -> ReferenceSelection:
+def select_naive(
+    rows: Sequence[Row] | Sequence[str],
+    complexity,
+    budget,
+    decay: float = 0.1,
+    max_complexity: float | None = 1.0,
+) -> ReferenceSelection:
     """DESIGN 3.4 literally: recompute every remaining candidate's score at every step.
     ``rows`` are :func:`tfidf` rows, or texts (turned into rows with the defaults)."""
     rows, c, left, m = _prepare(rows, complexity, budget, max_complexity)
@@ -110,8 +118,13 @@ def select_naive(rows: Sequence[Row] | Sequence[str], complexity, budget, decay:
     return ReferenceSelection(picks, scores, m - len(picks), n_candidates)
 
 
-def select(rows: Sequence[Row] | Sequence[str], complexity, budget, decay: float = 0.1,
-           max_complexity: float | None = 1.0) -> ReferenceSelection:
+def select(
+    rows: Sequence[Row] | Sequence[str],
+    complexity,
+    budget,
+    decay: float = 0.1,
+    max_complexity: float | None = 1.0,
+) -> ReferenceSelection:
     """The same picks as :func:`select_naive`, with a heap of stale upper bounds (lazy greedy):
     scores only fall as weights decay, so a popped score that is still current is the maximum."""
     rows, c, candidates, m = _prepare(rows, complexity, budget, max_complexity)
@@ -135,8 +148,9 @@ def select(rows: Sequence[Row] | Sequence[str], complexity, budget, decay: float
     return ReferenceSelection(picks, scores, m - len(picks), len(candidates))
 
 
-def select_numpy(matrix, complexity, budget, decay: float = 0.1,
-                 max_complexity: float | None = 1.0) -> ReferenceSelection:
+def select_numpy(
+    matrix, complexity, budget, decay: float = 0.1, max_complexity: float | None = 1.0
+) -> ReferenceSelection:
     """What a numpy user would write: recompute every score as ``X @ alpha`` at every step.
 
     ``matrix`` is a scipy sparse matrix (e.g. from scikit-learn's ``TfidfVectorizer``). Its sums

@@ -55,8 +55,8 @@ def as_sample(obj: Sample | Mapping[str, Any], index: int | None = None) -> Samp
                 raise ValueError(f"{where}: missing field {name!r}")
             value = ""
         if not isinstance(value, str):
-            raise TypeError(
-                f"{where}: field {name!r} must be a string, got {type(value).__name__}"
-            )
+            raise TypeError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
         values[name] = value
-    return Sample(instruction=values["instruction"], response=values["output"], input=values["input"])
+    return Sample(
+        instruction=values["instruction"], response=values["output"], input=values["input"]
+    )

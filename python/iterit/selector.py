@@ -45,7 +45,9 @@ def _check_ngram_range(ngram_range: Any) -> tuple[int, int]:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"ngram_range must hold two ints, got {ngram_range!r}")
     if not 1 <= lo <= hi:
-        raise InvalidInputError(f"ngram_range must satisfy 1 <= min_n <= max_n, got {ngram_range!r}")
+        raise InvalidInputError(
+            f"ngram_range must satisfy 1 <= min_n <= max_n, got {ngram_range!r}"
+        )
     return int(lo), int(hi)
 
 
@@ -64,8 +66,16 @@ class TfidfMatrix:
     ``TfidfVectorizer(ngram_range=...)`` (``variant="sklearn"``) up to column order.
     """
 
-    __slots__ = ("_names", "data", "document_frequency", "indices", "indptr", "ngram_range",
-                 "shape", "variant")
+    __slots__ = (
+        "_names",
+        "data",
+        "document_frequency",
+        "indices",
+        "indptr",
+        "ngram_range",
+        "shape",
+        "variant",
+    )
 
     def __init__(
         self,
@@ -107,8 +117,10 @@ class TfidfMatrix:
         return scipy.sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
     def __repr__(self) -> str:
-        return (f"TfidfMatrix(shape={self.shape}, nnz={self.nnz}, ngram_range={self.ngram_range},"
-                f" variant={self.variant!r})")
+        return (
+            f"TfidfMatrix(shape={self.shape}, nnz={self.nnz}, ngram_range={self.ngram_range},"
+            f" variant={self.variant!r})"
+        )
 
 
 def tfidf(
@@ -130,8 +142,16 @@ def tfidf(
     indptr, indices, data, df, n_cols, names = _iterit.tfidf(
         lowered, word_char_ranges(), (lo, hi), variant, True, _default_threads(n_threads)
     )
-    return TfidfMatrix(indptr, indices, data, (len(lowered), n_cols), document_frequency=df,
-                       ngram_range=(lo, hi), variant=variant, names=names)
+    return TfidfMatrix(
+        indptr,
+        indices,
+        data,
+        (len(lowered), n_cols),
+        document_frequency=df,
+        ngram_range=(lo, hi),
+        variant=variant,
+        names=names,
+    )
 
 
 @dataclass(frozen=True)
@@ -180,7 +200,9 @@ def _complexity_array(complexity: Any, n: int) -> np.ndarray | None:
     if complexity is None:
         return None
     if isinstance(complexity, (str, bytes, dict)):
-        raise TypeError(f"complexity must be a sequence of numbers, got {type(complexity).__name__}")
+        raise TypeError(
+            f"complexity must be a sequence of numbers, got {type(complexity).__name__}"
+        )
     try:
         c = np.asarray(complexity, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -226,7 +248,9 @@ def select(
     if max_complexity is not None and (
         isinstance(max_complexity, bool) or not isinstance(max_complexity, numbers.Real)
     ):
-        raise TypeError(f"max_complexity must be a float or None, got {type(max_complexity).__name__}")
+        raise TypeError(
+            f"max_complexity must be a float or None, got {type(max_complexity).__name__}"
+        )
     threads = _default_threads(n_threads)
     max_c = None if max_complexity is None else float(max_complexity)
 
@@ -241,8 +265,17 @@ def select(
             n, n_cols = csr.shape
         c = _complexity_array(complexity, n)
         m_budget = resolve_budget(budget, n)
-        raw = _iterit.select_csr(np.ascontiguousarray(indptr), np.ascontiguousarray(indices),
-                                 data, int(n_cols), c, m_budget, float(decay), max_c, threads)
+        raw = _iterit.select_csr(
+            np.ascontiguousarray(indptr),
+            np.ascontiguousarray(indices),
+            data,
+            int(n_cols),
+            c,
+            m_budget,
+            float(decay),
+            max_c,
+            threads,
+        )
     else:
         lo, hi = _check_ngram_range(ngram_range)
         variant = _check_variant(variant)
@@ -250,8 +283,17 @@ def select(
         n = len(lowered)
         c = _complexity_array(complexity, n)
         m_budget = resolve_budget(budget, n)
-        raw = _iterit.select_texts(lowered, word_char_ranges(), (lo, hi), variant, c, m_budget,
-                                   float(decay), max_c, threads)
+        raw = _iterit.select_texts(
+            lowered,
+            word_char_ranges(),
+            (lo, hi),
+            variant,
+            c,
+            m_budget,
+            float(decay),
+            max_c,
+            threads,
+        )
     indices, scores, shortfall, n_candidates, n_evaluations = raw
     if shortfall:
         warnings.warn(
@@ -260,6 +302,12 @@ def select(
             ShortfallWarning,
             stacklevel=2,
         )
-    return Selection(indices=indices, scores=scores, budget=m_budget, shortfall=shortfall,
-                     n_candidates=n_candidates, n_excluded=n - n_candidates,
-                     n_evaluations=n_evaluations)
+    return Selection(
+        indices=indices,
+        scores=scores,
+        budget=m_budget,
+        shortfall=shortfall,
+        n_candidates=n_candidates,
+        n_excluded=n - n_candidates,
+        n_evaluations=n_evaluations,
+    )

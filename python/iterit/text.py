@@ -36,7 +36,9 @@ def word_char_ranges() -> np.ndarray:
 def lowercase_texts(texts: Iterable[str], what: str = "texts") -> list[str]:
     """``str.lower`` of every text; a non-string is a ``TypeError`` naming its position."""
     if isinstance(texts, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of strings, not a single {type(texts).__name__}")
+        raise TypeError(
+            f"{what} must be a sequence of strings, not a single {type(texts).__name__}"
+        )
     if not isinstance(texts, (list, tuple)):
         try:
             texts = list(texts)

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod exact_sum;
+pub mod intern;
 pub mod select;
 pub mod text;
 pub mod tfidf;

@@ -15,7 +15,7 @@ use std::collections::BinaryHeap;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::exact_sum::ExactSum;
+use crate::exact_sum::NonNegativeSum;
 
 /// Integer types a CSR matrix can use for `indptr` and `indices` (numpy/scipy give int32 or
 /// int64; the core's own matrices use i64 and i32).
@@ -195,7 +195,7 @@ fn canonicalise<P: Index, I: Index>(
         let mut k = 0;
         while k < entries.len() {
             let c = entries[k].0;
-            let mut acc = ExactSum::new();
+            let mut acc = NonNegativeSum::new();
             while k < entries.len() && entries[k].0 == c {
                 acc.add(entries[k].1);
                 k += 1;
@@ -268,7 +268,7 @@ struct RowView<'a, B, C> {
 
 impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> RowView<'_, B, C> {
     #[inline]
-    fn diversity(&self, r: usize, alpha: &[f64], acc: &mut ExactSum) -> f64 {
+    fn diversity(&self, r: usize, alpha: &[f64], acc: &mut NonNegativeSum) -> f64 {
         let (s, e) = (self.bounds)(r);
         acc.clear();
         for k in s..e {
@@ -296,7 +296,7 @@ where
     let initial: Vec<Entry> = (0..n_rows)
         .into_par_iter()
         .filter(|&r| is_candidate(c_of(r), max_c))
-        .map_init(ExactSum::new, |acc, r| {
+        .map_init(NonNegativeSum::new, |acc, r| {
             let c = c_of(r);
             Entry {
                 score: c * view.diversity(r, &alpha, acc),
@@ -313,7 +313,7 @@ where
     let target = opts.budget.min(n_candidates);
     let mut indices = Vec::with_capacity(target);
     let mut scores = Vec::with_capacity(target);
-    let mut acc = ExactSum::new();
+    let mut acc = NonNegativeSum::new();
     while indices.len() < target {
         let Some(top) = heap.pop() else { break };
         let picked = indices.len();

@@ -2,7 +2,8 @@
 //!
 //! Tokens are interned to `u32` ids in order of first occurrence, and an n-gram of length
 //! `n > 1` is interned as the pair (id of its (n-1)-gram prefix, id of its last token), so no
-//! string is built per occurrence and the vocabulary is exact (no hashing collisions). Columns
+//! string is built per occurrence and the vocabulary is exact (no hashing collisions). Interning
+//! runs in parallel ([`crate::intern`]) and numbers ids exactly as a sequential pass would. Columns
 //! are numbered by n-gram length, then by first occurrence in document order. Row sums use
 //! [`crate::exact_sum`], so the weights do not depend on column order.
 
@@ -10,7 +11,8 @@ use hashbrown::HashMap;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::exact_sum::ExactSum;
+use crate::exact_sum::NonNegativeSum;
+use crate::intern::intern;
 use crate::text::WordChars;
 
 /// The largest n-gram length accepted; longer n-grams are almost always unique per document
@@ -139,10 +141,6 @@ impl TfidfMatrix {
     }
 }
 
-fn to_u32(n: usize, what: &str) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Capacity(format!("more than {} {what}", u32::MAX)))
-}
-
 /// Per-document arrays of ids, flattened: document `d` owns `ids[offsets[d]..offsets[d + 1]]`.
 struct Ragged {
     offsets: Vec<usize>,
@@ -155,64 +153,56 @@ impl Ragged {
     }
 }
 
-/// Token ids of every document, interned in order of first occurrence.
-fn intern_tokens<'t>(texts: &[&'t str], words: &WordChars) -> Result<(Ragged, Vec<&'t str>)> {
-    let mut index: HashMap<&'t str, u32> = HashMap::new();
-    let mut tokens: Vec<&'t str> = Vec::new();
+/// Splits `data` into consecutive mutable pieces `offsets[d]..offsets[d + 1]`.
+fn split_by_offsets<'a, T>(mut data: &'a mut [T], offsets: &[usize]) -> Vec<&'a mut [T]> {
+    let mut pieces = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for w in offsets.windows(2) {
+        let (head, tail) = data.split_at_mut(w[1] - w[0]);
+        pieces.push(head);
+        data = tail;
+    }
+    pieces
+}
+
+/// Token ids of every document (ids by first occurrence) and the distinct tokens.
+fn tokenize<'t>(texts: &[&'t str], words: &WordChars) -> Result<(Ragged, Vec<&'t str>)> {
+    let per_doc: Vec<Vec<&'t str>> = texts.par_iter().map(|t| words.tokens(t)).collect();
     let mut offsets = Vec::with_capacity(texts.len() + 1);
     offsets.push(0);
-    let mut ids = Vec::new();
-    let mut overflow = false;
-    for text in texts {
-        words.for_each_token(text, |token| {
-            let next = tokens.len();
-            let id = *index.entry(token).or_insert_with(|| {
-                tokens.push(token);
-                next as u32
-            });
-            overflow |= next > u32::MAX as usize;
-            ids.push(id);
-        });
-        offsets.push(ids.len());
+    for doc in &per_doc {
+        offsets.push(offsets.last().copied().unwrap_or(0) + doc.len());
     }
-    if overflow {
-        return Err(Error::Capacity(format!(
-            "more than {} distinct tokens",
-            u32::MAX
-        )));
-    }
+    let flat: Vec<&'t str> = per_doc.concat();
+    drop(per_doc);
+    let (ids, tokens) = intern(&flat)?;
     Ok((Ragged { offsets, ids }, tokens))
 }
 
-/// Ids of the n-grams of length `n` given those of length `n - 1` (`prev`) and the tokens.
-fn intern_next_level(
-    tokens: &Ragged,
-    prev: &Ragged,
-    n: usize,
-) -> Result<(Ragged, Vec<(u32, u32)>)> {
+/// Ids of the n-grams of length `n`, given those of length `n - 1` and the tokens: an n-gram
+/// is the pair (its (n-1)-gram prefix, its last token).
+fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> Result<(Ragged, Vec<(u32, u32)>)> {
     let n_docs = tokens.offsets.len() - 1;
-    let mut index: HashMap<u64, u32> = HashMap::new();
-    let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut offsets = Vec::with_capacity(n_docs + 1);
-    offsets.push(0);
-    let mut ids = Vec::with_capacity(prev.ids.len());
+    offsets.push(0usize);
     for d in 0..n_docs {
-        let toks = tokens.doc(d);
-        let prefixes = prev.doc(d);
-        // An n-gram starting at p is the (n-1)-gram starting at p plus token p + n - 1.
-        for p in 0..toks.len().saturating_sub(n - 1) {
-            let pair = (prefixes[p], toks[p + n - 1]);
-            let key = (u64::from(pair.0) << 32) | u64::from(pair.1);
-            let next = pairs.len();
-            let id = *index.entry(key).or_insert_with(|| {
-                pairs.push(pair);
-                next as u32
-            });
-            ids.push(id);
-        }
-        offsets.push(ids.len());
+        let len = (tokens.offsets[d + 1] - tokens.offsets[d]).saturating_sub(n - 1);
+        offsets.push(offsets[d] + len);
     }
-    to_u32(pairs.len(), "distinct n-grams of one length")?;
+    let mut keys = vec![0u64; offsets[n_docs]];
+    split_by_offsets(&mut keys, &offsets)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(d, out)| {
+            let (toks, prefixes) = (tokens.doc(d), prev.doc(d));
+            for (p, key) in out.iter_mut().enumerate() {
+                *key = (u64::from(prefixes[p]) << 32) | u64::from(toks[p + n - 1]);
+            }
+        });
+    let (ids, distinct) = intern(&keys)?;
+    let pairs = distinct
+        .iter()
+        .map(|&k| ((k >> 32) as u32, k as u32))
+        .collect();
     Ok((Ragged { offsets, ids }, pairs))
 }
 
@@ -225,7 +215,7 @@ pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<T
         )));
     }
     let n_docs = texts.len();
-    let (token_ids, tokens) = intern_tokens(texts, words)?;
+    let (token_ids, tokens) = tokenize(texts, words)?;
 
     // levels[n - 1] holds the ids of the n-grams of length n; levels[0] are the tokens.
     let mut levels: Vec<Ragged> = Vec::with_capacity(max_n);
@@ -233,7 +223,7 @@ pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<T
     let mut pairs_by_level = Vec::new();
     levels.push(token_ids);
     for n in 2..=max_n {
-        let (level, pairs) = intern_next_level(&levels[0], &levels[n - 2], n)?;
+        let (level, pairs) = next_level(&levels[0], &levels[n - 2], n)?;
         level_sizes.push(pairs.len());
         levels.push(level);
         pairs_by_level.push(pairs);
@@ -300,17 +290,12 @@ pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<T
         .collect();
 
     let mut data = vec![0.0f64; nnz];
-    let mut row_slices: Vec<(&mut [f64], usize, usize)> = Vec::with_capacity(n_docs);
-    let mut rest: &mut [f64] = &mut data;
-    for d in 0..n_docs {
-        let (start, end) = (indptr[d] as usize, indptr[d + 1] as usize);
-        let (head, tail) = rest.split_at_mut(end - start);
-        row_slices.push((head, start, end));
-        rest = tail;
-    }
-    row_slices
+    let row_offsets: Vec<usize> = indptr.iter().map(|&p| p as usize).collect();
+    split_by_offsets(&mut data, &row_offsets)
         .into_par_iter()
-        .for_each_init(ExactSum::new, |acc, (out, start, end)| {
+        .enumerate()
+        .for_each_init(NonNegativeSum::new, |acc, (d, out)| {
+            let (start, end) = (row_offsets[d], row_offsets[d + 1]);
             let cols = &indices[start..end];
             let cnts = &counts[start..end];
             match opts.variant {
