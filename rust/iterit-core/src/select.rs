@@ -267,6 +267,17 @@ struct RowView<'a, B, C> {
 }
 
 impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> RowView<'_, B, C> {
+    /// The row's diversity before any decay (every alpha is 1): its weights' sum.
+    #[inline]
+    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
+        let (s, e) = (self.bounds)(r);
+        acc.clear();
+        for &w in &self.data[s..e] {
+            acc.add(w);
+        }
+        acc.value()
+    }
+
     #[inline]
     fn diversity(&self, r: usize, alpha: &[f64], acc: &mut NonNegativeSum) -> f64 {
         let (s, e) = (self.bounds)(r);
@@ -291,15 +302,13 @@ where
 {
     let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
     let max_c = complexity.and(opts.max_complexity);
-    let mut alpha = vec![1.0f64; n_cols];
-
     let initial: Vec<Entry> = (0..n_rows)
         .into_par_iter()
         .filter(|&r| is_candidate(c_of(r), max_c))
         .map_init(NonNegativeSum::new, |acc, r| {
             let c = c_of(r);
             Entry {
-                score: c * view.diversity(r, &alpha, acc),
+                score: c * view.initial_diversity(r, acc),
                 complexity: c,
                 row: r,
                 stamp: 0,
@@ -309,6 +318,7 @@ where
     let n_candidates = initial.len();
     let mut n_evaluations = n_candidates as u64;
     let mut heap = BinaryHeap::from(initial);
+    let mut alpha = vec![1.0f64; n_cols];
 
     let target = opts.budget.min(n_candidates);
     let mut indices = Vec::with_capacity(target);
