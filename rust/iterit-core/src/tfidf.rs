@@ -7,7 +7,6 @@
 //! are numbered by n-gram length, then by first occurrence in document order. Row sums use
 //! [`crate::exact_sum`], so the weights do not depend on column order.
 
-use hashbrown::HashMap;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
