@@ -241,43 +241,51 @@ pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<T
         )));
     }
 
-    // Sorted (column, count) pairs of every document.
-    let rows: Vec<Vec<(i32, u32)>> = (0..n_docs)
-        .into_par_iter()
-        .map(|d| {
-            let mut cols: Vec<i32> = Vec::new();
-            for (k, level) in levels[min_n - 1..].iter().enumerate() {
-                let start = column_starts[k] as i32;
-                cols.extend(level.doc(d).iter().map(|&id| start + id as i32));
+    // Sorted (column, count) pairs of every document, built in parallel a block of documents
+    // at a time so that only one block exists twice (as per-document vectors and flattened).
+    const BLOCK: usize = 1 << 16;
+    let row_of = |d: usize| {
+        let mut cols: Vec<i32> = Vec::new();
+        for (k, level) in levels[min_n - 1..].iter().enumerate() {
+            let start = column_starts[k] as i32;
+            cols.extend(level.doc(d).iter().map(|&id| start + id as i32));
+        }
+        cols.sort_unstable();
+        let mut row: Vec<(i32, u32)> = Vec::with_capacity(cols.len());
+        for c in cols {
+            match row.last_mut() {
+                Some((last, count)) if *last == c => *count += 1,
+                _ => row.push((c, 1)),
             }
-            cols.sort_unstable();
-            let mut row: Vec<(i32, u32)> = Vec::new();
-            for c in cols {
-                match row.last_mut() {
-                    Some((last, count)) if *last == c => *count += 1,
-                    _ => row.push((c, 1)),
-                }
-            }
-            row
-        })
-        .collect();
-    drop(levels);
-
+        }
+        row
+    };
     let mut indptr = Vec::with_capacity(n_docs + 1);
     indptr.push(0i64);
-    let nnz: usize = rows.iter().map(Vec::len).sum();
-    let mut indices = Vec::with_capacity(nnz);
-    let mut counts = Vec::with_capacity(nnz);
+    // Every n-gram occurrence adds at most one stored entry: an upper bound, so no regrowth.
+    let occurrences: usize = levels[min_n - 1..].iter().map(|l| l.ids.len()).sum();
+    let mut indices: Vec<i32> = Vec::with_capacity(occurrences);
+    let mut counts: Vec<u32> = Vec::with_capacity(occurrences);
     let mut document_frequency = vec![0u32; n_cols];
-    for row in &rows {
-        for &(c, count) in row {
-            indices.push(c);
-            counts.push(count);
-            document_frequency[c as usize] += 1;
+    for block_start in (0..n_docs).step_by(BLOCK) {
+        let block_end = (block_start + BLOCK).min(n_docs);
+        let rows: Vec<Vec<(i32, u32)>> = (block_start..block_end)
+            .into_par_iter()
+            .map(row_of)
+            .collect();
+        for row in &rows {
+            for &(c, count) in row {
+                indices.push(c);
+                counts.push(count);
+                document_frequency[c as usize] += 1;
+            }
+            indptr.push(indices.len() as i64);
         }
-        indptr.push(indices.len() as i64);
     }
-    drop(rows);
+    drop(levels);
+    indices.shrink_to_fit();
+    counts.shrink_to_fit();
+    let nnz = indices.len();
 
     let n = n_docs as f64;
     let idf: Vec<f64> = document_frequency
