@@ -1,0 +1,320 @@
+"""``iterit train``: fine-tune with IterIT's per-epoch re-selection (DESIGN 3.5, issue 4)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from iterit.cli import options
+
+__all__ = ["train_command"]
+
+_SCHEDULERS = [
+    "cosine",
+    "linear",
+    "constant",
+    "constant_with_warmup",
+    "cosine_with_restarts",
+    "polynomial",
+]
+
+
+def _resume_value(value: str | None) -> str | bool | None:
+    if value is None:
+        return None
+    return True if value == "last" else value
+
+
+@click.command("train")
+@options.model_options
+@options.data_argument_option
+@options.data_options
+@click.option(
+    "--output-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder: checkpoints, the selection log (iterit_selection.jsonl), the summary "
+    "and the fine-tuned model.",
+)
+@options.selection_options
+@click.option(
+    "--strategy",
+    type=click.Choice(["iterit", "ifd", "random", "longest"], case_sensitive=False),
+    default="iterit",
+    show_default=True,
+    help="iterit: re-score the pool each epoch, select complex and diverse samples; ifd: the "
+    "same by IFD alone (= --diversity none); random / longest: static baselines, no scoring.",
+)
+@click.option(
+    "--iterate/--no-iteration",
+    default=True,
+    show_default=True,
+    help="Re-score and re-select before every epoch, or reuse the epoch-0 selection.",
+)
+@click.option(
+    "--scorer-model",
+    default=None,
+    metavar="MODEL",
+    help="Score IFD with this separate (smaller) model instead of the model being trained; "
+    "its epoch-0 scores are reused (it does not train).",
+)
+@click.option(
+    "--scores",
+    "scores_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Epoch-0 IFD of every sample from `iterit score` (instead of scoring it here).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0.0), default=2e-5, show_default=True)
+@click.option(
+    "--lr-scheduler",
+    type=click.Choice(_SCHEDULERS, case_sensitive=False),
+    default="cosine",
+    show_default=True,
+    help="Learning-rate schedule over all epochs.",
+)
+@click.option(
+    "--warmup-ratio",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    default=0.03,
+    show_default=True,
+    help="Share of all optimizer steps spent warming up.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Effective batch: micro batch x gradient accumulation x processes.",
+)
+@click.option(
+    "--micro-batch-size",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Samples per device per forward pass; the accumulation steps follow.",
+)
+@click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Dtype of the loaded weights.",
+)
+@click.option(
+    "--bf16/--no-bf16",
+    default=None,
+    help="bf16 mixed precision (default: on when CUDA supports it).",
+)
+@click.option("--gradient-checkpointing", is_flag=True, default=False)
+@click.option(
+    "--trainer",
+    "trainer_kind",
+    type=click.Choice(["transformers", "trl"], case_sensitive=False),
+    default="transformers",
+    show_default=True,
+    help="transformers.Trainer or trl.SFTTrainer (both: response-only loss).",
+)
+@click.option(
+    "--save-strategy",
+    type=click.Choice(["epoch", "steps", "no"], case_sensitive=False),
+    default="epoch",
+    show_default=True,
+)
+@click.option("--save-steps", type=click.IntRange(min=1), default=None)
+@click.option("--save-total-limit", type=click.IntRange(min=1), default=None)
+@click.option("--logging-steps", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--resume",
+    is_flag=False,
+    flag_value="last",
+    default=None,
+    metavar="[CHECKPOINT]",
+    help="Resume from a checkpoint folder, or (no value) from the last one in --output-dir; "
+    "the selections already made are restored, not recomputed.",
+)
+@click.option(
+    "--deepspeed",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="DeepSpeed config file (JSON), passed to the trainer.",
+)
+@click.option(
+    "--report-to", default="none", show_default=True, help="Trainer logging integrations."
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--trust-remote-code", is_flag=True, default=False)
+@options.overwrite_option
+@options.progress_option
+def train_command(
+    model: str | None,
+    template: str,
+    max_length: int,
+    batch_tokens: int | None,
+    device: str | None,
+    cache: Path | None,
+    no_cache: bool,
+    data: Path,
+    data_format: str,
+    fields: dict[str, str],
+    split: str | None,
+    output_dir: Path,
+    budget: int | float,
+    pool_factor: float,
+    decay: float,
+    diversity: str,
+    strategy: str,
+    iterate: bool,
+    scorer_model: str | None,
+    scores_file: Path | None,
+    epochs: int,
+    learning_rate: float,
+    lr_scheduler: str,
+    warmup_ratio: float,
+    batch_size: int,
+    micro_batch_size: int,
+    weight_decay: float,
+    dtype: str,
+    bf16: bool | None,
+    gradient_checkpointing: bool,
+    trainer_kind: str,
+    save_strategy: str,
+    save_steps: int | None,
+    save_total_limit: int | None,
+    logging_steps: int,
+    resume: str | None,
+    deepspeed: str | None,
+    report_to: str,
+    seed: int,
+    trust_remote_code: bool,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    """Fine-tune MODEL on --data with IterIT: before every epoch, re-score the candidate pool
+    with the model being trained and select a budget of complex, diverse samples.
+
+    Epoch 0 scores every sample (or reads --scores) and keeps the pool of pool-factor x budget
+    valid samples with the highest IFD; later epochs re-score only the pool.  Defaults are the
+    paper's: 3 epochs, 5% per epoch, pool factor 3, decay 0.1, learning rate 2e-5, cosine with
+    3% warm-up, effective batch 32.  The loss covers response tokens only, and the prompt
+    format is the scoring template.  Run it under `accelerate launch` or `torchrun` for
+    several GPUs (see docs/training.md).
+
+    \b
+    Example:
+      iterit train --model HuggingFaceTB/SmolLM2-135M --data alpaca.jsonl --output-dir run/
+    """
+    from iterit.hf import LOG_NAME, SUMMARY_NAME
+
+    t0 = time.perf_counter()
+    resume_from = _resume_value(resume)
+    if save_strategy == "steps" and save_steps is None:
+        raise click.UsageError("--save-strategy steps needs --save-steps")
+    if (
+        resume_from is None
+        and not overwrite
+        and output_dir.is_dir()
+        and (output_dir / LOG_NAME).exists()
+    ):
+        raise click.UsageError(
+            f"{output_dir} holds a previous run ({LOG_NAME}); resume it with --resume, or "
+            "pass --overwrite to start over there"
+        )
+    if not output_dir.parent.exists():
+        raise click.UsageError(f"the folder {output_dir.parent} does not exist (create it first)")
+    loaded = options.load_data(data, data_format, fields, split)
+    model_name = model or options.default_model()
+    if model is None:
+        click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
+    try:
+        from iterit.train import TrainConfig, train
+    except ImportError as e:
+        raise click.ClickException(
+            f"training needs torch, transformers and accelerate ({e}); install them with "
+            "pip install 'iterit[train]'"
+        ) from None
+    try:
+        cfg = TrainConfig(
+            model=model_name,
+            data=str(data),
+            output_dir=str(output_dir),
+            data_format=loaded.format,
+            fields=fields or None,
+            split=split,
+            budget=budget,
+            pool_factor=pool_factor,
+            decay=decay,
+            diversity=diversity.lower(),
+            strategy=strategy.lower(),
+            iterate=iterate,
+            scorer_model=scorer_model,
+            scores=str(scores_file) if scores_file else None,
+            template=template,
+            max_length=max_length,
+            batch_tokens=batch_tokens,
+            # Epoch 0 scores the model as loaded: the score cache applies (resumable, reusable).
+            score_cache=None if no_cache else str(cache or options.default_cache_dir()),
+            epochs=epochs,
+            learning_rate=learning_rate,
+            lr_scheduler=lr_scheduler.lower(),
+            warmup_ratio=warmup_ratio,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            weight_decay=weight_decay,
+            dtype=dtype,
+            bf16=bf16,
+            gradient_checkpointing=gradient_checkpointing,
+            seed=seed,
+            save_strategy=save_strategy.lower(),
+            save_steps=save_steps,
+            save_total_limit=save_total_limit,
+            logging_steps=logging_steps,
+            resume_from_checkpoint=resume_from,
+            trainer=trainer_kind.lower(),
+            deepspeed=deepspeed,
+            device=device,
+            report_to=report_to,
+            progress=progress,
+            trust_remote_code=trust_remote_code,
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        result = train(cfg, samples=loaded.samples)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if not result.trainer.is_world_process_zero():
+        return
+    _print_summary(result.summary, output_dir, time.perf_counter() - t0, LOG_NAME, SUMMARY_NAME)
+
+
+def _print_summary(
+    summary: dict[str, Any], out: Path, seconds: float, log_name: str, summary_name: str
+) -> None:
+    echo = click.echo
+    echo(
+        f"trained {len(summary['epochs'])} epoch(s) on {summary['budget']} of "
+        f"{summary['n_samples']} samples per epoch (pool {summary['pool_size']}) "
+        f"in {seconds:.1f} s"
+    )
+    for e in summary["epochs"]:
+        parts = [f"epoch {e['epoch']}: scored {e['n_scored']}"]
+        if e["overlap_prev"] is not None:
+            parts.append(f"overlap with previous {e['overlap_prev']:.2f}")
+        if e.get("epoch_s"):
+            share = (e["score_s"] + e["select_s"]) / e["epoch_s"]
+            parts.append(f"{e['epoch_s']:.1f} s, {100 * share:.0f}% scoring and selecting")
+        if e.get("restored"):
+            parts.append("selection restored from the checkpoint")
+        echo("  " + ", ".join(parts))
+    echo(
+        f"samples scored: {summary['n_scored_total']} "
+        f"(N + a*M*(epochs-1) = {summary['paper_bound_n_plus_aM_epochs_minus_1']}); "
+        f"samples trained: {summary['n_trained_total']}"
+    )
+    echo(f"model, {log_name} and {summary_name} in {out}")
