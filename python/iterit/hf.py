@@ -75,6 +75,7 @@ LOG_NAME = "iterit_selection.jsonl"
 SUMMARY_NAME = "iterit_summary.json"
 STATE_KEY = "iterit"
 STRATEGIES = ("iterit", "ifd", "random", "longest")
+RESCORE = ("ifd", "in-loop")
 _STATE_VERSION = 1
 
 ScoreFn = Callable[[torch.nn.Module, Sequence[Sample]], Any]
@@ -97,6 +98,13 @@ class SelectionConfig:
     the epoch-0 selection every epoch (the "without iteration" ablation).  ``seed`` seeds the
     per-epoch shuffle of the selection (and the ``random`` baseline); ``None`` takes the
     trainer's ``args.seed``.
+
+    ``rescore``: how epochs after the first get their complexity.  ``"ifd"`` (the default, the
+    paper's): re-score the pool with IFD using the model being trained.  ``"in-loop"`` (LEAD,
+    :mod:`iterit.inloop`): no scoring after epoch 0; each pool sample already trained gets
+    ``exp(loss_ema - nll_prior)`` (its smoothed training loss on IFD's scale, ``nll_prior`` from
+    epoch 0), the others keep their epoch-0 IFD.  ``loss_ema``: the weight the history keeps
+    at each epoch's EMA update, ``ema = loss_ema * ema + (1 - loss_ema) * loss``.
     """
 
     budget: int | float = 0.05
@@ -109,6 +117,8 @@ class SelectionConfig:
     variant: str = "sklearn"
     max_complexity: float = 1.0
     seed: int | None = None
+    rescore: str = "ifd"
+    loss_ema: float = 0.5
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -127,10 +137,21 @@ class SelectionConfig:
         if not self.pool_factor >= 1.0:
             raise ValueError(f"pool factor must be at least 1, got {self.pool_factor}")
         self.ngram_range = (int(self.ngram_range[0]), int(self.ngram_range[1]))
+        if self.rescore not in RESCORE:
+            raise ValueError(
+                f"unknown rescore {self.rescore!r} (expected one of: {', '.join(RESCORE)})"
+            )
+        if not 0.0 <= self.loss_ema < 1.0:
+            raise ValueError(f"the loss EMA coefficient must be in [0, 1), got {self.loss_ema}")
 
     @property
     def needs_scores(self) -> bool:
         return self.strategy == "iterit"
+
+    @property
+    def in_loop(self) -> bool:
+        """Later epochs take the complexity from the training losses (no re-scoring)."""
+        return self.rescore == "in-loop" and self.needs_scores and self.iterate
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,11 +206,16 @@ class TokenizedSamples(torch.utils.data.Dataset):
         max_length: int = 1024,
     ) -> None:
         self.rows = encode_samples(samples, tokenizer, template=template, max_length=max_length)
+        #: Add ``iterit_index`` (the row's sample index) to every item; :func:`attach` turns it
+        #: on for in-loop re-scoring, which needs to know which sample each loss belongs to.
+        self.with_index = False
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.with_index:
+            return {**self.rows[i], "iterit_index": int(i)}
         return self.rows[i]
 
 
@@ -449,9 +475,13 @@ class IterITCallback(TrainerCallback):
         *,
         score_fn: ScoreFn | None = None,
         initial_scores: np.ndarray | Sequence[float] | None = None,
+        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
+        initial_source: str = "ifd",
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.samples = [as_sample(s, i) for i, s in enumerate(samples)]
+        #: What ``initial_scores`` measure (logged as the epoch-0 ``complexity_source``).
+        self.initial_source = initial_source
         self.sampler = sampler
         self.config = config or SelectionConfig()
         n = len(self.samples)
@@ -477,6 +507,29 @@ class IterITCallback(TrainerCallback):
                 raise ValueError(
                     f"initial_scores has shape {self.initial_scores.shape}, need ({n},)"
                 )
+        self.initial_nll_prior = None
+        if initial_nll_prior is not None:
+            self.initial_nll_prior = np.asarray(initial_nll_prior, dtype=np.float64)
+            if self.initial_nll_prior.shape != (n,):
+                raise ValueError(
+                    f"initial_nll_prior has shape {self.initial_nll_prior.shape}, need ({n},)"
+                )
+        if (
+            self.config.in_loop
+            and self.initial_scores is not None
+            and self.initial_nll_prior is None
+        ):
+            raise ValueError(
+                "in-loop re-scoring puts the training loss on IFD's scale with each sample's "
+                "nll_prior from epoch 0: give it with the initial scores (a scores file from "
+                "`iterit score` has an nll_prior column), or let epoch 0 score here"
+            )
+        #: The in-loop loss recorder (:mod:`iterit.inloop`); :func:`attach` installs it.
+        self.losses: Any = None
+        if self.config.in_loop:
+            from iterit.inloop import InLoopLosses
+
+            self.losses = InLoopLosses(self.config.loss_ema)
         self.log_path = None if log_path is None else Path(log_path)
         self._reset()
 
@@ -486,6 +539,11 @@ class IterITCallback(TrainerCallback):
         self.records: dict[int, dict[str, Any]] = {}
         self.pool: np.ndarray | None = None
         self.pool_scores: np.ndarray | None = None  # epoch-0 IFD of the pool (static reuse)
+        self.pool_nll_prior: np.ndarray | None = None  # epoch-0 nll_prior of the pool (in-loop)
+        self._last_prior: np.ndarray | None = None
+        self._partial_epoch: int | None = None
+        if self.losses is not None:
+            self.losses.reset()
         self.timings: dict[int, dict[str, float]] = {}
         self.n_scored = 0
         self._epoch: int | None = None
@@ -503,20 +561,35 @@ class IterITCallback(TrainerCallback):
             **cfg,
         }
 
-    def export_state(self) -> dict[str, Any]:
-        """What a checkpoint needs to continue with the same selections (JSON-able)."""
-        return {
+    def export_state(self, *, mid_epoch: bool = False) -> dict[str, Any]:
+        """What a checkpoint needs to continue with the same selections (JSON-able).
+
+        With in-loop re-scoring, also the loss EMA and, for a checkpoint in the middle of an
+        epoch (``mid_epoch``), the losses recorded so far in that epoch (gathered from every
+        rank: a collective call under torch.distributed)."""
+        out = {
             "version": _STATE_VERSION,
             "fingerprint": self._fingerprint(),
             "pool": None if self.pool is None else self.pool.tolist(),
             "pool_scores": None if self.pool_scores is None else _floats(self.pool_scores),
             "records": [self.records[e] for e in sorted(self.records)],
         }
+        if self.losses is not None:
+            out["pool_nll_prior"] = (
+                None if self.pool_nll_prior is None else _floats(self.pool_nll_prior)
+            )
+            inloop = self.losses.export_state(with_partial=mid_epoch)
+            inloop["partial_epoch"] = self._epoch if mid_epoch else None
+            out["inloop"] = inloop
+        return out
 
     def load_state(self, saved: dict[str, Any]) -> None:
         if saved.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported IterIT state version {saved.get('version')!r}")
         mine, theirs = self._fingerprint(), saved.get("fingerprint", {})
+        # Checkpoints from before a setting existed were made with its default.
+        defaults = {"rescore": "ifd", "loss_ema": 0.5}
+        theirs = {**{k: v for k, v in defaults.items() if k not in theirs}, **theirs}
         diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
         if diff:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
@@ -527,6 +600,16 @@ class IterITCallback(TrainerCallback):
             None if ps is None else np.array([np.nan if v is None else v for v in ps], np.float64)
         )
         self.records = {int(r["epoch"]): r for r in saved["records"]}
+        if self.losses is not None:
+            pp = saved.get("pool_nll_prior")
+            self.pool_nll_prior = (
+                None
+                if pp is None
+                else np.array([np.nan if v is None else v for v in pp], np.float64)
+            )
+            inloop = saved.get("inloop") or {}
+            self.losses.load_state(inloop)
+            self._partial_epoch = inloop.get("partial_epoch")
 
     # -- events ------------------------------------------------------------------------------
 
@@ -545,11 +628,20 @@ class IterITCallback(TrainerCallback):
             else:
                 self.load_state(saved)
                 logger.info("IterIT: restored the selections of epochs %s", sorted(self.records))
+        if self.losses is not None and kwargs.get("model") is not None:
+            self.losses.attach_model(kwargs["model"])
         if state.is_world_process_zero:
             self._write_log()
 
     def on_epoch_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         epoch = self._epoch_index(args, state, train_dataloader)
+        if self.losses is not None:
+            if self._partial_epoch is not None and self._partial_epoch != epoch:
+                # A checkpoint taken after the last step of an epoch, before its end: fold the
+                # losses of that epoch in now.
+                self._finish_losses(self._partial_epoch, state)
+            self._partial_epoch = None
+            self.losses.begin_epoch()
         self._epoch = epoch
         self._epoch_start = time.perf_counter()
         if epoch in self.records:  # restored from a checkpoint: same selection, no re-scoring
@@ -578,13 +670,40 @@ class IterITCallback(TrainerCallback):
             record["overlap_prev"],
         )
 
+    def on_step_end(self, args, state, control, **kwargs):
+        # A checkpoint in the middle of an epoch keeps the losses recorded so far in it.  Every
+        # rank gets here with the same control, so the gather inside is collective.
+        if self.losses is not None and control.should_save:
+            if state.stateful_callbacks is not None:
+                state.stateful_callbacks[STATE_KEY] = self.export_state(mid_epoch=True)
+            else:
+                self.losses.gather()
+
     def on_epoch_end(self, args, state, control, **kwargs):
+        if self.losses is not None and self._epoch is not None:
+            self._finish_losses(self._epoch, state)
         if self._epoch is not None and self._epoch in self.timings:
             t = self.timings[self._epoch]
             t["epoch_s"] = time.perf_counter() - self._epoch_start
             t["train_s"] = t["epoch_s"] - t["score_s"] - t["select_s"]
 
+    def _finish_losses(self, epoch: int, state: Any) -> None:
+        """Gather the epoch's in-loop losses, update the EMA, record them with the epoch."""
+        losses = self.losses.end_epoch(epoch)
+        record = self.records.get(epoch)
+        if record is not None:
+            record["n_loss_recorded"] = len(losses)
+            record["train_loss"] = [
+                None if int(i) not in losses else float(losses[int(i)]) for i in record["picks"]
+            ]
+        if state.stateful_callbacks is not None:
+            state.stateful_callbacks[STATE_KEY] = self.export_state()
+        if state.is_world_process_zero:
+            self._write_log()
+
     def on_train_end(self, args, state, control, **kwargs):
+        if self.losses is not None:
+            self.losses.detach_model()
         if state.is_world_process_zero and self.log_path is not None:
             path = self.log_path.parent / SUMMARY_NAME
             if path.parent.is_dir():
@@ -617,6 +736,15 @@ class IterITCallback(TrainerCallback):
         if ifd.shape[0] != len(samples):
             raise ValueError(f"score_fn returned {ifd.shape[0]} scores for {len(samples)} samples")
         self.n_scored += len(samples)
+        # IFDScores (returned, or kept by IFDScoreFn) carry nll_prior, which in-loop re-scoring
+        # needs to put training losses on IFD's scale.
+        prior = getattr(out, "nll_prior", None)
+        if prior is None:
+            prior = getattr(getattr(self.score_fn, "last", None), "nll_prior", None)
+        self._last_prior = None
+        if prior is not None:
+            prior = np.asarray(prior, dtype=np.float64).reshape(-1)
+            self._last_prior = prior if prior.shape[0] == len(samples) else None
         # IFDScores (returned, or kept by IFDScoreFn) say how many forward passes it took.
         stats = getattr(out, "stats", None) or getattr(
             getattr(self.score_fn, "last", None), "stats", None
@@ -638,9 +766,14 @@ class IterITCallback(TrainerCallback):
         scored = 0
         rescored = False
         first = epoch == 0 or (self.pool is None and not self.records)
+        in_loop = cfg.in_loop and not first
         reuse = not first and (
-            not cfg.iterate or not cfg.needs_scores or self._static_scorer() or self.pool is None
+            not cfg.iterate
+            or not cfg.needs_scores
+            or (self._static_scorer() and not in_loop)
+            or self.pool is None
         )
+        extra: dict[str, Any] = {}
         if reuse:
             base = self.records[min(self.records)]
             picks = np.asarray(base["picks"], dtype=np.int64)
@@ -648,15 +781,22 @@ class IterITCallback(TrainerCallback):
             ifd_p, score_p, shortfall = base["ifd"], base["score"], base["shortfall"]
         elif first:
             scores = None
+            prior = None
             if cfg.needs_scores:
                 if self.initial_scores is not None:
-                    scores = self.initial_scores
+                    scores, prior = self.initial_scores, self.initial_nll_prior
                 else:
                     before = self.n_scored
                     scores = self._score(model, np.arange(n))
+                    prior = self._last_prior
                     scored = self.n_scored - before
                     rescored = True
                 score_s = time.perf_counter() - t0
+                if cfg.in_loop and prior is None:
+                    raise ValueError(
+                        "in-loop re-scoring needs each sample's nll_prior from epoch 0's scoring "
+                        "(the score_fn returned IFD alone): use IFDScoreFn, or return IFDScores"
+                    )
             choice = None
             if _rank() == 0:
                 choice = _quiet_choose(
@@ -674,6 +814,7 @@ class IterITCallback(TrainerCallback):
                 )
             self.pool = _broadcast(None if choice is None else choice.pool)
             self.pool_scores = None if scores is None else scores[self.pool]
+            self.pool_nll_prior = None if prior is None else prior[self.pool]
             if choice is not None:
                 picks = choice.indices
                 pool_size = int(choice.pool.shape[0])
@@ -684,8 +825,14 @@ class IterITCallback(TrainerCallback):
                 shortfall = int(choice.shortfall)
         else:
             pool = self.pool
-            scores = self._score(model, pool)
-            scored, rescored = pool.shape[0], True
+            if in_loop:
+                scores, ema = self._in_loop_complexity(pool)
+                extra["n_from_loss"] = int(np.isfinite(ema).sum())
+                self._forward = {"forward_calls": 0, "sequences": 0}  # no scoring pass
+            else:
+                scores = self._score(model, pool)
+                ema = None
+                scored, rescored = pool.shape[0], True
             score_s = time.perf_counter() - t0
             if _rank() == 0:
                 sub = [self.samples[int(i)] for i in pool]
@@ -705,10 +852,12 @@ class IterITCallback(TrainerCallback):
                 pool_size = int(pool.shape[0])
                 n_valid = n_cand = int(choice.valid.sum())
                 ifd_p = _floats(scores[choice.indices])
+                if ema is not None:
+                    extra["loss_ema"] = _floats(ema[choice.indices])
                 score_p = _floats(choice.scores)
                 shortfall = int(choice.shortfall)
         select_s = time.perf_counter() - t0 - score_s
-        forward = self._forward if rescored else {}
+        forward = self._forward if rescored or in_loop else {}
         self._forward = {}
         if _rank() != 0:
             return {}  # replaced by rank 0's record in the broadcast
@@ -724,6 +873,8 @@ class IterITCallback(TrainerCallback):
             "epoch": int(epoch),
             "strategy": cfg.strategy if cfg.diversity != "none" else "ifd",
             "diversity": cfg.diversity,
+            "rescore": cfg.rescore if cfg.needs_scores else None,
+            "complexity_source": self._source(first, reuse, in_loop),
             "n_samples": n,
             "n_scored": int(scored),
             "n_valid": int(n_valid),
@@ -740,7 +891,34 @@ class IterITCallback(TrainerCallback):
             "picks": [int(i) for i in picks],
             "ifd": ifd_p,
             "score": score_p,
+            **extra,
         }
+
+    def _source(self, first: bool, reuse: bool, in_loop: bool) -> str | None:
+        """Where the epoch's complexity came from: ``ifd`` (scored), ``loss-ema`` (in-loop),
+        the initial scores' kind (a scores file), ``reused`` or None (no complexity)."""
+        if not self.config.needs_scores:
+            return None
+        if in_loop:
+            return "loss-ema"
+        if reuse:
+            return "reused"
+        if first and self.initial_scores is not None:
+            return self.initial_source
+        return "ifd"
+
+    def _in_loop_complexity(self, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Complexity of the pool on IFD's scale without scoring: ``exp(loss_ema - nll_prior)``
+        for samples trained so far, their epoch-0 IFD for the others.  Returns it and the EMA
+        (NaN where not trained yet)."""
+        from iterit.inloop import ifd_equivalent
+
+        if self.pool_nll_prior is None or self.pool_scores is None:
+            raise RuntimeError("in-loop re-scoring has no epoch-0 IFD / nll_prior of the pool")
+        ema = self.losses.ema_array(pool)
+        trained = np.isfinite(ema)
+        scores = np.where(trained, ifd_equivalent(ema, self.pool_nll_prior), self.pool_scores)
+        return scores, ema
 
     # -- outputs -----------------------------------------------------------------------------
 
@@ -765,6 +943,7 @@ class IterITCallback(TrainerCallback):
                     "n_trained": self.sampler.num_samples,
                     "pool_size": r["pool_size"],
                     "overlap_prev": r["overlap_prev"],
+                    "score_forward_calls": r.get("score_forward_calls"),
                     **{k: v for k, v in t.items() if k != "restored"},
                     "restored": bool(t.get("restored", 0.0)),
                 }
@@ -774,6 +953,7 @@ class IterITCallback(TrainerCallback):
         return {
             "n_samples": len(self.samples),
             "budget": self.budget,
+            "rescore": self.config.rescore if self.config.needs_scores else None,
             "pool_size": pool,
             "epochs": epochs,
             "n_scored_total": int(sum(r["n_scored"] for r in self.records.values())),
@@ -811,6 +991,8 @@ def attach(
     *,
     score_fn: ScoreFn | None = None,
     initial_scores: np.ndarray | Sequence[float] | None = None,
+    initial_nll_prior: np.ndarray | Sequence[float] | None = None,
+    initial_source: str = "ifd",
     tokenizer: Any = None,
     template: Any = "alpaca",
     max_length: int = 1024,
@@ -826,6 +1008,12 @@ def attach(
     :class:`IterITCallback`, returned and also kept as ``trainer.iterit``.  Without a
     ``score_fn``, IFD is computed by :class:`IFDScoreFn` with the trainer's model and tokenizer,
     the given ``template`` and ``max_length`` (use the ones the dataset was tokenised with).
+
+    With ``config.rescore == "in-loop"`` the trainer also records each trained sample's loss
+    from its training forward pass (:mod:`iterit.inloop`): the dataset must be
+    :class:`TokenizedSamples` (its items then carry their sample index) or have an
+    ``iterit_index`` column (:func:`sft_dataset`); ``initial_nll_prior`` goes with
+    ``initial_scores`` (the epoch-0 ``nll_prior`` of every sample).
     """
     config = config or SelectionConfig()
     if getattr(trainer.args, "packing", False):
@@ -858,14 +1046,27 @@ def attach(
             batch_tokens=batch_tokens,
             progress=progress,
         )
+    if config.in_loop:
+        names = getattr(trainer.train_dataset, "column_names", None) or []
+        if isinstance(trainer.train_dataset, TokenizedSamples):
+            trainer.train_dataset.with_index = True
+        elif "iterit_index" not in names:
+            raise ValueError(
+                "in-loop re-scoring needs each training row's sample index: train on "
+                "TokenizedSamples, or a dataset with an 'iterit_index' column (sft_dataset)"
+            )
     callback = IterITCallback(
         samples,
         sampler,
         config,
         score_fn=score_fn,
         initial_scores=initial_scores,
+        initial_nll_prior=initial_nll_prior,
+        initial_source=initial_source,
         log_path=log_path,
     )
+    if callback.losses is not None:
+        callback.losses.install(trainer)
 
     def _get_train_sampler(train_dataset: Any = None) -> IterITSampler:
         return sampler

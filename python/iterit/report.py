@@ -9,7 +9,10 @@ Two sources:
 * a training run folder (``iterit_selection.jsonl``, one JSON line per epoch with ``epoch``,
   ``pool_size``, ``n_candidates``, ``picks``, ``ifd``, ``score``/``scores``, ...; extra fields
   are ignored): the IFD of each epoch's picks, the Jaccard overlap between the epochs' selections
-  (the paper's Table 5), and, given the data, response lengths per epoch and the last epoch's
+  (the paper's Table 5), where each epoch's complexity came from (``complexity_source``: IFD,
+  the in-loop loss EMA, a learning-percentage scores file), the scoring forward passes each
+  epoch cost (``score_forward_calls``) and, for in-loop runs, the mean training loss of the
+  picks (``train_loss``); given the data, response lengths per epoch and the last epoch's
   n-grams.
 
 The page is self-contained: the plots are embedded as base64 PNG (and also saved as files next
@@ -448,6 +451,14 @@ def run_report(
             f"{recs[0].get('strategy', '-')} / {recs[0].get('diversity', '-')}",
         ),
     ]
+    if any("rescore" in r for r in recs):
+        rep.summary.append(("re-scoring of later epochs", str(recs[0].get("rescore") or "-")))
+        rep.summary.append(
+            (
+                "scoring forward passes per epoch",
+                ", ".join(_fmt(r.get("score_forward_calls"), 0) for r in recs),
+            )
+        )
     k = len(recs)
     mat = np.ones((k, k))
     for a in range(k):
@@ -467,6 +478,12 @@ def run_report(
         "median words",
         "Jaccard prev",
     ]
+    signals = any("complexity_source" in r for r in recs)
+    losses = any(isinstance(r.get("train_loss"), list) for r in recs)
+    if signals:
+        rep.epoch_headers[4:4] = ["complexity from", "scoring passes"]
+    if losses:
+        rep.epoch_headers.append("mean train loss")
     for idx, (r, p) in enumerate(zip(recs, picks, strict=True)):
         ifd_p = r.get("ifd")
         arr = (
@@ -478,17 +495,27 @@ def run_report(
             rep.ifd_sets[labels[idx]] = arr
         if words is not None and (p.size == 0 or p.max() < words.size):
             rep.lengths[labels[idx]] = words[p]
-        rep.epochs.append(
-            [
-                str(r["epoch"]),
-                _fmt(r.get("pool_size")),
-                _fmt(r.get("n_candidates")),
-                str(p.size),
-                _fmt(_mean(arr)) if arr is not None else "-",
-                _fmt(_median(words[p]), 0) if labels[idx] in rep.lengths else "-",
-                "-" if idx == 0 else f"{100 * mat[idx - 1, idx]:.2f}%",
+        row = [
+            str(r["epoch"]),
+            _fmt(r.get("pool_size")),
+            _fmt(r.get("n_candidates")),
+            str(p.size),
+            _fmt(_mean(arr)) if arr is not None else "-",
+            _fmt(_median(words[p]), 0) if labels[idx] in rep.lengths else "-",
+            "-" if idx == 0 else f"{100 * mat[idx - 1, idx]:.2f}%",
+        ]
+        if signals:
+            row[4:4] = [
+                str(r.get("complexity_source") or "-"),
+                _fmt(r.get("score_forward_calls"), 0),
             ]
-        )
+        if losses:
+            tl = r.get("train_loss")
+            vals = np.asarray(
+                [np.nan if v is None else float(v) for v in tl or []], dtype=np.float64
+            )
+            row.append(_fmt(_mean(vals)) if vals.size else "-")
+        rep.epochs.append(row)
     if k >= 2:
         pairs = ", ".join(
             f"{recs[a]['epoch']},{recs[b]['epoch']}: {100 * mat[a, b]:.2f}%"

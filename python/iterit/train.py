@@ -69,7 +69,10 @@ class TrainConfig:
     ``longest``), ``iterate`` (False: no re-selection), ``scorer_model`` (a separate scorer),
     ``scores`` (epoch-0 IFD from a file), ``template`` and ``max_length`` (shared by scoring and
     training), ``batch_tokens`` (scoring batch budget), ``score_cache`` (a folder: epoch 0's
-    scoring of every sample goes through the resumable cache of :mod:`iterit.ifd`).
+    scoring of every sample goes through the resumable cache of :mod:`iterit.ifd`),
+    ``rescore`` (``ifd``: re-score the pool with IFD before every later epoch, the paper's;
+    ``in-loop``: take the later epochs' complexity from the training losses, no re-scoring;
+    see ``docs/signals.md``) and ``loss_ema`` (the in-loop loss EMA's history weight).
 
     Training: ``epochs``, ``learning_rate``, ``lr_scheduler``, ``warmup_ratio``, ``batch_size``
     (effective: ``micro_batch_size`` x gradient accumulation x processes), ``micro_batch_size``
@@ -102,6 +105,8 @@ class TrainConfig:
     batch_tokens: int | None = None
     score_cache: str | os.PathLike[str] | None = None
     ngram_range: tuple[int, int] = (1, 3)
+    rescore: str = "ifd"
+    loss_ema: float = 0.5
     # training
     epochs: int = 3
     learning_rate: float = 2e-5
@@ -148,6 +153,8 @@ class TrainConfig:
             iterate=self.iterate,
             ngram_range=tuple(self.ngram_range),
             seed=self.seed,
+            rescore=self.rescore,
+            loss_ema=self.loss_ema,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -248,10 +255,16 @@ def _load(name: str, cfg: TrainConfig, device: str | None = None) -> tuple[Any, 
     return model, tok
 
 
-def _initial_scores(cfg: TrainConfig, samples: Sequence[Sample]) -> np.ndarray | None:
+def _initial_scores(
+    cfg: TrainConfig, samples: Sequence[Sample]
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """Epoch-0 complexity, nll_prior (or None) and what the complexity is, from ``cfg.scores``.
+
+    The complexity is the file's ``complexity`` column when it has one (the learning-percentage
+    file of ``iterit score --metric learning-percentage``), else its ``ifd`` column."""
     if cfg.scores is None:
-        return None
-    from iterit.cli.score import read_scores
+        return None, None, "ifd"
+    from iterit.cli.score import read_scores, read_table
 
     try:
         import click
@@ -260,9 +273,17 @@ def _initial_scores(cfg: TrainConfig, samples: Sequence[Sample]) -> np.ndarray |
     except ImportError:  # pragma: no cover - click comes with the train extra
         error = ()
     try:
-        return read_scores(Path(cfg.scores), samples)["ifd"]
+        path = Path(cfg.scores)
+        cols = read_table(path)
+        column = "complexity" if "complexity" in cols else "ifd"
+        scores = read_scores(path, samples, column=column)
     except error as e:
         raise ValueError(e.format_message()) from None
+    if column == "ifd":
+        return scores["ifd"], scores.get("nll_prior"), "ifd"
+    # A complexity that is not IFD has no nll_prior to put in-loop losses on its scale.
+    kind = "learning-percentage" if "lp" in cols else "complexity"
+    return scores[column], None, kind
 
 
 def build_trainer(
@@ -275,6 +296,8 @@ def build_trainer(
     scorer: tuple[Any, Any] | None = None,
     score_fn: Any = None,
     initial_scores: np.ndarray | None = None,
+    initial_nll_prior: np.ndarray | None = None,
+    initial_source: str = "ifd",
     callbacks: Sequence[Any] = (),
 ) -> tuple[Any, IterITCallback]:
     """A ``Trainer`` (or ``SFTTrainer``) with IterIT attached, for the given model and samples.
@@ -344,6 +367,8 @@ def build_trainer(
         cfg.selection(),
         score_fn=score_fn,
         initial_scores=initial_scores,
+        initial_nll_prior=initial_nll_prior,
+        initial_source=initial_source,
         tokenizer=tokenizer,
         template=cfg.template,
         max_length=cfg.max_length,
@@ -397,7 +422,7 @@ def train(
     scorer = None
     if cfg.scorer_model is not None and cfg.selection().needs_scores:
         scorer = _load(cfg.scorer_model, cfg, device=str(args.device))
-    initial = _initial_scores(cfg, samples)
+    initial, initial_prior, initial_source = _initial_scores(cfg, samples)
 
     trainer, callback = build_trainer(
         cfg,
@@ -407,6 +432,8 @@ def train(
         args=args,
         scorer=scorer,
         initial_scores=initial,
+        initial_nll_prior=initial_prior,
+        initial_source=initial_source,
         callbacks=callbacks,
     )
     resume = cfg.resume_from_checkpoint

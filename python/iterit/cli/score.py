@@ -1,4 +1,5 @@
-"""``iterit score``: IFD of every sample, written as a table (parquet, JSON Lines or CSV)."""
+"""``iterit score``: IFD (or the learning percentage) of every sample, written as a table
+(parquet, JSON Lines or CSV)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from iterit.sample import Sample
 __all__ = [
     "SCORE_COLUMNS",
     "compute_ifd",
+    "compute_learning_percentage",
     "read_scores",
     "sample_keys",
     "score_command",
@@ -168,6 +170,67 @@ def _compute(
     return out
 
 
+def compute_learning_percentage(
+    samples: Sequence[Sample],
+    *,
+    model: str,
+    epochs: int = 3,
+    template: str = "alpaca",
+    max_length: int = 1024,
+    batch_tokens: int | None = None,
+    device: str | None = None,
+    learning_rate: float = 2e-5,
+    batch_size: int = 32,
+    micro_batch_size: int = 4,
+    seed: int = 42,
+    progress: bool = True,
+) -> Any:
+    """Learning percentage of every sample (:mod:`iterit.learning_percentage`): ``model`` (a
+    small one) is trained on the data for ``epochs`` epochs; returns the ``LPScores``."""
+    try:
+        from iterit import ifd
+        from iterit.learning_percentage import score_learning_percentage
+    except ImportError as e:
+        raise click.ClickException(
+            f"the learning percentage needs torch, transformers and accelerate ({e}); install "
+            "them with pip install 'iterit[train]'"
+        ) from None
+    looks_local = model.startswith(("/", "./", "../", "~")) or model.endswith(".gguf")
+    if looks_local and not Path(model).expanduser().exists():
+        raise click.ClickException(f"--model {model}: no such model file or folder")
+    click.echo(f"loading {options.describe_model(model)} ...", err=True)
+    try:
+        # float32 weights on the CPU: the trainer places them (and mixes precision on CUDA).
+        mdl, tok = ifd.load_model(
+            str(Path(model).expanduser()) if looks_local else model,
+            device="cpu",
+            dtype="float32",
+        )
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
+        raise _model_error(e) from None
+    extra: dict[str, Any] = {"report_to": "none", "logging_steps": 10**9}
+    if device is not None and str(device).startswith("cpu"):
+        extra["use_cpu"] = True
+    try:
+        return score_learning_percentage(
+            samples,
+            mdl,
+            tok,
+            epochs=epochs,
+            template=template,
+            max_length=max_length,
+            batch_tokens=batch_tokens,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            seed=seed,
+            progress=progress,
+            training_args=extra,
+        )
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
 # --------------------------------------------------------------------------------------------
 # score tables
 
@@ -292,12 +355,18 @@ def _floats(path: Path, name: str, values: list[Any]) -> np.ndarray:
 
 
 def read_scores(
-    path: Path, samples: Sequence[Sample], *, column: str = "ifd"
+    path: Path, samples: Sequence[Sample], *, column: str | None = None
 ) -> dict[str, np.ndarray]:
     """Scores for ``samples`` from a file ``iterit score`` wrote (or any table with an ``ifd``
     column, aligned by its ``index`` column or else by row order).  When the file has a ``key``
-    column it must match the samples (the same data)."""
+    column it must match the samples (the same data).
+
+    The complexity is ``column``; by default the file's ``complexity`` column when it has one
+    (``iterit score --metric learning-percentage``), else its ``ifd`` column.  A column other
+    than ``ifd`` is also returned under ``"ifd"`` (what the selector reads as complexity)."""
     cols = read_table(path)
+    if column is None:
+        column = "complexity" if "complexity" in cols else "ifd"
     n = len(samples)
     if column not in cols:
         raise click.ClickException(
@@ -365,6 +434,46 @@ def read_scores(
 )
 @options.data_options
 @options.model_options
+@click.option(
+    "--metric",
+    type=click.Choice(["ifd", "learning-percentage"], case_sensitive=False),
+    default="ifd",
+    show_default=True,
+    help="ifd: instruction-following difficulty with --model as is. learning-percentage: "
+    "train --model (a small one) on the data for --epochs and measure how much of each "
+    "sample's perplexity drop happens in the first epoch (low = hard); see docs/signals.md.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="learning-percentage: training epochs (with 1, the one-epoch proxy is used).",
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0.0),
+    default=2e-5,
+    show_default=True,
+    help="learning-percentage: learning rate (cosine schedule, 3% warm-up).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="learning-percentage: effective batch (micro batch x accumulation x processes).",
+)
+@click.option(
+    "--micro-batch-size",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="learning-percentage: samples per device per forward pass.",
+)
+@click.option(
+    "--seed", type=int, default=42, show_default=True, help="learning-percentage: training seed."
+)
 @options.overwrite_option
 @options.progress_option
 def score_command(
@@ -380,15 +489,25 @@ def score_command(
     device: str | None,
     cache: Path | None,
     no_cache: bool,
+    metric: str,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    micro_batch_size: int,
+    seed: int,
     overwrite: bool,
     progress: bool,
 ) -> None:
-    """Score every sample of DATA with IFD (instruction-following difficulty).
+    """Score every sample of DATA with IFD (instruction-following difficulty), or with the
+    learning percentage of a small model trained on it (--metric learning-percentage).
 
-    Writes one row per record: index, ifd, nll_cond, nll_prior, n_tokens (the scored response
-    tokens), valid (finite IFD < 1, a selection candidate) and key (a hash of the text).  Scores
-    are cached as they are computed: run the same command again after an interruption and it
-    resumes where it stopped.  Use the file with `iterit select DATA --scores FILE`.
+    IFD writes one row per record: index, ifd, nll_cond, nll_prior, n_tokens (the scored
+    response tokens), valid (finite IFD < 1, a selection candidate) and key (a hash of the
+    text).  Scores are cached as they are computed: run the same command again after an
+    interruption and it resumes where it stopped.  The learning percentage writes index,
+    complexity (1 / (1 + exp(lp)): larger = harder, what selection uses), lp, lp_proxy,
+    ppl_0..ppl_EPOCHS, n_tokens, valid and key.  Use either file with `iterit select DATA
+    --scores FILE` or `iterit train --scores FILE`.
     """
     t0 = time.perf_counter()
     options.check_outputs([out], overwrite)
@@ -396,6 +515,26 @@ def score_command(
         _pyarrow()  # fail now, not after scoring
     loaded = options.load_data(data, data_format, fields, split)
     model = model or options.default_model()
+    if metric.lower() == "learning-percentage":
+        _score_learning_percentage(
+            loaded,
+            data=data,
+            out=out,
+            model=model,
+            epochs=epochs,
+            template=template,
+            max_length=max_length,
+            batch_tokens=batch_tokens,
+            device=device,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            seed=seed,
+            overwrite=overwrite,
+            progress=progress,
+            t0=t0,
+        )
+        return
     cache_dir = None if no_cache else (cache or options.default_cache_dir())
     t1 = time.perf_counter()
     scores = compute_ifd(
@@ -443,3 +582,71 @@ def score_command(
     ]
     click.echo(format_table(rows, title=f"iterit score: {data}"))
     sys.stdout.flush()
+
+
+def _score_learning_percentage(
+    loaded: Any,
+    *,
+    data: Path,
+    out: Path,
+    model: str,
+    epochs: int,
+    template: str,
+    max_length: int,
+    batch_tokens: int | None,
+    device: str | None,
+    learning_rate: float,
+    batch_size: int,
+    micro_batch_size: int,
+    seed: int,
+    overwrite: bool,
+    progress: bool,
+    t0: float,
+) -> None:
+    from iterit.learning_percentage import lp_columns
+    from iterit.report import format_table
+
+    t1 = time.perf_counter()
+    res = compute_learning_percentage(
+        loaded.samples,
+        model=model,
+        epochs=epochs,
+        template=template,
+        max_length=max_length,
+        batch_tokens=batch_tokens,
+        device=device,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        micro_batch_size=micro_batch_size,
+        seed=seed,
+        progress=progress,
+    )
+    t_score = time.perf_counter() - t1
+    cols = lp_columns(res, sample_keys(loaded.samples))
+    write_table(out, cols, overwrite=overwrite)
+    lp = res.lp
+    finite = np.isfinite(lp)
+    passes = ", ".join(str(p.get("forward_calls")) for p in res.passes)
+    rows = [
+        ("records", f"{len(loaded)}"),
+        ("no perplexity (NaN)", f"{int((~finite).sum())}"),
+        ("candidates", f"{int(np.count_nonzero(cols['valid']))}"),
+        ("epochs trained", f"{res.epochs}"),
+        ("complexity from", "1 / (1 + exp(" + ("lp" if res.signal == "lp" else "lp_proxy") + "))"),
+        ("mean LP (finite)", f"{float(np.mean(lp[finite])):.4f}" if finite.any() else "-"),
+        ("median P0 -> Pn", _ppl_change(res.ppl)),
+        ("forward passes per perplexity pass", passes),
+        ("training + scoring time", f"{t_score:.1f} s"),
+        ("total time", f"{time.perf_counter() - t0:.1f} s"),
+        ("written", str(out)),
+    ]
+    click.echo(format_table(rows, title=f"iterit score --metric learning-percentage: {data}"))
+    sys.stdout.flush()
+
+
+def _ppl_change(ppl: np.ndarray) -> str:
+    first, last = ppl[0], ppl[-1]
+    ok = np.isfinite(first) & np.isfinite(last)
+    if not ok.any():
+        return "-"
+    return f"{float(np.median(first[ok])):.4g} -> {float(np.median(last[ok])):.4g}"

@@ -66,7 +66,25 @@ def _resume_value(value: str | None) -> str | bool | None:
     "scores_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Epoch-0 IFD of every sample from `iterit score` (instead of scoring it here).",
+    help="Epoch-0 complexity of every sample from `iterit score` (instead of scoring it here): "
+    "its 'complexity' column if it has one (learning percentage), else its 'ifd' column.",
+)
+@click.option(
+    "--rescore",
+    type=click.Choice(["ifd", "in-loop"], case_sensitive=False),
+    default="ifd",
+    show_default=True,
+    help="How epochs after the first get their complexity. ifd: re-score the pool with the "
+    "model being trained; in-loop: no re-scoring, each trained sample's training loss "
+    "(smoothed across epochs) on IFD's scale, exp(loss_ema - nll_prior); pool samples not "
+    "trained yet keep their epoch-0 IFD (docs/signals.md).",
+)
+@click.option(
+    "--loss-ema",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="In-loop loss smoothing: ema = BETA * ema + (1 - BETA) * this epoch's loss.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0.0), default=2e-5, show_default=True)
@@ -172,6 +190,8 @@ def train_command(
     iterate: bool,
     scorer_model: str | None,
     scores_file: Path | None,
+    rescore: str,
+    loss_ema: float,
     epochs: int,
     learning_rate: float,
     lr_scheduler: str,
@@ -199,7 +219,8 @@ def train_command(
     with the model being trained and select a budget of complex, diverse samples.
 
     Epoch 0 scores every sample (or reads --scores) and keeps the pool of pool-factor x budget
-    valid samples with the highest IFD; later epochs re-score only the pool.  Defaults are the
+    valid samples with the highest IFD; later epochs re-score only the pool (or, with
+    --rescore in-loop, take its complexity from the training losses).  Defaults are the
     paper's: 3 epochs, 5% per epoch, pool factor 3, decay 0.1, learning rate 2e-5, cosine with
     3% warm-up, effective batch 32.  The loss covers response tokens only, and the prompt
     format is the scoring template.  Run it under `accelerate launch` or `torchrun` for
@@ -254,6 +275,8 @@ def train_command(
             iterate=iterate,
             scorer_model=scorer_model,
             scores=str(scores_file) if scores_file else None,
+            rescore=rescore.lower(),
+            loss_ema=loss_ema,
             template=template,
             max_length=max_length,
             batch_tokens=batch_tokens,
@@ -304,6 +327,8 @@ def _print_summary(
     )
     for e in summary["epochs"]:
         parts = [f"epoch {e['epoch']}: scored {e['n_scored']}"]
+        if e.get("score_forward_calls") is not None:
+            parts.append(f"{e['score_forward_calls']} scoring forward passes")
         if e["overlap_prev"] is not None:
             parts.append(f"overlap with previous {e['overlap_prev']:.2f}")
         if e.get("epoch_s"):

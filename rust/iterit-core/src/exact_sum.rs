@@ -188,25 +188,27 @@ impl NonNegativeSum {
         };
         // Global index of the highest set bit.
         let top = top_chunk as u32 * CHUNK_BITS + (63 - self.chunks[top_chunk].leading_zeros());
-        let bit = |b: u32| (self.chunks[(b / CHUNK_BITS) as usize] >> (b % CHUNK_BITS)) & 1;
         if top < 53 {
             // Below 2^53 quanta of 2^-1074 every value is a double: the sum is exact.
             let k = self.chunks[0] | (self.chunks[1] << 32);
             return k as f64 * f64::from_bits(1); // 2^-1074
         }
         // Significand: bits top-52 ..= top; then the round bit and the sticky bits below it.
+        // The 54 bits from the round bit up lie within three consecutive chunks.
         let low = top - 52;
-        let mut mantissa = 0u64;
-        for b in (low..=top).rev() {
-            mantissa = (mantissa << 1) | bit(b);
+        let first = ((low - 1) / CHUNK_BITS) as usize;
+        let mut window = 0u128;
+        for i in (first..(first + 3).min(N_CHUNKS)).rev() {
+            window = (window << CHUNK_BITS) | u128::from(self.chunks[i]);
         }
-        let round = bit(low - 1) == 1;
-        let sticky = low >= 2 && {
-            let r = low - 1; // bits 0 .. r-1 are sticky
-            let full = (r / CHUNK_BITS) as usize;
-            self.chunks[self.lo.min(full)..full].iter().any(|&c| c != 0)
-                || (self.chunks[full] & ((1u64 << (r % CHUNK_BITS)) - 1)) != 0
-        };
+        let window_shift = low - 1 - first as u32 * CHUNK_BITS;
+        let with_round = (window >> window_shift) as u64; // mantissa bits, then the round bit
+        let mut mantissa = with_round >> 1;
+        let round = with_round & 1 == 1;
+        let sticky = (window & ((1u128 << window_shift) - 1)) != 0
+            || self.chunks[self.lo.min(first)..first]
+                .iter()
+                .any(|&c| c != 0);
         let mut exponent = top; // value = mantissa * 2^(exponent - 52 - 1074)
         if round && (sticky || mantissa & 1 == 1) {
             mantissa += 1;

@@ -245,7 +245,8 @@ pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<T
     // at a time so that only one block exists twice (as per-document vectors and flattened).
     const BLOCK: usize = 1 << 16;
     let row_of = |d: usize| {
-        let mut cols: Vec<i32> = Vec::new();
+        let total: usize = levels[min_n - 1..].iter().map(|l| l.doc(d).len()).sum();
+        let mut cols: Vec<i32> = Vec::with_capacity(total);
         for (k, level) in levels[min_n - 1..].iter().enumerate() {
             let start = column_starts[k] as i32;
             cols.extend(level.doc(d).iter().map(|&id| start + id as i32));
