@@ -494,7 +494,7 @@ class IterITCallback(TrainerCallback):
         if self.config.needs_scores and score_fn is None:
             if initial_scores is None:
                 raise ValueError("IterIT needs a score_fn (e.g. IFDScoreFn) or initial scores")
-            if self.config.iterate:
+            if self.config.iterate and not self.config.in_loop:
                 raise ValueError(
                     "later epochs re-score the pool with the model being trained: give a "
                     "score_fn (e.g. IFDScoreFn), or iterate=False to reuse the epoch-0 selection"

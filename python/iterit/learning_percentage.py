@@ -1,0 +1,299 @@
+"""Learning percentage (Mekala et al., paper 002): how much of a sample's total perplexity drop
+over a short fine-tuning happens in the first epoch.  A (small) model trains on the full data
+for n epochs; each sample's response perplexity is measured before training (P0) and after
+every epoch (P1..Pn)::
+
+    LP       = (P0 - P1) / (P0 - Pn)      (0 when P0 == Pn)
+    LP_proxy = (P0 - P1) / P0             (the one-epoch proxy)
+
+A sample learnt mostly in the first epoch (LP near 1, or above) is easy; a low LP is hard.  The
+selector prefers *larger* complexity and only accepts values in ``(0, max_complexity)``
+(``max_complexity = 1`` for IFD), so the scores file carries the complexity::
+
+    complexity = 1 / (1 + exp(LP))        (LP_proxy with a single epoch, where LP is always 1)
+
+strictly decreasing in LP (hardest first), in ``(0, 1)`` for every finite LP (clipped away from
+0 and 1 in float64), 0.5 at LP = 0, 0.27 at LP = 1: ``iterit select --scores`` and ``iterit
+train --scores`` then pick the hardest samples first, on a scale comparable to IFD's.  NaN
+(no perplexity: empty response, or no room for a response token within ``max_length``) stays
+NaN and is never a candidate.
+
+The perplexity is ``exp(nll_cond)`` of :class:`iterit.ifd.IFDScorer` (the response's mean NLL
+given the prompt, the training sequence of :mod:`iterit.hf`), run from a training callback
+(:class:`PerplexityCallback`) inside the project's training loop (:func:`iterit.train.build_trainer`
+with the full data every epoch), so it is batched, and sharded and gathered under
+torch.distributed like IFD.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import TrainerCallback
+
+from iterit.sample import Sample, as_sample
+
+__all__ = [
+    "LPScores",
+    "PerplexityCallback",
+    "learning_percentage",
+    "lp_columns",
+    "lp_complexity",
+    "score_learning_percentage",
+]
+
+_TINY = np.finfo(np.float64).tiny
+_BELOW_ONE = np.nextafter(1.0, 0.0)
+
+
+def learning_percentage(ppl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(LP, LP_proxy)`` from perplexities ``ppl`` of shape ``(n_epochs + 1, N)`` (row 0 = P0,
+    before training; row e = after epoch e).  NaN where a perplexity is NaN."""
+    p = np.asarray(ppl, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] < 2:
+        raise ValueError(f"need perplexities before and after >= 1 epoch, got shape {p.shape}")
+    p0, p1, pn = p[0], p[1], p[-1]
+    den = p0 - pn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = np.where(den != 0, (p0 - p1) / np.where(den != 0, den, 1.0), 0.0)
+        proxy = (p0 - p1) / p0
+    nan = ~(np.isfinite(p0) & np.isfinite(p1) & np.isfinite(pn))
+    lp[nan] = np.nan
+    proxy[nan] = np.nan
+    return lp, proxy
+
+
+def lp_complexity(lp: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(lp))`` clipped into the open interval (0, 1): larger = harder."""
+    x = np.asarray(lp, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = np.exp(-np.logaddexp(0.0, x))
+    finite = np.isfinite(c)
+    c[finite] = np.clip(c[finite], _TINY, _BELOW_ONE)
+    return c
+
+
+@dataclass(frozen=True)
+class LPScores:
+    """The outcome of :func:`score_learning_percentage`, aligned with the input samples.
+
+    ``ppl``: ``(epochs + 1, N)`` response perplexities (P0..Pn); ``lp``, ``lp_proxy``,
+    ``complexity`` (what the selector takes, see the module docstring), ``n_tokens`` (the
+    response tokens scored), ``signal`` (``"lp"`` or ``"proxy"``: which one the complexity
+    is made of) and ``passes``: the scorer's statistics of each perplexity pass (forward calls,
+    sequences, seconds)."""
+
+    ppl: np.ndarray
+    lp: np.ndarray
+    lp_proxy: np.ndarray
+    complexity: np.ndarray
+    n_tokens: np.ndarray
+    signal: str
+    passes: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
+    train_seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.ppl.shape[0]) - 1
+
+
+class PerplexityCallback(TrainerCallback):
+    """Scores ``samples`` with :class:`iterit.ifd.IFDScorer` and the model being trained before
+    training (``on_train_begin``: P0) and at the end of every epoch (P1..Pn).
+
+    After training, ``nll_cond`` holds one float64 array per pass (the response's mean NLL
+    given the prompt; perplexity = ``exp(nll_cond)``), ``n_tokens`` the scored response tokens
+    and ``passes`` the scorer's statistics of each pass.  Under torch.distributed every rank
+    scores a shard and gets the gathered result."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample | dict],
+        tokenizer: Any,
+        *,
+        template: Any = "alpaca",
+        max_length: int = 1024,
+        batch_tokens: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.samples = [as_sample(s, i) for i, s in enumerate(samples)]
+        self.tokenizer = tokenizer
+        self.template = template
+        self.max_length = int(max_length)
+        self.batch_tokens = batch_tokens
+        self.progress = progress
+        self.nll_cond: list[np.ndarray] = []
+        self.n_tokens: np.ndarray | None = None
+        self.passes: list[dict[str, Any]] = []
+
+    def _pass(self, model: Any, state: Any) -> None:
+        from iterit.hf import _rank
+        from iterit.ifd import IFDScorer
+
+        kwargs: dict[str, Any] = {"template": self.template, "max_length": self.max_length}
+        if self.batch_tokens is not None:
+            kwargs["batch_tokens"] = self.batch_tokens
+        progress = self.progress and _rank() == 0
+        scores = IFDScorer(model, self.tokenizer, progress=progress, **kwargs).score(self.samples)
+        self.nll_cond.append(np.asarray(scores.nll_cond, dtype=np.float64))
+        if self.n_tokens is None:
+            self.n_tokens = np.asarray(scores.n_tokens, dtype=np.int64)
+        stats = dict(scores.stats)
+        self.passes.append(
+            {
+                "epoch": len(self.nll_cond) - 1,
+                "global_step": int(state.global_step),
+                **{k: stats.get(k) for k in ("forward_calls", "sequences", "seconds")},
+            }
+        )
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step > 0:
+            raise RuntimeError("learning percentage needs P0 before training: do not resume")
+        self.nll_cond, self.passes, self.n_tokens = [], [], None
+        self._pass(model, state)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self._pass(model, state)
+
+    def perplexities(self) -> np.ndarray:
+        """``(passes, N)``: exp(nll_cond) of every pass so far."""
+        with np.errstate(over="ignore"):
+            return np.exp(np.stack(self.nll_cond)) if self.nll_cond else np.zeros((0, 0))
+
+
+def score_learning_percentage(
+    samples: Sequence[Sample | dict],
+    model: Any,
+    tokenizer: Any,
+    *,
+    epochs: int = 3,
+    signal: str | None = None,
+    template: str = "alpaca",
+    max_length: int = 1024,
+    batch_tokens: int | None = None,
+    learning_rate: float = 2e-5,
+    batch_size: int = 32,
+    micro_batch_size: int = 4,
+    seed: int = 42,
+    output_dir: str | Path | None = None,
+    progress: bool = False,
+    trainer: str = "transformers",
+    training_args: dict[str, Any] | None = None,
+    callbacks: Sequence[Any] = (),
+) -> LPScores:
+    """Train ``model`` (usually small) on every scorable sample for ``epochs`` epochs with the
+    project's training loop, measuring each sample's response perplexity before training and
+    after every epoch, and return the learning percentages (see the module docstring).
+
+    ``model`` is trained in place.  ``signal``: ``"lp"`` (default with >= 2 epochs) or
+    ``"proxy"`` (default with 1 epoch): which one the complexity is made of.  Training uses
+    :class:`iterit.train.TrainConfig`'s settings (``learning_rate``, ``batch_size``,
+    ``micro_batch_size``, cosine schedule with 3% warm-up); ``training_args`` adds further
+    ``TrainingArguments`` fields; ``callbacks`` more trainer callbacks (they run after the
+    perplexity pass).  Checkpoints are not saved and a run cannot be resumed (P0 must be
+    measured before the first step).
+    """
+    from iterit.hf import encode_samples
+    from iterit.train import TrainConfig, build_trainer
+
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    signal = signal or ("lp" if epochs >= 2 else "proxy")
+    if signal not in ("lp", "proxy"):
+        raise ValueError(f"signal must be 'lp' or 'proxy', got {signal!r}")
+    if signal == "lp" and epochs < 2:
+        raise ValueError("with a single epoch LP is 1 for every sample: use signal='proxy'")
+    items = [as_sample(s, i) for i, s in enumerate(samples)]
+    n = len(items)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = encode_samples(items, tokenizer, template=template, max_length=max_length)
+    keep = np.array([i for i, r in enumerate(rows) if any(x != -100 for x in r["labels"])])
+    if keep.size == 0:
+        raise ValueError("no sample has a response token to train on")
+    sub = [items[int(i)] for i in keep]
+    tmp = None
+    if output_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="iterit-lp-")
+        output_dir = tmp.name
+    try:
+        cfg = TrainConfig(
+            output_dir=str(output_dir),
+            strategy="random",  # every scorable sample, reshuffled each epoch: the full data
+            budget=len(sub),
+            epochs=int(epochs),
+            template=template,
+            max_length=int(max_length),
+            batch_tokens=batch_tokens,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            seed=seed,
+            save_strategy="no",
+            progress=progress,
+            trainer=trainer,
+            training_args=dict(training_args or {}),
+        )
+        callback = PerplexityCallback(
+            sub,
+            tokenizer,
+            template=template,
+            max_length=max_length,
+            batch_tokens=batch_tokens,
+            progress=progress,
+        )
+        hf_trainer, _ = build_trainer(cfg, sub, model, tokenizer, callbacks=[callback, *callbacks])
+        t0 = time.perf_counter()
+        hf_trainer.train()
+        train_s = time.perf_counter() - t0
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    ppl_sub = callback.perplexities()
+    ppl = np.full((ppl_sub.shape[0], n), np.nan)
+    ppl[:, keep] = ppl_sub
+    lp, proxy = learning_percentage(ppl)
+    n_tokens = np.zeros(n, dtype=np.int64)
+    if callback.n_tokens is not None:
+        n_tokens[keep] = callback.n_tokens
+    return LPScores(
+        ppl=ppl,
+        lp=lp,
+        lp_proxy=proxy,
+        complexity=lp_complexity(lp if signal == "lp" else proxy),
+        n_tokens=n_tokens,
+        signal=signal,
+        passes=callback.passes,
+        train_seconds=train_s,
+    )
+
+
+def lp_columns(scores: LPScores, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """The columns of a learning-percentage scores file, in order: ``index``, ``complexity``
+    (what ``iterit select --scores`` / ``iterit train --scores`` select by), ``lp``,
+    ``lp_proxy``, ``ppl_0`` .. ``ppl_<epochs>``, ``n_tokens``, ``valid`` (a candidate: finite
+    complexity in (0, 1)) and, given, ``key`` (the samples' content hashes)."""
+    n = scores.complexity.shape[0]
+    c = scores.complexity
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(c) & (c > 0) & (c < 1.0)
+    cols: dict[str, Any] = {
+        "index": np.arange(n, dtype=np.int64),
+        "complexity": c,
+        "lp": scores.lp,
+        "lp_proxy": scores.lp_proxy,
+    }
+    for e in range(scores.ppl.shape[0]):
+        cols[f"ppl_{e}"] = scores.ppl[e]
+    cols["n_tokens"] = scores.n_tokens
+    cols["valid"] = valid
+    if keys is not None:
+        cols["key"] = list(keys)
+    return cols
