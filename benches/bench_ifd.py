@@ -169,8 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile-n", type=int, default=16, help="samples profiled (0: no profile)")
     ap.add_argument("--no-reference", action="store_true", help="skip the per-sample baseline")
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration (min kept)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     args = ap.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model_path = args.model or default_model()
     t0 = time.perf_counter()
     model, tok = load_model(model_path)

@@ -763,7 +763,9 @@ class IFDScorer:
         out = self.decoder(input_ids=ids, use_cache=False)
         hidden = out[0] if not hasattr(out, "last_hidden_state") else out.last_hidden_state
         mine = self._project(hidden[0]).log_softmax(-1)
-        tol = 1e-3 if hidden.dtype == torch.float32 else 5e-2
+        # 16-bit logits differ by an ulp or so between kernels; the transforms this detects
+        # (soft-capping, scaling) move log-probabilities by whole units.
+        tol = 1e-3 if hidden.dtype == torch.float32 else 0.5
         diff = float((ref - mine).abs().max())
         self._full_logits = not diff <= tol
         if self._full_logits:
