@@ -373,7 +373,7 @@ class IFDScorer:
     max_length:
         L of DESIGN 3.2: the conditional sequence never exceeds it.
     batch_tokens:
-        token budget per forward pass (rows x padded length); default 16384 on CUDA, 4096 on
+        token budget per forward pass (rows x padded length); default 16384 on CUDA, 512 on
         CPU.  Halved automatically on CUDA out-of-memory.
     device:
         where the model runs; ``None`` keeps the model where it is.  A different device
@@ -414,7 +414,7 @@ class IFDScorer:
                 self.model.to(device)
         self.device = _input_device(self.hf_model)
         if batch_tokens is None:
-            batch_tokens = 16384 if self.device.type == "cuda" else 4096
+            batch_tokens = 16384 if self.device.type == "cuda" else 512
         if int(batch_tokens) < 1:
             raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
         self.batch_tokens = int(batch_tokens)
@@ -425,6 +425,8 @@ class IFDScorer:
         self.pad_slack = 0.05  # padding allowed in a batch: 5% of its padded tokens
         self.chunk_samples = _CHUNK_SAMPLES
         self._mul, self._div, self._cap = _logit_transform(self.hf_model.config)
+        out_features = getattr(self.head, "out_features", None)
+        self._vocab = int(out_features or self.head.weight.shape[0])
         self._full_logits: bool | None = None  # decided by a self-check on first use
         #: Compute the keys/values of a preamble shared by many prompts (the template's header)
         #: once per chunk instead of once per sample; checked on first use, off if it fails.
@@ -629,7 +631,7 @@ class IFDScorer:
         width = head.width  # sorted descending within a group: the first row is the longest
         budget = self._budget
         if self._full_logits:
-            vocab = int(self.head.weight.shape[0])
+            vocab = self._vocab
             budget = max(1, min(budget, _LOGIT_ELEMENTS // max(1, vocab)))
         # Rows join while the batch fits the budget and its padding stays within
         # ``pad_slack`` of its padded size (or a few tokens, for very short rows).
@@ -738,7 +740,7 @@ class IFDScorer:
 
     def _nll(self, hidden: torch.Tensor, targets: torch.Tensor, *, project: bool) -> np.ndarray:
         """-log softmax(logits)[target] in float32, projecting a few rows at a time."""
-        vocab = int(self.head.weight.shape[0]) if project else int(hidden.shape[-1])
+        vocab = self._vocab if project else int(hidden.shape[-1])
         step = max(1, _LOGIT_ELEMENTS // max(1, vocab))
         parts = []
         for a in range(0, hidden.shape[0], step):
@@ -754,7 +756,7 @@ class IFDScorer:
         (an architecture with an unknown output transform), fall back to full logits."""
         if self._full_logits is not None:
             return
-        vocab = int(self.head.weight.shape[0])
+        vocab = self._vocab
         ids = torch.tensor(
             [[_start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(7)]]],
             device=self.device,
@@ -781,7 +783,7 @@ class IFDScorer:
         """Check once that rows run after a shared prefix cache score as rows run whole."""
         if self._prefix_ok is not None or not self.share_prefix:
             return
-        vocab = int(self.head.weight.shape[0])
+        vocab = self._vocab
         ids = [_start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(11)]]
         whole = self._run_batch([_Seq(0, 0, ids, 6), _Seq(1, 0, ids[:9], 6)])
         self._prefixes.append((ids[:4], None))
@@ -789,7 +791,8 @@ class IFDScorer:
             shared = self._run_batch(
                 [_Seq(0, 0, ids, 6, prefix=4, group=0), _Seq(1, 0, ids[:9], 6, 4, 0)]
             )
-            tol = 1e-4 if self.head.weight.dtype == torch.float32 else 5e-2
+            fp32 = self.hf_model.get_input_embeddings().weight.dtype == torch.float32
+            tol = 1e-4 if fp32 else 5e-2
             self._prefix_ok = bool(np.allclose(shared, whole, rtol=tol, atol=tol))
         except Exception:  # a model whose cache cannot be shared this way: score rows whole
             self._prefix_ok = False

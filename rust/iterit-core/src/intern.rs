@@ -15,6 +15,44 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
+/// A raw view of a slice that parallel tasks write at disjoint indices.
+#[derive(Clone, Copy)]
+struct DisjointWrites<T>(*mut T);
+// SAFETY: every user writes each index from exactly one task, and reads only after the
+// parallel section that wrote it has joined.
+unsafe impl<T: Send> Send for DisjointWrites<T> {}
+unsafe impl<T: Send> Sync for DisjointWrites<T> {}
+
+impl<T> DisjointWrites<T> {
+    fn new(slice: &mut [std::mem::MaybeUninit<T>]) -> Self {
+        Self(slice.as_mut_ptr().cast())
+    }
+
+    /// # Safety
+    /// `i` is in bounds and no other task writes or reads index `i` concurrently.
+    #[inline]
+    unsafe fn write(self, i: usize, value: T) {
+        unsafe { self.0.add(i).write(value) }
+    }
+}
+
+/// A vector of `n` values, each written exactly once by `fill` through [`DisjointWrites`].
+fn filled_in_parallel<T: Send>(n: usize, fill: impl FnOnce(DisjointWrites<T>)) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    fill(DisjointWrites::new(&mut out.spare_capacity_mut()[..n]));
+    // SAFETY: callers write every index in 0..n exactly once (checked by the tests).
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// An initialised slice seen as possibly uninitialised, to overwrite some of it in parallel.
+fn unsafe_as_uninit<T>(slice: &mut [T]) -> &mut [std::mem::MaybeUninit<T>] {
+    // SAFETY: MaybeUninit<T> has T's layout, and only initialised values are written back.
+    unsafe { &mut *(slice as *mut [T] as *mut [std::mem::MaybeUninit<T>]) }
+}
+
+/// Positions per task in the parallel passes over all keys.
+const BLOCK: usize = 1 << 16;
 const BUCKET_BITS: u32 = 8;
 const N_BUCKETS: usize = 1 << BUCKET_BITS;
 /// A fixed seed: bucket assignment (never the ids) depends on it, and runs must be repeatable.
@@ -33,32 +71,56 @@ pub fn intern<K: Copy + Eq + Hash + Send + Sync>(keys: &[K]) -> Result<(Vec<u32>
     let hashes: Vec<u64> = keys.par_iter().map(|k| state.hash_one(k)).collect();
     let bucket_of = |h: u64| (h >> (64 - BUCKET_BITS)) as usize;
 
-    // Positions grouped by bucket, in increasing order within each bucket.
+    // Keys, hashes and positions copied into bucket order (positions increasing within a
+    // bucket), so that each bucket reads contiguous memory. Blocks of positions are scattered
+    // in parallel, each into slots reserved for it from per-block bucket counts.
+    let histograms: Vec<[usize; N_BUCKETS]> = hashes
+        .par_chunks(BLOCK)
+        .map(|block| {
+            let mut h = [0usize; N_BUCKETS];
+            for &x in block {
+                h[bucket_of(x)] += 1;
+            }
+            h
+        })
+        .collect();
     let mut starts = vec![0usize; N_BUCKETS + 1];
-    for &h in &hashes {
-        starts[bucket_of(h) + 1] += 1;
-    }
+    let mut block_slots = vec![[0usize; N_BUCKETS]; histograms.len()];
+    let mut next = 0usize;
     for b in 0..N_BUCKETS {
-        starts[b + 1] += starts[b];
-    }
-    // Keys, hashes and positions copied into bucket order, so that each bucket reads
-    // contiguous memory (gathering them in place would touch a cache line per key).
-    let mut order = vec![0u32; n];
-    let mut grouped_keys: Vec<K> = Vec::with_capacity(n);
-    let mut grouped_hashes = vec![0u64; n];
-    {
-        let spare = &mut grouped_keys.spare_capacity_mut()[..n];
-        let mut fill = starts.clone();
-        for (i, (&h, &k)) in hashes.iter().zip(keys).enumerate() {
-            let slot = &mut fill[bucket_of(h)];
-            order[*slot] = i as u32;
-            grouped_hashes[*slot] = h;
-            spare[*slot].write(k);
-            *slot += 1;
+        starts[b] = next;
+        for (slots, h) in block_slots.iter_mut().zip(&histograms) {
+            slots[b] = next;
+            next += h[b];
         }
     }
-    // SAFETY: the counting sort above wrote each of the n slots exactly once.
-    unsafe { grouped_keys.set_len(n) };
+    starts[N_BUCKETS] = next;
+    let mut order: Vec<u32> = Vec::new();
+    let mut grouped_hashes: Vec<u64> = Vec::new();
+    let grouped_keys: Vec<K> = filled_in_parallel(n, |keys_out| {
+        order = filled_in_parallel(n, |order_out| {
+            grouped_hashes = filled_in_parallel(n, |hashes_out| {
+                hashes
+                    .par_chunks(BLOCK)
+                    .zip(keys.par_chunks(BLOCK))
+                    .zip(block_slots)
+                    .enumerate()
+                    .for_each(|(block, ((hs, ks), mut slots))| {
+                        for (j, (&h, &k)) in hs.iter().zip(ks).enumerate() {
+                            let slot = &mut slots[bucket_of(h)];
+                            // SAFETY: slots of different blocks and buckets never overlap, and
+                            // together they cover 0..n once.
+                            unsafe {
+                                order_out.write(*slot, (block * BLOCK + j) as u32);
+                                hashes_out.write(*slot, h);
+                                keys_out.write(*slot, k);
+                            }
+                            *slot += 1;
+                        }
+                    });
+            });
+        });
+    });
     drop(hashes);
 
     // Each bucket: local ids by first occurrence, and the first position of each distinct key.
@@ -111,33 +173,62 @@ pub fn intern<K: Copy + Eq + Hash + Send + Sync>(keys: &[K]) -> Result<(Vec<u32>
         bucket_offsets.push(bucket_offsets.last().copied().unwrap_or(0) + b.distinct.len());
     }
     let n_distinct = bucket_offsets[N_BUCKETS];
-    // Mark each key's first position, then number keys in one streaming pass over positions.
+    // Mark each key's first position, then number keys in order of those positions.
     let mut first_at = vec![u32::MAX; n];
-    for (b, bucket) in buckets.iter().enumerate() {
-        for (local, &p) in bucket.first_positions.iter().enumerate() {
-            first_at[p as usize] = (bucket_offsets[b] + local) as u32;
-        }
+    {
+        let marks = DisjointWrites::new(unsafe_as_uninit(&mut first_at));
+        buckets.par_iter().enumerate().for_each(|(b, bucket)| {
+            for (local, &p) in bucket.first_positions.iter().enumerate() {
+                // SAFETY: a position is the first occurrence of one key only.
+                unsafe { marks.write(p as usize, (bucket_offsets[b] + local) as u32) };
+            }
+        });
     }
-    let mut new_id = vec![0u32; n_distinct];
-    let mut distinct = Vec::with_capacity(n_distinct);
-    for (p, &old) in first_at.iter().enumerate() {
-        if old != u32::MAX {
-            new_id[old as usize] = distinct.len() as u32;
-            distinct.push(keys[p]);
-        }
+    let firsts_per_block: Vec<usize> = first_at
+        .par_chunks(BLOCK)
+        .map(|c| c.iter().filter(|&&o| o != u32::MAX).count())
+        .collect();
+    let mut block_rank = Vec::with_capacity(firsts_per_block.len());
+    let mut total = 0usize;
+    for count in &firsts_per_block {
+        block_rank.push(total);
+        total += count;
     }
+    let mut new_id: Vec<u32> = Vec::new();
+    let distinct: Vec<K> = filled_in_parallel(n_distinct, |distinct_out| {
+        new_id = filled_in_parallel(n_distinct, |new_id_out| {
+            first_at
+                .par_chunks(BLOCK)
+                .zip(block_rank)
+                .enumerate()
+                .for_each(|(block, (marks, mut rank))| {
+                    for (j, &old) in marks.iter().enumerate() {
+                        if old != u32::MAX {
+                            // SAFETY: ranks are distinct across blocks; each old id is marked once.
+                            unsafe {
+                                new_id_out.write(old as usize, rank as u32);
+                                distinct_out.write(rank, keys[block * BLOCK + j]);
+                            }
+                            rank += 1;
+                        }
+                    }
+                });
+        });
+    });
     drop(first_at);
 
-    let mut ids = vec![0u32; n];
-    for (b, bucket) in buckets.iter().enumerate() {
-        let offset = bucket_offsets[b];
-        for (&p, &local) in order[starts[b]..starts[b + 1]]
-            .iter()
-            .zip(&bucket.local_ids)
-        {
-            ids[p as usize] = new_id[offset + local as usize];
-        }
-    }
+    let ids: Vec<u32> = filled_in_parallel(n, |ids_out| {
+        buckets.par_iter().enumerate().for_each(|(b, bucket)| {
+            let offset = bucket_offsets[b];
+            for (&p, &local) in order[starts[b]..starts[b + 1]]
+                .iter()
+                .zip(&bucket.local_ids)
+            {
+                // SAFETY: every position belongs to exactly one bucket.
+                unsafe { ids_out.write(p as usize, new_id[offset + local as usize]) };
+            }
+        });
+    });
     Ok((ids, distinct))
 }
 
@@ -176,7 +267,7 @@ mod tests {
 
     #[test]
     fn independent_of_threads() {
-        let keys: Vec<u64> = (0..100_000u64)
+        let keys: Vec<u64> = (0..300_000u64)
             .map(|i| (i * 2_654_435_761) % 7_919)
             .collect();
         let one = crate::with_threads(Some(1), || intern(&keys))
