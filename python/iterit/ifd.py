@@ -35,7 +35,17 @@ from iterit.sample import Sample, as_sample
 from iterit.score_cache import CACHE_VERSION, ScoreCache, sample_hash
 from iterit.templates import Template, check_template, render_prompt, template_identity
 
-__all__ = ["IFDScorer", "IFDScores", "load_model", "model_fingerprint", "reference_ifd"]
+__all__ = [
+    "EncodedSamples",
+    "IFDScorer",
+    "IFDScores",
+    "encode_samples",
+    "load_model",
+    "model_fingerprint",
+    "reference_ifd",
+    "start_token",
+    "unwrap_model",
+]
 
 _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
     {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError}
@@ -105,8 +115,9 @@ _OK, _EMPTY, _TOO_LONG = 0, 1, 2
 
 
 @dataclass
-class _Encoded:
-    """Token ids of both passes for every sample (lists of ints), plus validity."""
+class EncodedSamples:
+    """Token ids of both passes for every sample (lists of ints), plus validity. Training
+    (iterit.hf) builds its sequences from these, so it trains on exactly what is scored."""
 
     cond: list[list[int]]  # p + r[:k]
     cond_offset: list[int]  # len(p): index of the first scored token in ``cond``
@@ -115,7 +126,8 @@ class _Encoded:
     truncated: np.ndarray  # k < len(r)
 
 
-def _start_token(tokenizer: Any) -> int:
+def start_token(tokenizer: Any) -> int:
+    """The token that starts both passes: BOS when the tokenizer has one, else EOS."""
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None:
         return int(bos)
@@ -136,14 +148,14 @@ def _token_lists(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return [list(x) for x in ids]
 
 
-def _encode(
+def encode_samples(
     tokenizer: Any, samples: Sequence[Sample], template: Template, max_length: int
-) -> _Encoded:
-    start, eos = _start_token(tokenizer), _eos_token(tokenizer)
+) -> EncodedSamples:
+    start, eos = start_token(tokenizer), _eos_token(tokenizer)
     prompts = _token_lists(tokenizer, [render_prompt(template, s, tokenizer) for s in samples])
     responses = _token_lists(tokenizer, [s.response for s in samples])
     n = len(samples)
-    enc = _Encoded([], [], [], np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool))
+    enc = EncodedSamples([], [], [], np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool))
     for i, (sample, p_ids, r_ids) in enumerate(zip(samples, prompts, responses, strict=True)):
         # A template that renders the start token itself supplies it (counted once).
         p = p_ids if p_ids and p_ids[0] == start else [start, *p_ids]
@@ -164,7 +176,7 @@ def _encode(
 # --------------------------------------------------------------------------- model plumbing
 
 
-def _unwrap(model: Any) -> Any:
+def unwrap_model(model: Any) -> Any:
     """The Hugging Face model inside DDP / PEFT wrappers."""
     inner = model
     for _ in range(4):
@@ -193,7 +205,7 @@ def _is_causal_lm(model: Any) -> bool:
 
 def _causal_parts(model: Any) -> tuple[Any, Any, Any]:
     """(hf_model, decoder, output projection) of a causal LM, or a clear ``TypeError``."""
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     what = type(inner).__name__
     if not isinstance(inner, torch.nn.Module):
         raise TypeError(f"IFDScorer needs a torch causal language model, got {what}")
@@ -256,7 +268,7 @@ def model_fingerprint(model: Any) -> str:
     import hashlib
     import json
 
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     h = hashlib.sha256()
     config = getattr(inner, "config", None)
     cfg = config.to_diff_dict() if hasattr(config, "to_diff_dict") else {}
@@ -474,7 +486,8 @@ class IFDScorer:
         first: dict[str, int] = {}
         owner = np.array([first.setdefault(k, i) for i, k in enumerate(keys)], dtype=np.int64)
         uniq = np.flatnonzero(owner == np.arange(n))
-        enc = _encode(self.tokenizer, [items[i] for i in uniq], self.template, self.max_length)
+        unique_items = [items[i] for i in uniq]
+        enc = encode_samples(self.tokenizer, unique_items, self.template, self.max_length)
 
         u = len(uniq)
         nll_c = np.full(u, np.nan)
@@ -566,7 +579,7 @@ class IFDScorer:
         }
         return ScoreCache(folder, key)
 
-    def _progress_bar(self, enc: _Encoded, mine: list[int], rank: int) -> Any:
+    def _progress_bar(self, enc: EncodedSamples, mine: list[int], rank: int) -> Any:
         if not self.progress or rank != 0 or not mine:
             return None
         from tqdm.auto import tqdm
@@ -575,7 +588,7 @@ class IFDScorer:
         return tqdm(total=total, unit="tok", unit_scale=True, desc="IFD", dynamic_ncols=True)
 
     def _score_chunk(
-        self, enc: _Encoded, chunk: list[int], stats: dict[str, Any], bar: Any
+        self, enc: EncodedSamples, chunk: list[int], stats: dict[str, Any], bar: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         cond = [_Seq(j, 0, enc.cond[j], enc.cond_offset[j]) for j in chunk]
         seqs = [_Seq(j, 1, enc.prior[j], 1) for j in chunk]
@@ -758,7 +771,7 @@ class IFDScorer:
             return
         vocab = self._vocab
         ids = torch.tensor(
-            [[_start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(7)]]],
+            [[start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(7)]]],
             device=self.device,
         )
         ref = self.model(input_ids=ids, use_cache=False).logits[0].float().log_softmax(-1)
@@ -784,7 +797,7 @@ class IFDScorer:
         if self._prefix_ok is not None or not self.share_prefix:
             return
         vocab = self._vocab
-        ids = [_start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(11)]]
+        ids = [start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(11)]]
         whole = self._run_batch([_Seq(0, 0, ids, 6), _Seq(1, 0, ids[:9], 6)])
         self._prefixes.append((ids[:4], None))
         try:
@@ -856,7 +869,7 @@ def reference_ifd(
     The oracle for tests and the baseline for benchmarks; slow on purpose.
     """
     items = [as_sample(s, i) for i, s in enumerate(samples)]
-    start, eos = _start_token(tokenizer), _eos_token(tokenizer)
+    start, eos = start_token(tokenizer), _eos_token(tokenizer)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     n = len(items)
     nll_cond, nll_prior = np.full(n, np.nan), np.full(n, np.nan)

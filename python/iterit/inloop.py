@@ -106,7 +106,7 @@ class IndexingCollator:
 
 
 def _unwrap(model: Any) -> Any:
-    from iterit.ifd import _unwrap as unwrap
+    from iterit.ifd import unwrap_model as unwrap
 
     return unwrap(model)
 
