@@ -38,9 +38,9 @@ ALPACA = DATA / "general" / "alpaca_union_dedup.jsonl"
 
 
 def run(rescore: str, samples, tok, model, a) -> dict:
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import Trainer, TrainerCallback
 
-    from bench_train import ForwardCounter
+    from bench_train import ForwardCounter, cpu_training_args
     from iterit.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
     from iterit.train import gradient_accumulation
 
@@ -53,21 +53,7 @@ def run(rescore: str, samples, tok, model, a) -> dict:
 
     accum = gradient_accumulation(32, a.micro_batch_size, 1)
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=a.micro_batch_size,
-            gradient_accumulation_steps=accum,
-            num_train_epochs=a.epochs,
-            learning_rate=1e-3,
-            lr_scheduler_type="cosine",
-            warmup_steps=0.03,
-            save_strategy="no",
-            report_to="none",
-            use_cpu=True,
-            disable_tqdm=True,
-            logging_steps=10_000,
-            seed=0,
-        )
+        args = cpu_training_args(out, a.micro_batch_size, accum, a.epochs, 1e-3)
         trainer = Trainer(
             model=model,
             args=args,

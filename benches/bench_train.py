@@ -52,6 +52,28 @@ class ForwardCounter:
         c["tokens"] += tokens or int(shape[0] * shape[1])
 
 
+def cpu_training_args(out: str, micro_batch_size: int, accumulation: int, epochs: int, lr: float):
+    """The benchmarks' training settings: the paper's cosine schedule with 3% warm-up, on the
+    CPU, no checkpoints, no logging."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=micro_batch_size,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.03,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=10_000,
+        seed=0,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -63,7 +85,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the summary as JSON too")
     a = ap.parse_args()
 
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     from iterit.data import load_samples
     from iterit.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
@@ -73,7 +95,7 @@ def main() -> None:
         sys.exit(f"{ALPACA} is not present")
     samples = [s for s in load_samples(ALPACA)[: a.n] if s.response.strip()]
     if a.model == "tiny":
-        from tests.test_hf import tiny_model, tiny_tokenizer
+        from tests.tiny_llama import tiny_model, tiny_tokenizer
 
         tok = tiny_tokenizer(samples, vocab_size=2000)
         model = tiny_model(tok, seed=1)
@@ -86,20 +108,8 @@ def main() -> None:
     counter = ForwardCounter(model.get_decoder())
     accum = gradient_accumulation(32, a.micro_batch_size, 1)
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=a.micro_batch_size,
-            gradient_accumulation_steps=accum,
-            num_train_epochs=a.epochs,
-            learning_rate=2e-5 if a.model != "tiny" else 1e-3,
-            lr_scheduler_type="cosine",
-            warmup_steps=0.03,
-            save_strategy="no",
-            report_to="none",
-            use_cpu=True,
-            disable_tqdm=True,
-            logging_steps=10_000,
-            seed=0,
+        args = cpu_training_args(
+            out, a.micro_batch_size, accum, a.epochs, 2e-5 if a.model != "tiny" else 1e-3
         )
         t_tok = time.perf_counter()
         dataset = TokenizedSamples(samples, tok, max_length=a.max_length)

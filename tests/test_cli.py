@@ -371,42 +371,13 @@ def test_scores_for_other_data_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tests.tiny_llama import tiny_model, tiny_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-llama")
-    data = load(EXAMPLE)
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(
-        vocab_size=400, special_tokens=["<unk>", "<pad>", "<s>", "</s>"]
-    )
-    texts = ["Below is an instruction that describes a task. ### Instruction: ### Response:"]
-    texts += [t for s in data.samples for t in (s.instruction, s.input, s.response)]
-    tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(folder, safe_serialization=True)
+    fast = tiny_tokenizer(load(EXAMPLE).samples, vocab_size=400)
+    tiny_model(fast, max_positions=1024).save_pretrained(folder, safe_serialization=True)
     fast.save_pretrained(folder)
     return folder
 

@@ -35,6 +35,7 @@ from iterit.hf import (  # noqa: E402
     sft_dataset,
 )
 from tests.conftest import shared_file  # noqa: E402
+from tests.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
 
 ALPACA = "general/alpaca_union_dedup.jsonl"
 
@@ -50,50 +51,6 @@ def real_samples(n: int, offset: int = 0) -> list:
     path = shared_file(ALPACA)
     out = [s for s in load_samples(path)[offset : offset + 2 * n] if s.response.strip()]
     return out[:n]
-
-
-def tiny_tokenizer(samples, vocab_size: int = 500):
-    """A word-level tokenizer trained here on the samples and the Alpaca prompt."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from iterit.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
-
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(
-        vocab_size=vocab_size, special_tokens=["<unk>", "<pad>", "<s>", "</s>"]
-    )
-    texts = [ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT]
-    for s in samples:
-        texts += [s.instruction, s.input, s.response]
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
-
-
-def tiny_model(tokenizer, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(cfg)
 
 
 def training_args(out, **kw):

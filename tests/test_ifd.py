@@ -26,7 +26,7 @@ from iterit import Sample  # noqa: E402
 from iterit.ifd import (  # noqa: E402
     IFDScorer,
     IFDScores,
-    encode_samples,
+    encode_for_scoring,
     load_model,
     model_fingerprint,
     reference_ifd,
@@ -214,7 +214,7 @@ def test_dict_records_and_alpaca_input(model, tok, samples, ref):
 
 def test_truncation_scores_exactly_k_tokens(model, tok):
     s = Sample("write", " ".join(["the sea"] * 40))
-    enc = encode_samples(tok, [s], "alpaca", 40)
+    enc = encode_for_scoring(tok, [s], "alpaca", 40)
     p_len = enc.cond_offset[0]
     out = scorer(model, tok, max_length=40).score([s])
     assert out.n_tokens[0] == 40 - p_len and out.n_truncated == 1
@@ -252,7 +252,7 @@ def test_templates_equal_reference(model, tok, samples, template):
     out = scorer(model, t, template=tmpl).score(samples)
     assert_same(out, reference_ifd(model, t, samples, template=tmpl, max_length=MAX_LEN))
     if template == "chat":  # the template renders the start token: it is counted once
-        enc = encode_samples(t, samples[:1], "chat", MAX_LEN)
+        enc = encode_for_scoring(t, samples[:1], "chat", MAX_LEN)
         assert enc.cond[0][0] == t.bos_token_id and enc.cond[0][1] != t.bos_token_id
 
 
@@ -262,7 +262,7 @@ def test_tokenizer_without_bos_uses_eos_as_start(model):
     items = make_samples(12, seed=3)
     out = scorer(model, t).score(items)
     assert_same(out, reference_ifd(model, t, items, max_length=MAX_LEN))
-    enc = encode_samples(t, items[:1], "alpaca", MAX_LEN)
+    enc = encode_for_scoring(t, items[:1], "alpaca", MAX_LEN)
     assert enc.prior[0][0] == t.eos_token_id
 
 

@@ -36,9 +36,8 @@ from tests.test_hf import (  # noqa: E402
     make_trainer,
     read_log,
     real_samples,
-    tiny_model,
-    tiny_tokenizer,
 )
+from tests.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

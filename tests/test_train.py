@@ -14,7 +14,8 @@ pytest.importorskip("transformers")
 
 from iterit.hf import LOG_NAME, SUMMARY_NAME
 from iterit.train import CONFIG_NAME, TrainConfig, gradient_accumulation, train
-from tests.test_hf import read_log, real_samples, tiny_model, tiny_tokenizer
+from tests.test_hf import read_log, real_samples
+from tests.tiny_llama import tiny_model, tiny_tokenizer
 
 N = 40
 

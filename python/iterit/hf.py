@@ -173,10 +173,10 @@ def encode_samples(
     sample without a valid score (empty response, or a prompt that leaves no room within
     ``max_length``) gets a one-token row with no label: it is never selected.
     """
-    from iterit.ifd import encode_samples, start_token
+    from iterit.ifd import encode_for_scoring, start_token
 
     items = [as_sample(s, i) for i, s in enumerate(samples)]
-    enc = encode_samples(tokenizer, items, template, int(max_length))
+    enc = encode_for_scoring(tokenizer, items, template, int(max_length))
     start = start_token(tokenizer)
     rows = []
     for ids, offset in zip(enc.cond, enc.cond_offset, strict=True):

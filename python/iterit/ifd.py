@@ -39,7 +39,7 @@ __all__ = [
     "EncodedSamples",
     "IFDScorer",
     "IFDScores",
-    "encode_samples",
+    "encode_for_scoring",
     "load_model",
     "model_fingerprint",
     "reference_ifd",
@@ -148,9 +148,12 @@ def _token_lists(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return [list(x) for x in ids]
 
 
-def encode_samples(
+def encode_for_scoring(
     tokenizer: Any, samples: Sequence[Sample], template: Template, max_length: int
 ) -> EncodedSamples:
+    """Both token sequences of DESIGN 3.2 for every sample: conditional ``p + r[:k]`` and prior
+    ``s + r[:k]``, with ``k`` truncated to ``max_length``; empty responses and prompts that
+    leave no room get empty sequences and a reason."""
     start, eos = start_token(tokenizer), _eos_token(tokenizer)
     prompts = _token_lists(tokenizer, [render_prompt(template, s, tokenizer) for s in samples])
     responses = _token_lists(tokenizer, [s.response for s in samples])
@@ -487,7 +490,7 @@ class IFDScorer:
         owner = np.array([first.setdefault(k, i) for i, k in enumerate(keys)], dtype=np.int64)
         uniq = np.flatnonzero(owner == np.arange(n))
         unique_items = [items[i] for i in uniq]
-        enc = encode_samples(self.tokenizer, unique_items, self.template, self.max_length)
+        enc = encode_for_scoring(self.tokenizer, unique_items, self.template, self.max_length)
 
         u = len(uniq)
         nll_c = np.full(u, np.nan)

@@ -47,6 +47,7 @@ __all__ = [
     "overwrite_option",
     "seed_option",
     "selection_options",
+    "training_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -298,6 +299,51 @@ def model_options(func: F) -> F:
             ),
         ],
     )
+
+
+def training_options(prefix: str = "") -> Callable[[F], F]:
+    """``--epochs``, ``--learning-rate``, ``--batch-size`` and ``--micro-batch-size`` with the
+    paper's defaults, shared by ``iterit train`` and ``iterit score --metric
+    learning-percentage``; ``prefix`` starts each help text (e.g. the metric they apply to)."""
+
+    def decorate(func: F) -> F:
+        return _apply(
+            func,
+            [
+                click.option(
+                    "--epochs",
+                    type=click.IntRange(min=1),
+                    default=3,
+                    show_default=True,
+                    help=f"{prefix}training epochs.",
+                ),
+                click.option(
+                    "--learning-rate",
+                    type=click.FloatRange(min=0.0),
+                    default=2e-5,
+                    show_default=True,
+                    help=f"{prefix}peak learning rate.",
+                ),
+                click.option(
+                    "--batch-size",
+                    type=click.IntRange(min=1),
+                    default=32,
+                    show_default=True,
+                    help=f"{prefix}effective batch: micro batch x gradient accumulation x "
+                    "processes.",
+                ),
+                click.option(
+                    "--micro-batch-size",
+                    type=click.IntRange(min=1),
+                    default=4,
+                    show_default=True,
+                    help=f"{prefix}samples per device per forward pass; the accumulation "
+                    "steps follow.",
+                ),
+            ],
+        )
+
+    return decorate
 
 
 def overwrite_option(func: F) -> F:

@@ -441,36 +441,10 @@ def read_scores(
     show_default=True,
     help="ifd: instruction-following difficulty with --model as is. learning-percentage: "
     "train --model (a small one) on the data for --epochs and measure how much of each "
-    "sample's perplexity drop happens in the first epoch (low = hard); see docs/signals.md.",
+    "sample's perplexity drop happens in the first epoch (low = hard; with --epochs 1 the "
+    "one-epoch proxy); see docs/signals.md.",
 )
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="learning-percentage: training epochs (with 1, the one-epoch proxy is used).",
-)
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(min=0.0),
-    default=2e-5,
-    show_default=True,
-    help="learning-percentage: learning rate (cosine schedule, 3% warm-up).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="learning-percentage: effective batch (micro batch x accumulation x processes).",
-)
-@click.option(
-    "--micro-batch-size",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="learning-percentage: samples per device per forward pass.",
-)
+@options.training_options(prefix="learning-percentage: ")
 @click.option(
     "--seed", type=int, default=42, show_default=True, help="learning-percentage: training seed."
 )

@@ -86,8 +86,7 @@ def _resume_value(value: str | None) -> str | bool | None:
     show_default=True,
     help="In-loop loss smoothing: ema = BETA * ema + (1 - BETA) * this epoch's loss.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0.0), default=2e-5, show_default=True)
+@options.training_options()
 @click.option(
     "--lr-scheduler",
     type=click.Choice(_SCHEDULERS, case_sensitive=False),
@@ -101,20 +100,6 @@ def _resume_value(value: str | None) -> str | bool | None:
     default=0.03,
     show_default=True,
     help="Share of all optimizer steps spent warming up.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Effective batch: micro batch x gradient accumulation x processes.",
-)
-@click.option(
-    "--micro-batch-size",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Samples per device per forward pass; the accumulation steps follow.",
 )
 @click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
 @click.option(

@@ -1,7 +1,10 @@
-//! Correctly rounded summation of float64 values: Shewchuk's algorithm with the final
-//! half-even correction, as CPython's `math.fsum` implements it. The result is the exact sum
-//! rounded once, so it does not depend on the order of the terms; the pure-Python reference
-//! uses `math.fsum` and gets bit-identical numbers.
+//! Correctly rounded summation of float64 values: the exact sum rounded once, so it does not
+//! depend on the order of the terms, and the pure-Python reference (`math.fsum`) gets
+//! bit-identical numbers.
+//!
+//! [`NonNegativeSum`] is what the core uses: O(1) per term whatever the spread of magnitudes.
+//! [`ExactSum`] is Shewchuk's algorithm with the final half-even correction, as CPython's
+//! `math.fsum` implements it, for any signs; the tests use it as the oracle of the former.
 
 /// Accumulates finite values exactly; [`ExactSum::value`] rounds once at the end.
 #[derive(Debug, Default, Clone)]
