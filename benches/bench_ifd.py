@@ -1,4 +1,4 @@
-"""Benchmark: batched IFD scoring (``iterit.ifd.IFDScorer``) against the per-sample reference.
+"""Benchmark: batched IFD scoring (``iterit.scoring.ifd.IFDScorer``) against the per-sample reference.
 
     python benches/bench_ifd.py [--n 200] [--model PATH] [--budgets 2048 8192] [--profile-n 16]
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iterit.ifd import IFDScorer, _encode, load_model, reference_ifd
-from iterit.sample import as_sample
+from iterit.data.sample import as_sample
+from iterit.scoring.ifd import IFDScorer, _encode, load_model, reference_ifd
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ITERIT_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -6,7 +6,7 @@
 Real data: the 20,678 responses of ../shared/data/general/alpaca_union_dedup.jsonl, a seeded
 random complexity vector and a 5% budget. Every contender runs end to end (texts in, picks out)
 in this process, and the picks must be identical:
-  (a) iterit.reference: pure Python (re tokens, Counter n-grams, math.fsum, heapq lazy greedy);
+  (a) iterit.selection.reference: pure Python (re tokens, Counter n-grams, math.fsum, heapq lazy greedy);
   (b) what a numpy user would write: scikit-learn's TfidfVectorizer(ngram_range=(1, 3)) and a
       greedy loop recomputing every score as X @ alpha at each step.
 """
@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import iterit
-from iterit import reference
+from iterit.selection import reference
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1].parent / "shared/data/general/alpaca_union_dedup.jsonl"
@@ -84,7 +84,7 @@ def bench_real(path: Path, repeats: int, skip_reference: bool) -> None:
         t_ref, slow_ref = timed(reference.select, responses, complexity, budget)
         assert fast.indices.tolist() == slow_ref.indices, "picks differ from the reference"
         assert fast.scores.tolist() == slow_ref.scores, "scores differ from the reference"
-        rows.append(("iterit.reference (pure Python)", t_ref, t_ref / times[None]))
+        rows.append(("iterit.selection.reference (pure Python)", t_ref, t_ref / times[None]))
     print(f"first call in a process (builds the word table): {first:.3f} s")
     print(f"{'contender':34s} {'median s':>9s} {'slower than iterit':>19s}")
     for name, t, ratio in rows:

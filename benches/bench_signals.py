@@ -3,7 +3,7 @@ learning percentage, on real Alpaca records.
 
     python benches/bench_signals.py [--n 1000] [--budget 0.05] [--epochs 3] [--lp]
 
-Trains the same model (same initial weights, same seed) twice with ``iterit.hf``, once
+Trains the same model (same initial weights, same seed) twice with ``iterit.training.hf``, once
 re-scoring the pool with IFD before every later epoch (the paper's) and once taking the later
 epochs' complexity from the in-loop training losses (LEAD), and prints per epoch: the scoring
 forward passes (decoder calls in eval mode, counted by a hook, and the sequences in them), the
@@ -41,8 +41,8 @@ def run(rescore: str, samples, tok, model, a) -> dict:
     from transformers import Trainer, TrainerCallback
 
     from bench_train import ForwardCounter, cpu_training_args
-    from iterit.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
-    from iterit.train import gradient_accumulation
+    from iterit.training.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
+    from iterit.training.run import gradient_accumulation
 
     counter = ForwardCounter(model.get_decoder())
     per_epoch: list[dict] = []
@@ -101,7 +101,7 @@ def main() -> None:
     from tests.test_hf import tiny_model, tiny_tokenizer
 
     from iterit.data import load_samples
-    from iterit.hf import jaccard
+    from iterit.training.hf import jaccard
 
     if not ALPACA.is_file():
         sys.exit(f"{ALPACA} is not present")
@@ -147,7 +147,7 @@ def main() -> None:
     out = {"runs": {r: {k: v for k, v in res[r].items() if k != "picks"} for r in res}}
 
     if a.lp:
-        from iterit.learning_percentage import score_learning_percentage
+        from iterit.training.learning_percentage import score_learning_percentage
 
         t0 = time.perf_counter()
         lp = score_learning_percentage(

@@ -2,7 +2,7 @@
 
     python benches/bench_train.py [--n 1000] [--budget 0.05] [--epochs 3] [--model tiny|PATH]
 
-Trains with ``iterit.hf`` on the first ``--n`` real Alpaca records (paper defaults: pool
+Trains with ``iterit.training.hf`` on the first ``--n`` real Alpaca records (paper defaults: pool
 factor 3, decay 0.1, effective batch 32, cosine schedule) and prints, per epoch, the time
 spent scoring and selecting as a share of the epoch's wall time, and the forward passes spent
 on scoring against training, counted by a hook on the decoder (eval mode = scoring, train
@@ -88,8 +88,8 @@ def main() -> None:
     from transformers import Trainer
 
     from iterit.data import load_samples
-    from iterit.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
-    from iterit.train import gradient_accumulation
+    from iterit.training.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
+    from iterit.training.run import gradient_accumulation
 
     if not ALPACA.is_file():
         sys.exit(f"{ALPACA} is not present")
@@ -100,7 +100,7 @@ def main() -> None:
         tok = tiny_tokenizer(samples, vocab_size=2000)
         model = tiny_model(tok, seed=1)
     else:
-        from iterit.ifd import load_model
+        from iterit.scoring.ifd import load_model
 
         model, tok = load_model(a.model, device="cpu", dtype="float32")
         if tok.pad_token_id is None:

@@ -1,4 +1,4 @@
-"""iterit.atomic: outputs appear whole or not at all, never clobbered without asking."""
+"""iterit.utils.atomic: outputs appear whole or not at all, never clobbered without asking."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from iterit.atomic import (
+from iterit.utils.atomic import (
     OutputExistsError,
     OutputFolderError,
     atomic_dir,
@@ -108,7 +108,7 @@ def test_killed_process_never_leaves_a_partial_output(tmp_path):
     code = textwrap.dedent(
         f"""
         import os, signal
-        from iterit.atomic import atomic_open
+        from iterit.utils.atomic import atomic_open
         with atomic_open({str(target)!r}, "w") as f:
             f.write("x" * 100000)
             f.flush()
@@ -127,7 +127,7 @@ def test_sigterm_during_cli_write_cleans_up(tmp_path):
         f"""
         import os, signal, time
         from iterit.cli import _sigterm
-        from iterit.atomic import atomic_open
+        from iterit.utils.atomic import atomic_open
         signal.signal(signal.SIGTERM, _sigterm)
         with atomic_open({str(target)!r}, "w") as f:
             f.write("x" * 1000)

@@ -1,4 +1,4 @@
-"""iterit.baselines: IterIT's epoch-0 selection and the random / longest / IFD-only baselines."""
+"""iterit.selection.strategies: IterIT's epoch-0 selection and the random / longest / IFD-only baselines."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import iterit
-from iterit.baselines import choose, diversity_texts, response_words
+from iterit.data.sample import Sample
 from iterit.errors import ShortfallWarning
-from iterit.sample import Sample
+from iterit.selection.strategies import choose, diversity_texts, response_words
 
 
 def make_samples(n: int, seed: int = 0) -> list[Sample]:

@@ -19,8 +19,8 @@ from iterit.data import (
     parse_fields,
     samples_from_records,
 )
+from iterit.data.sample import Sample
 from iterit.errors import InvalidInputError
-from iterit.sample import Sample
 from tests.conftest import ROOT, shared_file
 
 EXAMPLES = ROOT / "examples"

@@ -1,4 +1,4 @@
-"""iterit.hf: IterIT inside transformers.Trainer / trl.SFTTrainer (issue 4).
+"""iterit.training.hf: IterIT inside transformers.Trainer / trl.SFTTrainer (issue 4).
 
 CPU only, a tiny randomly initialised Llama built from a config and a word-level tokenizer
 trained in-process, on small slices of the real Alpaca data in ../shared/data.
@@ -20,7 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from iterit.hf import (  # noqa: E402
+from iterit.training.hf import (  # noqa: E402
     LOG_NAME,
     STATE_KEY,
     SUMMARY_NAME,
@@ -109,7 +109,7 @@ def data():
 def test_training_rows_are_the_scored_sequences(data):
     """The training sequence is IFD's conditional sequence: prompt masked, the k scored
     response tokens (and nothing else) carry labels, same template and truncation."""
-    from iterit.ifd import IFDScorer
+    from iterit.scoring.ifd import IFDScorer
 
     samples, tok = data
     rows = encode_samples(samples[:12], tok, max_length=40)
@@ -432,7 +432,7 @@ DDP_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {root!r})
     import torch.distributed as dist
     from tests.test_hf import make_trainer, real_samples, tiny_tokenizer
-    from iterit.hf import SelectionConfig, ResponseOnlyCollator
+    from iterit.training.hf import SelectionConfig, ResponseOnlyCollator
 
     samples = real_samples(40)
     tok = tiny_tokenizer(samples)

@@ -1,4 +1,4 @@
-"""Tests of iterit.ifd (issue 3): batched IFD equals the per-sample reference of DESIGN 3.2.
+"""Tests of iterit.scoring.ifd (issue 3): batched IFD equals the per-sample reference of DESIGN 3.2.
 
 Tiny randomly initialised Llama models and a word-level tokenizer built in-process; the real
 SmolLM2-135M (``smollm2_path``) for the exactness check on real Alpaca data.
@@ -23,7 +23,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 from iterit import Sample  # noqa: E402
-from iterit.ifd import (  # noqa: E402
+from iterit.scoring.ifd import (  # noqa: E402
     IFDScorer,
     IFDScores,
     encode_for_scoring,
@@ -433,7 +433,7 @@ DIST_SCRIPT = textwrap.dedent(
     def work(rank, world, folder, init, out):
         dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from iterit.ifd import IFDScorer
+        from iterit.scoring.ifd import IFDScorer
         from iterit import Sample
         import json
         model = AutoModelForCausalLM.from_pretrained(folder)
@@ -494,8 +494,8 @@ def test_import_iterit_needs_no_torch():
         "import sys\n"
         "for name in ('torch', 'transformers'):\n"
         "    sys.modules[name] = None\n"
-        "import iterit, iterit.templates, iterit.score_cache\n"
-        "assert 'iterit.ifd' not in sys.modules\n"
+        "import iterit, iterit.data.templates, iterit.scoring.cache\n"
+        "assert 'iterit.scoring.ifd' not in sys.modules\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

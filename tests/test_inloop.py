@@ -1,4 +1,4 @@
-"""iterit.inloop and ``--rescore in-loop`` (issue 6, LEAD, paper 003): per-sample losses taken
+"""iterit.training.inloop and ``--rescore in-loop`` (issue 6, LEAD, paper 003): per-sample losses taken
 from the training forward pass, their EMA across epochs, the IFD-scale complexity, no scoring
 passes after epoch 0, resume, and the gather across two gloo processes.
 
@@ -21,8 +21,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from iterit.hf import STATE_KEY, SelectionConfig  # noqa: E402
-from iterit.inloop import (  # noqa: E402
+from iterit.training.hf import STATE_KEY, SelectionConfig  # noqa: E402
+from iterit.training.inloop import (  # noqa: E402
     INDEX_KEY,
     IndexingCollator,
     InLoopLosses,
@@ -158,8 +158,8 @@ def test_trl_fused_head_losses_equal_the_ifd_scorer(tmp_path, data):
     """TRL's SFTTrainer (fused LM head: per-token log-probabilities, no logits): with a zero
     learning rate the recorded losses are the IFD scorer's nll_cond of the same model."""
     trl = pytest.importorskip("trl")
-    from iterit.hf import attach, sft_dataset
-    from iterit.ifd import IFDScorer
+    from iterit.scoring.ifd import IFDScorer
+    from iterit.training.hf import attach, sft_dataset
 
     samples, tok = data
     args = trl.SFTConfig(
@@ -206,7 +206,7 @@ def test_trl_fused_head_losses_equal_the_ifd_scorer(tmp_path, data):
 
 def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):
     import iterit
-    from iterit.train import TrainConfig, train
+    from iterit.training.run import TrainConfig, train
 
     samples, tok = data
     model = tiny_model(tok, seed=1)
@@ -322,7 +322,7 @@ def test_cli_train_rescore_in_loop(tmp_path, data):
 def test_in_loop_needs_nll_prior_and_indexed_rows(tmp_path, data):
     from transformers import Trainer
 
-    from iterit.hf import IterITCallback, IterITSampler, ResponseOnlyCollator, attach
+    from iterit.training.hf import IterITCallback, IterITSampler, ResponseOnlyCollator, attach
 
     samples, tok = data
     with pytest.raises(ValueError, match="nll_prior"):
@@ -387,8 +387,8 @@ DDP_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {root!r})
     import torch, torch.distributed as dist
     from tests.test_hf import make_trainer, real_samples, tiny_tokenizer
-    from iterit.hf import SelectionConfig
-    from iterit.ifd import IFDScorer
+    from iterit.training.hf import SelectionConfig
+    from iterit.scoring.ifd import IFDScorer
 
     samples = real_samples(40)
     tok = tiny_tokenizer(samples)

@@ -1,4 +1,4 @@
-"""iterit.learning_percentage (issue 6, paper 002): the LP formula, the complexity mapping the
+"""iterit.training.learning_percentage (issue 6, paper 002): the LP formula, the complexity mapping the
 selector takes, a 3-epoch run checked against a hand computation, and the command line.
 
 CPU only: the tiny random Llama and word-level tokenizer of tests/test_hf.py, real Alpaca
@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from iterit.learning_percentage import (  # noqa: E402
+from iterit.training.learning_percentage import (  # noqa: E402
     learning_percentage,
     lp_columns,
     lp_complexity,
@@ -55,8 +55,8 @@ def test_formula_zero_denominator_and_nan():
 
 def test_complexity_is_decreasing_in_lp_and_always_a_candidate():
     import iterit
-    from iterit.baselines import choose
-    from iterit.sample import Sample
+    from iterit.data.sample import Sample
+    from iterit.selection.strategies import choose
 
     lp = np.array([-1e6, -3.0, 0.0, 0.5, 1.0, 2.0, 1e6, np.nan])
     c = lp_complexity(lp)
@@ -75,7 +75,7 @@ def test_complexity_is_decreasing_in_lp_and_always_a_candidate():
 def test_three_epoch_run_matches_a_hand_computation(data):
     """P0..P3 measured by an independent callback (one sequence per forward pass, full logits,
     at the same moments) give the same LP and proxy as the run's batched IFDScorer passes."""
-    from iterit.ifd import reference_ifd
+    from iterit.scoring.ifd import reference_ifd
 
     samples, tok = data
     hand: list[np.ndarray] = []
@@ -125,7 +125,7 @@ def test_three_epoch_run_matches_a_hand_computation(data):
 
 
 def test_unscorable_samples_get_nan_and_one_epoch_uses_the_proxy(data):
-    from iterit.sample import Sample
+    from iterit.data.sample import Sample
 
     samples, tok = data
     items = [*samples[:6], Sample(instruction="x", response="")]
@@ -150,7 +150,7 @@ def test_unscorable_samples_get_nan_and_one_epoch_uses_the_proxy(data):
 def test_cli_score_learning_percentage_then_select_and_train(tmp_path, data):
     click_testing = pytest.importorskip("click.testing")
     from iterit.cli import main
-    from iterit.hf import LOG_NAME
+    from iterit.training.hf import LOG_NAME
 
     samples, tok = data
     model_dir = tmp_path / "tiny"

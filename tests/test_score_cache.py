@@ -1,4 +1,4 @@
-"""The resumable on-disk IFD score cache (iterit.score_cache, issue 3)."""
+"""The resumable on-disk IFD score cache (iterit.scoring.cache, issue 3)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import math
 
 from iterit import Sample
-from iterit.score_cache import ScoreCache, sample_hash
+from iterit.scoring.cache import ScoreCache, sample_hash
 
 
 def test_sample_hash_covers_every_text_field():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import iterit
-from iterit import reference
+from iterit.selection import reference
 from tests.test_text import any_text
 
 SMALL_WORDS = st.sampled_from(["aa", "bb", "cc", "dd", "Aa", "éé", "x", "ΟΔΟΣ", "", " ", ".", "\n"])

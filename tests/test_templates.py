@@ -1,11 +1,11 @@
-"""Prompt templates of IFD scoring (iterit.templates, issue 3)."""
+"""Prompt templates of IFD scoring (iterit.data.templates, issue 3)."""
 
 from __future__ import annotations
 
 import pytest
 
 from iterit import Sample
-from iterit.templates import (
+from iterit.data.templates import (
     ALPACA_PROMPT_INPUT,
     ALPACA_PROMPT_NO_INPUT,
     check_template,

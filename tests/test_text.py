@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iterit
-from iterit.text import TOKEN_PATTERN, lowercase_texts, word_char_ranges
+from iterit.selection.text import TOKEN_PATTERN, lowercase_texts, word_char_ranges
 
 # Characters where Rust's and Python's notions differ, or where lowercasing is contextual.
 TRICKY = list("aAb_1 \t\n.,-") + [

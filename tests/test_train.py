@@ -1,4 +1,4 @@
-"""iterit.train and ``iterit train`` (issue 4): the high-level run, its switches (DESIGN 3.6)
+"""iterit.training.run and ``iterit train`` (issue 4): the high-level run, its switches (DESIGN 3.6)
 and the command line, on a tiny random Llama and real Alpaca records, CPU only."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.hf import LOG_NAME, SUMMARY_NAME
-from iterit.train import CONFIG_NAME, TrainConfig, gradient_accumulation, train
+from iterit.training.hf import LOG_NAME, SUMMARY_NAME
+from iterit.training.run import CONFIG_NAME, TrainConfig, gradient_accumulation, train
 from tests.test_hf import read_log, real_samples
 from tests.tiny_llama import tiny_model, tiny_tokenizer
 
@@ -131,7 +131,7 @@ def test_ifd_only_picks_the_highest_ifd_of_the_pool(tmp_path, data):
 @pytest.mark.parametrize("diversity", ["instruction", "both"])
 def test_diversity_on_instruction_or_both(tmp_path, data, diversity):
     import iterit
-    from iterit.baselines import diversity_texts
+    from iterit.selection.strategies import diversity_texts
 
     samples, _tok = data
     res, recs = _run(tmp_path, data, diversity=diversity, epochs=1)

@@ -11,7 +11,7 @@ def tiny_tokenizer(samples, vocab_size: int = 500):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from iterit.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
+    from iterit.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -1,12 +1,12 @@
 """iterit: iterative, selective instruction-tuning data selection (IterIT).
 
 The selector (:func:`select`, :func:`tfidf`) needs only numpy. Model-side code lives in
-submodules that import torch and transformers themselves: :mod:`iterit.ifd` (IFD scoring),
-:mod:`iterit.hf` and :mod:`iterit.train` (per-epoch re-selection during training).
+submodules that import torch and transformers themselves: :mod:`iterit.scoring.ifd` (IFD scoring),
+:mod:`iterit.training.hf` and :mod:`iterit.training.run` (per-epoch re-selection during training).
 """
 
-from iterit import reference
 from iterit._iterit import __version__
+from iterit.data.sample import Sample, as_sample
 from iterit.errors import (
     CapacityError,
     InternalError,
@@ -14,8 +14,8 @@ from iterit.errors import (
     IteritError,
     ShortfallWarning,
 )
-from iterit.sample import Sample, as_sample
-from iterit.selector import Selection, TfidfMatrix, resolve_budget, select, tfidf
+from iterit.selection import reference
+from iterit.selection.selector import Selection, TfidfMatrix, resolve_budget, select, tfidf
 
 __all__ = [
     "CapacityError",

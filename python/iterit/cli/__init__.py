@@ -56,8 +56,8 @@ if click is None:
 else:
 
     def _user_error_types() -> tuple[type[BaseException], ...]:
-        from iterit.atomic import OutputExistsError, OutputFolderError
         from iterit.errors import IteritError
+        from iterit.utils.atomic import OutputExistsError, OutputFolderError
 
         return (IteritError, OutputExistsError, OutputFolderError)
 

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import click
 
-from iterit.atomic import OutputExistsError, OutputFolderError, check_output
 from iterit.data import FORMATS, DataError, LoadedData, load, parse_fields
+from iterit.utils.atomic import OutputExistsError, OutputFolderError, check_output
 
 __all__ = [
     "BUDGET",

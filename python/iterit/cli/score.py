@@ -19,9 +19,9 @@ from typing import Any
 import click
 import numpy as np
 
-from iterit.atomic import atomic_open, atomic_path
 from iterit.cli import options
-from iterit.sample import Sample
+from iterit.data.sample import Sample
+from iterit.utils.atomic import atomic_open, atomic_path
 
 __all__ = [
     "SCORE_COLUMNS",
@@ -70,10 +70,10 @@ def compute_ifd(
     """IFD, nll_cond, nll_prior and n_tokens of every sample (NaN / 0 where not scorable).
 
     Samples with an empty response are not sent to the model.  With ``cache`` (a folder) the
-    scores go through the resumable score cache of :mod:`iterit.ifd`, so that an interrupted
+    scores go through the resumable score cache of :mod:`iterit.scoring.ifd`, so that an interrupted
     run resumes where it stopped."""
     try:
-        from iterit import ifd
+        from iterit.scoring import ifd
     except ImportError as e:
         raise click.ClickException(
             f"IFD scoring needs torch and transformers ({e}); install them with "
@@ -185,11 +185,11 @@ def compute_learning_percentage(
     seed: int = 42,
     progress: bool = True,
 ) -> Any:
-    """Learning percentage of every sample (:mod:`iterit.learning_percentage`): ``model`` (a
+    """Learning percentage of every sample (:mod:`iterit.training.learning_percentage`): ``model`` (a
     small one) is trained on the data for ``epochs`` epochs; returns the ``LPScores``."""
     try:
-        from iterit import ifd
-        from iterit.learning_percentage import score_learning_percentage
+        from iterit.scoring import ifd
+        from iterit.training.learning_percentage import score_learning_percentage
     except ImportError as e:
         raise click.ClickException(
             f"the learning percentage needs torch, transformers and accelerate ({e}); install "
@@ -577,8 +577,8 @@ def _score_learning_percentage(
     progress: bool,
     t0: float,
 ) -> None:
-    from iterit.learning_percentage import lp_columns
     from iterit.report import format_table
+    from iterit.training.learning_percentage import lp_columns
 
     t1 = time.perf_counter()
     res = compute_learning_percentage(

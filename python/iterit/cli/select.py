@@ -14,11 +14,11 @@ from typing import Any
 import click
 import numpy as np
 
-from iterit.atomic import atomic_open
-from iterit.baselines import STRATEGIES, Choice, choose, resolve_budget, response_words
 from iterit.cli import options
 from iterit.cli.score import compute_ifd, read_scores
 from iterit.data import LoadedData, output_file_type
+from iterit.selection.strategies import STRATEGIES, Choice, choose, resolve_budget, response_words
+from iterit.utils.atomic import atomic_open
 
 __all__ = ["run_select", "select_command", "sidecar_paths"]
 

@@ -215,7 +215,7 @@ def train_command(
     Example:
       iterit train --model HuggingFaceTB/SmolLM2-135M --data alpaca.jsonl --output-dir run/
     """
-    from iterit.hf import LOG_NAME, SUMMARY_NAME
+    from iterit.training.hf import LOG_NAME, SUMMARY_NAME
 
     t0 = time.perf_counter()
     resume_from = _resume_value(resume)
@@ -238,7 +238,7 @@ def train_command(
     if model is None:
         click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
     try:
-        from iterit.train import TrainConfig, train
+        from iterit.training.run import TrainConfig, train
     except ImportError as e:
         raise click.ClickException(
             f"training needs torch, transformers and accelerate ({e}); install them with "

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import warnings
@@ -14,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from iterit import _iterit
+from iterit.config import resolve_budget
 from iterit.errors import InvalidInputError, ShortfallWarning
-from iterit.text import lowercase_texts, word_char_ranges
+from iterit.selection.text import lowercase_texts, word_char_ranges
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -176,24 +176,6 @@ class Selection:
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
-
-
-def resolve_budget(budget: int | float, n: int) -> int:
-    """A count ``>= 1`` as is, or a fraction in ``(0, 1)`` of ``n`` samples, rounded half up
-    (at least 1)."""
-    if isinstance(budget, bool) or not isinstance(budget, (numbers.Integral, numbers.Real)):
-        raise TypeError(f"budget must be an int or a float fraction, got {type(budget).__name__}")
-    if isinstance(budget, numbers.Integral):
-        if budget < 1:
-            raise InvalidInputError(f"budget must be at least 1, got {budget}")
-        return int(budget)
-    fraction = float(budget)
-    if not 0.0 < fraction < 1.0:
-        raise InvalidInputError(
-            f"a float budget is a fraction of the samples and must be in (0, 1), got {budget!r};"
-            " pass an int for a count"
-        )
-    return max(1, math.floor(fraction * n + 0.5))
 
 
 def _complexity_array(complexity: Any, n: int) -> np.ndarray | None:

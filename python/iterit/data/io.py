@@ -50,9 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from iterit.atomic import atomic_dir, atomic_open, atomic_path, check_output
-from iterit.errors import InvalidInputError
-from iterit.sample import Sample
+from iterit.data.sample import Sample
+from iterit.errors import DataError
+from iterit.utils.atomic import atomic_dir, atomic_open, atomic_path, check_output
 
 __all__ = [
     "FIELD_KEYS",
@@ -119,35 +119,6 @@ _SUFFIXES = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-
-
-class DataError(InvalidInputError):
-    """A problem with an input file or record; the message names the file, record and field.
-
-    A ``ValueError`` (through :class:`iterit.errors.InvalidInputError`); ``path``, ``record``,
-    ``line`` and ``field`` say where, when known."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        record: int | None = None,
-        line: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        where = []
-        if path is not None:
-            where.append(str(path))
-        if record is not None:
-            where.append(f"record {record}" + (f" (line {line})" if line is not None else ""))
-        elif line is not None:
-            where.append(f"line {line}")
-        super().__init__(": ".join([*where, message]))
-        self.path = None if path is None else str(path)
-        self.record = record
-        self.line = line
-        self.field = field
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from iterit.errors import OutputExistsError, OutputFolderError
+
 __all__ = [
     "OutputExistsError",
     "OutputFolderError",
@@ -34,14 +36,6 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".iterit-tmp-"
-
-
-class OutputExistsError(FileExistsError):
-    """The output exists and ``overwrite`` was not given."""
-
-
-class OutputFolderError(FileNotFoundError):
-    """The folder that should hold the output does not exist (or is not a folder)."""
 
 
 def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

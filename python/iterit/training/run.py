@@ -2,7 +2,7 @@
 
 :func:`train` loads the data (:mod:`iterit.data`) and the model, tokenises every sample once
 (response-only loss, the scorer's prompt format), builds a ``transformers.Trainer`` (or a
-``trl.SFTTrainer``), adds IterIT to it with :func:`iterit.hf.attach` and trains.  Defaults are
+``trl.SFTTrainer``), adds IterIT to it with :func:`iterit.training.hf.attach` and trains.  Defaults are
 the paper's (Sec. 3.4, DESIGN 3.5): 3 epochs, M = 5% of the samples per epoch, pool factor 3,
 decay 0.1, learning rate 2e-5, cosine schedule with 3% warm-up over all epochs, effective batch
 32 (per-device batch x gradient accumulation x processes).
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from iterit.atomic import atomic_write_text
-from iterit.hf import (
+from iterit.data.sample import Sample, as_sample
+from iterit.training.hf import (
     LOG_NAME,
     IFDScoreFn,
     IterITCallback,
@@ -42,7 +42,7 @@ from iterit.hf import (
     attach,
     sft_dataset,
 )
-from iterit.sample import Sample, as_sample
+from iterit.utils.atomic import atomic_write_text
 
 __all__ = [
     "CONFIG_NAME",
@@ -69,7 +69,7 @@ class TrainConfig:
     ``longest``), ``iterate`` (False: no re-selection), ``scorer_model`` (a separate scorer),
     ``scores`` (epoch-0 IFD from a file), ``template`` and ``max_length`` (shared by scoring and
     training), ``batch_tokens`` (scoring batch budget), ``score_cache`` (a folder: epoch 0's
-    scoring of every sample goes through the resumable cache of :mod:`iterit.ifd`),
+    scoring of every sample goes through the resumable cache of :mod:`iterit.scoring.ifd`),
     ``rescore`` (``ifd``: re-score the pool with IFD before every later epoch, the paper's;
     ``in-loop``: take the later epochs' complexity from the training losses, no re-scoring;
     see ``docs/signals.md``) and ``loss_ema`` (the in-loop loss EMA's history weight).
@@ -244,7 +244,7 @@ def _training_args(cfg: TrainConfig, out: Path, accum: int) -> Any:
 
 
 def _load(name: str, cfg: TrainConfig, device: str | None = None) -> tuple[Any, Any]:
-    from iterit.ifd import load_model
+    from iterit.scoring.ifd import load_model
 
     model, tok = load_model(
         name,
@@ -304,7 +304,7 @@ def build_trainer(
 
     ``args`` defaults to the arguments :class:`TrainConfig` describes; ``scorer`` is an
     optional ``(model, tokenizer)`` of a separate scorer; ``score_fn`` overrides the scoring
-    altogether (see :class:`iterit.hf.IterITCallback`)."""
+    altogether (see :class:`iterit.training.hf.IterITCallback`)."""
     samples = [as_sample(s, i) for i, s in enumerate(samples)]
     out = Path(cfg.output_dir)
     if args is None:

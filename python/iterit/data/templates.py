@@ -1,6 +1,6 @@
 """Prompt templates for IFD scoring (DESIGN 3.2, issue 3).
 
-A template turns the prompt side of a :class:`~iterit.sample.Sample` into the text that precedes
+A template turns the prompt side of a :class:`~iterit.data.sample.Sample` into the text that precedes
 the response.  The response is never part of the rendered text: the scorer tokenizes it on its
 own and appends it right after the prompt's tokens.
 
@@ -22,7 +22,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from iterit.sample import Sample
+from iterit.data.sample import Sample
 
 __all__ = [
     "ALPACA_PROMPT_INPUT",

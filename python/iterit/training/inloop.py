@@ -2,10 +2,10 @@
 forward pass itself, smoothed across epochs, as the complexity of the next re-selection.
 
 :class:`InLoopLosses` is installed on a ``transformers.Trainer`` (or ``trl.SFTTrainer``) by
-:func:`iterit.hf.attach` when ``SelectionConfig(rescore="in-loop")``:
+:func:`iterit.training.hf.attach` when ``SelectionConfig(rescore="in-loop")``:
 
-* every training row carries its sample index (``iterit_index``: :class:`iterit.hf.TokenizedSamples`
-  adds it, :func:`iterit.hf.sft_dataset` has the column); a wrapper around the trainer's data
+* every training row carries its sample index (``iterit_index``: :class:`iterit.training.hf.TokenizedSamples`
+  adds it, :func:`iterit.training.hf.sft_dataset` has the column); a wrapper around the trainer's data
   collator turns it into a tensor of the batch, and a wrapper around ``compute_loss`` takes it
   out of the model inputs again;
 * a forward hook on the model sees the training forward pass (train mode, gradients on, inside
@@ -21,7 +21,7 @@ forward pass itself, smoothed across epochs, as the complexity of the next re-se
       ema[i] = loss[i]                              the first epoch i is trained
       ema[i] = beta * ema[i] + (1 - beta) * loss[i] every later epoch i is trained
 
-The callback (:class:`iterit.hf.IterITCallback`) turns the EMA into an IFD-scale complexity,
+The callback (:class:`iterit.training.hf.IterITCallback`) turns the EMA into an IFD-scale complexity,
 ``exp(ema[i] - nll_prior[i])`` (see :func:`ifd_equivalent` and ``docs/signals.md``).
 """
 
@@ -95,7 +95,7 @@ class IndexingCollator:
             if INDEX_KEY not in f:
                 raise ValueError(
                     "in-loop re-scoring needs each training row's sample index ('iterit_index'): "
-                    "train on iterit.hf.TokenizedSamples or iterit.hf.sft_dataset"
+                    "train on iterit.training.hf.TokenizedSamples or iterit.training.hf.sft_dataset"
                 )
             f = dict(f)
             index.append(int(f.pop(INDEX_KEY)))
@@ -106,7 +106,7 @@ class IndexingCollator:
 
 
 def _unwrap(model: Any) -> Any:
-    from iterit.ifd import unwrap_model as unwrap
+    from iterit.scoring.ifd import unwrap_model as unwrap
 
     return unwrap(model)
 

@@ -39,7 +39,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,11 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from iterit.atomic import atomic_write_text
-from iterit.baselines import DIVERSITY, choose, resolve_budget
+from iterit.config import SelectionConfig
+from iterit.data.sample import Sample, as_sample
 from iterit.errors import ShortfallWarning
-from iterit.sample import Sample, as_sample
+from iterit.selection.strategies import choose, resolve_budget
+from iterit.utils.atomic import atomic_write_text
 
 __all__ = [
     "LOG_NAME",
@@ -74,8 +75,6 @@ logger = logging.getLogger(__name__)
 LOG_NAME = "iterit_selection.jsonl"
 SUMMARY_NAME = "iterit_summary.json"
 STATE_KEY = "iterit"
-STRATEGIES = ("iterit", "ifd", "random", "longest")
-RESCORE = ("ifd", "in-loop")
 _STATE_VERSION = 1
 
 ScoreFn = Callable[[torch.nn.Module, Sequence[Sample]], Any]
@@ -83,75 +82,6 @@ ScoreFn = Callable[[torch.nn.Module, Sequence[Sample]], Any]
 
 # --------------------------------------------------------------------------------------------
 # Configuration
-
-
-@dataclass
-class SelectionConfig:
-    """What to select each epoch (DESIGN 3.4-3.6; defaults are the paper's).
-
-    ``budget``: M per epoch, a count or a fraction of all samples.  ``pool_factor``: a, the pool
-    kept after epoch 0 is the ``floor(a * M)`` valid samples with the highest IFD.  ``decay``: b.
-    ``diversity``: the text whose n-grams measure diversity (``response``, ``instruction``,
-    ``both``) or ``none`` (IFD only, Superfiltering-style, still iterated over the pool).
-    ``strategy``: ``iterit`` (the default), ``ifd`` (= ``iterit`` with ``diversity="none"``), or
-    the static baselines ``random`` and ``longest`` (no scoring at all).  ``iterate=False`` reuses
-    the epoch-0 selection every epoch (the "without iteration" ablation).  ``seed`` seeds the
-    per-epoch shuffle of the selection (and the ``random`` baseline); ``None`` takes the
-    trainer's ``args.seed``.
-
-    ``rescore``: how epochs after the first get their complexity.  ``"ifd"`` (the default, the
-    paper's): re-score the pool with IFD using the model being trained.  ``"in-loop"`` (LEAD,
-    :mod:`iterit.inloop`): no scoring after epoch 0; each pool sample already trained gets
-    ``exp(loss_ema - nll_prior)`` (its smoothed training loss on IFD's scale, ``nll_prior`` from
-    epoch 0), the others keep their epoch-0 IFD.  ``loss_ema``: the weight the history keeps
-    at each epoch's EMA update, ``ema = loss_ema * ema + (1 - loss_ema) * loss``.
-    """
-
-    budget: int | float = 0.05
-    pool_factor: float = 3.0
-    decay: float = 0.1
-    diversity: str = "response"
-    strategy: str = "iterit"
-    iterate: bool = True
-    ngram_range: tuple[int, int] = (1, 3)
-    variant: str = "sklearn"
-    max_complexity: float = 1.0
-    seed: int | None = None
-    rescore: str = "ifd"
-    loss_ema: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"unknown strategy {self.strategy!r} (expected one of: {', '.join(STRATEGIES)})"
-            )
-        if self.strategy == "ifd":
-            self.strategy, self.diversity = "iterit", "none"
-        if self.diversity not in DIVERSITY:
-            raise ValueError(
-                f"unknown diversity {self.diversity!r} (expected one of: {', '.join(DIVERSITY)})"
-            )
-        resolve_budget(self.budget, 1)  # a count >= 1 or a fraction in (0, 1)
-        if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {self.decay}")
-        if not self.pool_factor >= 1.0:
-            raise ValueError(f"pool factor must be at least 1, got {self.pool_factor}")
-        self.ngram_range = (int(self.ngram_range[0]), int(self.ngram_range[1]))
-        if self.rescore not in RESCORE:
-            raise ValueError(
-                f"unknown rescore {self.rescore!r} (expected one of: {', '.join(RESCORE)})"
-            )
-        if not 0.0 <= self.loss_ema < 1.0:
-            raise ValueError(f"the loss EMA coefficient must be in [0, 1), got {self.loss_ema}")
-
-    @property
-    def needs_scores(self) -> bool:
-        return self.strategy == "iterit"
-
-    @property
-    def in_loop(self) -> bool:
-        """Later epochs take the complexity from the training losses (no re-scoring)."""
-        return self.rescore == "in-loop" and self.needs_scores and self.iterate
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,12 +98,12 @@ def encode_samples(
     """Training rows: ``input_ids`` = ``p + r[:k]`` and ``labels`` = ``[-100] * len(p) + r[:k]``.
 
     This is the IFD scorer's own conditional sequence (DESIGN 3.2, built by the same code in
-    :mod:`iterit.ifd`), so training and scoring agree on the prompt format, the start and end
+    :mod:`iterit.scoring.ifd`), so training and scoring agree on the prompt format, the start and end
     tokens and the truncation to ``max_length``; the loss covers the response tokens only.  A
     sample without a valid score (empty response, or a prompt that leaves no room within
     ``max_length``) gets a one-token row with no label: it is never selected.
     """
-    from iterit.ifd import encode_for_scoring, start_token
+    from iterit.scoring.ifd import encode_for_scoring, start_token
 
     items = [as_sample(s, i) for i, s in enumerate(samples)]
     enc = encode_for_scoring(tokenizer, items, template, int(max_length))
@@ -334,7 +264,7 @@ class IterITSampler(torch.utils.data.Sampler[int]):
         if self.selection is None:
             raise RuntimeError(
                 "IterITSampler has no selection yet: the IterIT callback selects at epoch begin "
-                "(was the trainer set up with iterit.hf.attach?)"
+                "(was the trainer set up with iterit.training.hf.attach?)"
             )
         rng = np.random.default_rng([self.seed, self.epoch])
         sel = self.selection
@@ -355,7 +285,7 @@ class IterITSampler(torch.utils.data.Sampler[int]):
 
 
 class IFDScoreFn:
-    """Scores samples with :class:`iterit.ifd.IFDScorer`: with the model being trained (the
+    """Scores samples with :class:`iterit.scoring.ifd.IFDScorer`: with the model being trained (the
     callback passes it) or, when ``scorer_model`` is given, with that separate (smaller) model,
     which training never changes, so its epoch-0 scores are reused instead of re-scoring.
     ``cache`` (a folder) sends the first call, epoch 0's scoring of every sample, through the
@@ -389,7 +319,7 @@ class IFDScoreFn:
         return self.scorer_model is None
 
     def __call__(self, model: torch.nn.Module, samples: Sequence[Sample]) -> np.ndarray:
-        from iterit.ifd import IFDScorer
+        from iterit.scoring.ifd import IFDScorer
 
         m = model if self.scorer_model is None else self.scorer_model
         tok = self.tokenizer if self.scorer_tokenizer is None else self.scorer_tokenizer
@@ -524,10 +454,10 @@ class IterITCallback(TrainerCallback):
                 "nll_prior from epoch 0: give it with the initial scores (a scores file from "
                 "`iterit score` has an nll_prior column), or let epoch 0 score here"
             )
-        #: The in-loop loss recorder (:mod:`iterit.inloop`); :func:`attach` installs it.
+        #: The in-loop loss recorder (:mod:`iterit.training.inloop`); :func:`attach` installs it.
         self.losses: Any = None
         if self.config.in_loop:
-            from iterit.inloop import InLoopLosses
+            from iterit.training.inloop import InLoopLosses
 
             self.losses = InLoopLosses(self.config.loss_ema)
         self.log_path = None if log_path is None else Path(log_path)
@@ -911,7 +841,7 @@ class IterITCallback(TrainerCallback):
         """Complexity of the pool on IFD's scale without scoring: ``exp(loss_ema - nll_prior)``
         for samples trained so far, their epoch-0 IFD for the others.  Returns it and the EMA
         (NaN where not trained yet)."""
-        from iterit.inloop import ifd_equivalent
+        from iterit.training.inloop import ifd_equivalent
 
         if self.pool_nll_prior is None or self.pool_scores is None:
             raise RuntimeError("in-loop re-scoring has no epoch-0 IFD / nll_prior of the pool")
@@ -1010,7 +940,7 @@ def attach(
     the given ``template`` and ``max_length`` (use the ones the dataset was tokenised with).
 
     With ``config.rescore == "in-loop"`` the trainer also records each trained sample's loss
-    from its training forward pass (:mod:`iterit.inloop`): the dataset must be
+    from its training forward pass (:mod:`iterit.training.inloop`): the dataset must be
     :class:`TokenizedSamples` (its items then carry their sample index) or have an
     ``iterit_index`` column (:func:`sft_dataset`); ``initial_nll_prior`` goes with
     ``initial_scores`` (the epoch-0 ``nll_prior`` of every sample).

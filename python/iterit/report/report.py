@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from iterit.atomic import atomic_dir
+from iterit.utils.atomic import atomic_dir
 
 __all__ = [
     "RUN_LOG_NAMES",
@@ -47,6 +47,7 @@ __all__ = [
     "read_selection_log",
     "run_report",
     "selection_report",
+    "terminal_summary",
     "top_ngrams",
     "write_report",
 ]
@@ -199,7 +200,7 @@ def print_selection_summary(
     """Print the summary table of a finished ``iterit select`` to standard output."""
     import click
 
-    from iterit.baselines import response_words
+    from iterit.selection.strategies import response_words
 
     words = response_words(loaded.samples)
     ifd = None if not scores else scores.get("ifd")
@@ -417,7 +418,7 @@ def run_report(
     """A report of a training run folder.  ``data``: the run's :class:`~iterit.data.LoadedData`
     (for response lengths and n-grams), found from the run's JSON files when not given;
     ``scores``: IFD of every record (for the distribution of all)."""
-    from iterit.baselines import response_words
+    from iterit.selection.strategies import response_words
 
     folder = Path(folder)
     log = find_run_log(folder)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from iterit.sample import Sample
+from iterit.data.sample import Sample
 
 __all__ = ["CACHE_VERSION", "ScoreCache", "sample_hash"]
 

@@ -18,9 +18,9 @@ train --scores`` then pick the hardest samples first, on a scale comparable to I
 (no perplexity: empty response, or no room for a response token within ``max_length``) stays
 NaN and is never a candidate.
 
-The perplexity is ``exp(nll_cond)`` of :class:`iterit.ifd.IFDScorer` (the response's mean NLL
-given the prompt, the training sequence of :mod:`iterit.hf`), run from a training callback
-(:class:`PerplexityCallback`) inside the project's training loop (:func:`iterit.train.build_trainer`
+The perplexity is ``exp(nll_cond)`` of :class:`iterit.scoring.ifd.IFDScorer` (the response's mean NLL
+given the prompt, the training sequence of :mod:`iterit.training.hf`), run from a training callback
+(:class:`PerplexityCallback`) inside the project's training loop (:func:`iterit.training.run.build_trainer`
 with the full data every epoch), so it is batched, and sharded and gathered under
 torch.distributed like IFD.
 """
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from iterit.sample import Sample, as_sample
+from iterit.data.sample import Sample, as_sample
 
 __all__ = [
     "LPScores",
@@ -104,7 +104,7 @@ class LPScores:
 
 
 class PerplexityCallback(TrainerCallback):
-    """Scores ``samples`` with :class:`iterit.ifd.IFDScorer` and the model being trained before
+    """Scores ``samples`` with :class:`iterit.scoring.ifd.IFDScorer` and the model being trained before
     training (``on_train_begin``: P0) and at the end of every epoch (P1..Pn).
 
     After training, ``nll_cond`` holds one float64 array per pass (the response's mean NLL
@@ -133,8 +133,8 @@ class PerplexityCallback(TrainerCallback):
         self.passes: list[dict[str, Any]] = []
 
     def _pass(self, model: Any, state: Any) -> None:
-        from iterit.hf import _rank
-        from iterit.ifd import IFDScorer
+        from iterit.scoring.ifd import IFDScorer
+        from iterit.training.hf import _rank
 
         kwargs: dict[str, Any] = {"template": self.template, "max_length": self.max_length}
         if self.batch_tokens is not None:
@@ -194,14 +194,14 @@ def score_learning_percentage(
 
     ``model`` is trained in place.  ``signal``: ``"lp"`` (default with >= 2 epochs) or
     ``"proxy"`` (default with 1 epoch): which one the complexity is made of.  Training uses
-    :class:`iterit.train.TrainConfig`'s settings (``learning_rate``, ``batch_size``,
+    :class:`iterit.training.run.TrainConfig`'s settings (``learning_rate``, ``batch_size``,
     ``micro_batch_size``, cosine schedule with 3% warm-up); ``training_args`` adds further
     ``TrainingArguments`` fields; ``callbacks`` more trainer callbacks (they run after the
     perplexity pass).  Checkpoints are not saved and a run cannot be resumed (P0 must be
     measured before the first step).
     """
-    from iterit.hf import encode_samples
-    from iterit.train import TrainConfig, build_trainer
+    from iterit.training.hf import encode_samples
+    from iterit.training.run import TrainConfig, build_trainer
 
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from iterit.sample import Sample, as_sample
-from iterit.score_cache import CACHE_VERSION, ScoreCache, sample_hash
-from iterit.templates import Template, check_template, render_prompt, template_identity
+from iterit.data.sample import Sample, as_sample
+from iterit.data.templates import Template, check_template, render_prompt, template_identity
+from iterit.scoring.cache import CACHE_VERSION, ScoreCache, sample_hash
 
 __all__ = [
     "EncodedSamples",
@@ -117,7 +117,7 @@ _OK, _EMPTY, _TOO_LONG = 0, 1, 2
 @dataclass
 class EncodedSamples:
     """Token ids of both passes for every sample (lists of ints), plus validity. Training
-    (iterit.hf) builds its sequences from these, so it trains on exactly what is scored."""
+    (iterit.training.hf) builds its sequences from these, so it trains on exactly what is scored."""
 
     cond: list[list[int]]  # p + r[:k]
     cond_offset: list[int]  # len(p): index of the first scored token in ``cond``
@@ -396,7 +396,7 @@ class IFDScorer:
     progress:
         show a tqdm progress bar (rank 0 only).
     cache:
-        optional folder of a resumable score cache (see :mod:`iterit.score_cache`).
+        optional folder of a resumable score cache (see :mod:`iterit.scoring.cache`).
     model_id:
         identity of the model for the cache key; default: :func:`model_fingerprint` of the
         current weights (so a model that keeps training never reuses stale scores).

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from iterit.selector import resolve_budget
-from iterit.text import TOKEN_PATTERN
+from iterit.selection.selector import resolve_budget
+from iterit.selection.text import TOKEN_PATTERN
 
 __all__ = [
     "ReferenceSelection",

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from iterit.sample import Sample
-from iterit.selector import resolve_budget
+from iterit.data.sample import Sample
+from iterit.selection.selector import resolve_budget
 
 __all__ = [
     "DIVERSITY",
@@ -153,7 +153,7 @@ def choose(
         picks = rng.permutation(idx)[:m].astype(np.int64)
         pool, scores, div = picks, np.full(picks.shape[0], np.nan), np.full(picks.shape[0], np.nan)
     else:  # iterit with diversity
-        from iterit.selector import select
+        from iterit.selection.selector import select
 
         if c is None or pool_factor is None:
             pool = idx

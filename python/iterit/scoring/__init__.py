@@ -1,0 +1,1 @@
+"""Scoring: IFD with a causal LM (batched, cached, distributed)."""

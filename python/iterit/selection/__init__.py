@@ -1,0 +1,1 @@
+"""Selection: the Rust-backed selector, its pure-Python reference, and the strategies."""

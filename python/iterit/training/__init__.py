@@ -1,0 +1,1 @@
+"""Training with per-epoch re-selection inside transformers.Trainer / TRL SFTTrainer."""

@@ -1,0 +1,70 @@
+"""torch.distributed helpers, in one place. Every function is a no-op identity when torch is
+not installed or no process group with more than one process is running, so callers need no
+special case for a single process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+__all__ = [
+    "barrier",
+    "broadcast_object",
+    "dist",
+    "is_main_process",
+    "launched_world_size",
+    "rank",
+    "world_size",
+]
+
+
+def dist() -> Any:
+    """``torch.distributed`` when a process group of more than one process is running."""
+    torch = sys.modules.get("torch")  # never import torch just to learn there is no group
+    if torch is None:
+        return None
+    d = torch.distributed
+    if d.is_available() and d.is_initialized() and d.get_world_size() > 1:
+        return d
+    return None
+
+
+def rank() -> int:
+    d = dist()
+    return d.get_rank() if d is not None else 0
+
+
+def world_size() -> int:
+    d = dist()
+    return d.get_world_size() if d is not None else 1
+
+
+def launched_world_size() -> int:
+    """The world size a launcher (torchrun, accelerate launch) announced before the process
+    group exists; 1 without a launcher."""
+    return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+
+
+def is_main_process() -> bool:
+    """Rank 0 of the running group, or of the launch when no group exists yet."""
+    d = dist()
+    if d is not None:
+        return d.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``obj`` of rank ``src`` on every rank."""
+    d = dist()
+    if d is None:
+        return obj
+    box = [obj]
+    d.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def barrier() -> None:
+    d = dist()
+    if d is not None:
+        d.barrier()
