@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
     a = ap.parse_args()
 
-    from tests.test_hf import tiny_model, tiny_tokenizer
+    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
 
     from iterit.data import load_samples
     from iterit.training.hf import jaccard

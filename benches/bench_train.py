@@ -95,7 +95,7 @@ def main() -> None:
         sys.exit(f"{ALPACA} is not present")
     samples = [s for s in load_samples(ALPACA)[: a.n] if s.response.strip()]
     if a.model == "tiny":
-        from tests.tiny_llama import tiny_model, tiny_tokenizer
+        from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
 
         tok = tiny_tokenizer(samples, vocab_size=2000)
         model = tiny_model(tok, seed=1)

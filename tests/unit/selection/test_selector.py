@@ -15,7 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 import iterit
 from iterit.selection import reference
-from tests.test_text import any_text
+from tests.helpers.text_strategies import any_text
 
 SMALL_WORDS = st.sampled_from(["aa", "bb", "cc", "dd", "Aa", "éé", "x", "ΟΔΟΣ", "", " ", ".", "\n"])
 # Few distinct words: repeated n-grams, duplicate texts and exact ties are common.

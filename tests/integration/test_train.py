@@ -14,8 +14,8 @@ pytest.importorskip("transformers")
 
 from iterit.training.hf import LOG_NAME, SUMMARY_NAME
 from iterit.training.run import CONFIG_NAME, TrainConfig, gradient_accumulation, train
-from tests.test_hf import read_log, real_samples
-from tests.tiny_llama import tiny_model, tiny_tokenizer
+from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+from tests.helpers.training import read_log, real_samples
 
 N = 40
 

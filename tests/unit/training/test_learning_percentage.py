@@ -21,8 +21,8 @@ from iterit.training.learning_percentage import (  # noqa: E402
     lp_complexity,
     score_learning_percentage,
 )
-from tests.test_hf import real_samples  # noqa: E402
-from tests.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.training import real_samples  # noqa: E402
 
 N = 16
 MAX_LEN = 128

@@ -12,36 +12,9 @@ from hypothesis import strategies as st
 
 import iterit
 from iterit.selection.text import TOKEN_PATTERN, lowercase_texts, word_char_ranges
+from tests.helpers.text_strategies import any_text
 
 # Characters where Rust's and Python's notions differ, or where lowercasing is contextual.
-TRICKY = list("aAb_1 \t\n.,-") + [
-    "Σ",
-    "σ",
-    "ς",
-    "İ",
-    "ı",
-    "\u0301",
-    "\u0345",
-    "²",
-    "½",
-    "٣",
-    "ǅ",
-    "ß",
-    "ẞ",
-    "Ⅻ",
-    "〇",
-    "\u200d",
-    "\u00a0",
-    "ㄱ",
-    "字",
-    "\U0001f600",
-    "\U00010400",
-    "\u1e9e",
-    "\u0130",
-    "ﬁ",
-]
-tricky_text = st.text(alphabet=st.sampled_from(TRICKY), max_size=40)
-any_text = st.one_of(st.text(max_size=40), tricky_text)
 
 
 def test_word_char_table_is_pythons_w() -> None:

@@ -20,7 +20,7 @@ from iterit.report import (
     top_ngrams,
     write_report,
 )
-from tests.conftest import ROOT
+from tests.helpers.shared import ROOT
 
 pytest.importorskip("matplotlib")
 

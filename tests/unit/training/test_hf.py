@@ -21,7 +21,6 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from iterit.training.hf import (  # noqa: E402
-    LOG_NAME,
     STATE_KEY,
     SUMMARY_NAME,
     IterITCallback,
@@ -34,66 +33,16 @@ from iterit.training.hf import (  # noqa: E402
     jaccard,
     sft_dataset,
 )
-from tests.conftest import shared_file  # noqa: E402
-from tests.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
-
-ALPACA = "general/alpaca_union_dedup.jsonl"
-
-
-# --------------------------------------------------------------------------------------------
-# helpers shared with test_train.py
-
-
-def real_samples(n: int, offset: int = 0) -> list:
-    """``n`` records of the real Alpaca union (non-empty responses), as Samples."""
-    from iterit.data import load_samples
-
-    path = shared_file(ALPACA)
-    out = [s for s in load_samples(path)[offset : offset + 2 * n] if s.response.strip()]
-    return out[:n]
-
-
-def training_args(out, **kw):
-    from transformers import TrainingArguments
-
-    base = {
-        "output_dir": str(out),
-        "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 2,
-        "num_train_epochs": 3,
-        "learning_rate": 1e-2,
-        "lr_scheduler_type": "cosine",
-        "warmup_steps": 0.03,
-        "save_strategy": "no",
-        "report_to": "none",
-        "use_cpu": True,
-        "logging_steps": 100,
-        "disable_tqdm": True,
-        "seed": 0,
-    }
-    base.update(kw)
-    return TrainingArguments(**base)
-
-
-MAX_LEN = 96
-
-
-def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, **kw):
-    from transformers import Trainer
-
-    trainer = Trainer(
-        model=tiny_model(tok, model_seed),
-        args=training_args(out, **kw),
-        train_dataset=TokenizedSamples(samples, tok, max_length=MAX_LEN),
-        data_collator=ResponseOnlyCollator(tok.pad_token_id),
-        processing_class=tok,
-    )
-    cb = attach(trainer, samples, config, score_fn=score_fn, max_length=MAX_LEN, progress=False)
-    return trainer, cb
-
-
-def read_log(out) -> list[dict]:
-    return [json.loads(line) for line in (Path(out) / LOG_NAME).read_text().splitlines()]
+from tests.helpers.shared import shared_file  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.training import (  # noqa: E402
+    ALPACA,
+    MAX_LEN,
+    make_trainer,
+    read_log,
+    real_samples,
+    training_args,
+)
 
 
 @pytest.fixture(scope="module")
@@ -431,7 +380,8 @@ DDP_SCRIPT = textwrap.dedent(
     import json, os, sys
     sys.path.insert(0, {root!r})
     import torch.distributed as dist
-    from tests.test_hf import make_trainer, real_samples, tiny_tokenizer
+    from tests.helpers.tiny_llama import tiny_tokenizer
+    from tests.helpers.training import make_trainer, real_samples
     from iterit.training.hf import SelectionConfig, ResponseOnlyCollator
 
     samples = real_samples(40)

@@ -21,7 +21,7 @@ from iterit.data import (
 )
 from iterit.data.sample import Sample
 from iterit.errors import InvalidInputError
-from tests.conftest import ROOT, shared_file
+from tests.helpers.shared import ROOT, shared_file
 
 EXAMPLES = ROOT / "examples"
 

@@ -29,15 +29,15 @@ from iterit.training.inloop import (  # noqa: E402
     ifd_equivalent,
     per_sample_nll,
 )
-from tests.conftest import shared_file  # noqa: E402
-from tests.test_hf import (  # noqa: E402
+from tests.helpers.shared import shared_file  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.training import (  # noqa: E402
     ALPACA,
     MAX_LEN,
     make_trainer,
     read_log,
     real_samples,
 )
-from tests.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +386,8 @@ DDP_SCRIPT = textwrap.dedent(
     import json, os, sys
     sys.path.insert(0, {root!r})
     import torch, torch.distributed as dist
-    from tests.test_hf import make_trainer, real_samples, tiny_tokenizer
+    from tests.helpers.tiny_llama import tiny_tokenizer
+    from tests.helpers.training import make_trainer, real_samples
     from iterit.training.hf import SelectionConfig
     from iterit.scoring.ifd import IFDScorer
 

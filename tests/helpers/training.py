@@ -1,0 +1,66 @@
+"""Builders shared by the training tests: real samples, TrainingArguments, a tiny trainer
+with IterIT attached, the selection log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from iterit.artifacts import SELECTION_LOG
+from iterit.training.hf import ResponseOnlyCollator, TokenizedSamples, attach
+from tests.helpers.shared import shared_file
+from tests.helpers.tiny_llama import tiny_model
+
+ALPACA = "general/alpaca_union_dedup.jsonl"
+
+
+def real_samples(n: int, offset: int = 0) -> list:
+    """``n`` records of the real Alpaca union (non-empty responses), as Samples."""
+    from iterit.data import load_samples
+
+    path = shared_file(ALPACA)
+    out = [s for s in load_samples(path)[offset : offset + 2 * n] if s.response.strip()]
+    return out[:n]
+
+
+def training_args(out, **kw):
+    from transformers import TrainingArguments
+
+    base = {
+        "output_dir": str(out),
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+        "num_train_epochs": 3,
+        "learning_rate": 1e-2,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.03,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "logging_steps": 100,
+        "disable_tqdm": True,
+        "seed": 0,
+    }
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+MAX_LEN = 96
+
+
+def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, **kw):
+    from transformers import Trainer
+
+    trainer = Trainer(
+        model=tiny_model(tok, model_seed),
+        args=training_args(out, **kw),
+        train_dataset=TokenizedSamples(samples, tok, max_length=MAX_LEN),
+        data_collator=ResponseOnlyCollator(tok.pad_token_id),
+        processing_class=tok,
+    )
+    cb = attach(trainer, samples, config, score_fn=score_fn, max_length=MAX_LEN, progress=False)
+    return trainer, cb
+
+
+def read_log(out) -> list[dict]:
+    return [json.loads(line) for line in (Path(out) / SELECTION_LOG).read_text().splitlines()]
