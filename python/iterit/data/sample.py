@@ -1,10 +1,12 @@
-"""The unit every part of iterit works on: one instruction-tuning sample (DESIGN 3.1)."""
+"""The unit every part of iterit works on: one instruction-tuning sample."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from iterit.errors import InvalidInputError, InvalidTypeError
 
 __all__ = ["Sample", "as_sample"]
 
@@ -46,16 +48,20 @@ def as_sample(obj: Sample | Mapping[str, Any], index: int | None = None) -> Samp
         return obj
     where = f"record {index}" if index is not None else "record"
     if not isinstance(obj, Mapping):
-        raise TypeError(f"{where}: expected an iterit.Sample or a dict, got {type(obj).__name__}")
+        raise InvalidTypeError(
+            f"{where}: expected an iterit.Sample or a dict, got {type(obj).__name__}"
+        )
     values: dict[str, str] = {}
     for name, required in (("instruction", True), ("input", False), ("output", True)):
         value = obj.get(name)
         if value is None:
             if required:
-                raise ValueError(f"{where}: missing field {name!r}")
+                raise InvalidInputError(f"{where}: missing field {name!r}")
             value = ""
         if not isinstance(value, str):
-            raise TypeError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+            raise InvalidTypeError(
+                f"{where}: field {name!r} must be a string, got {type(value).__name__}"
+            )
         values[name] = value
     return Sample(
         instruction=values["instruction"], response=values["output"], input=values["input"]

@@ -1,8 +1,8 @@
-"""Prompt templates for IFD scoring (DESIGN 3.2, issue 3).
+"""Prompt templates for IFD scoring (docs/design.md, "IFD").
 
-A template turns the prompt side of a :class:`~iterit.data.sample.Sample` into the text that precedes
-the response.  The response is never part of the rendered text: the scorer tokenizes it on its
-own and appends it right after the prompt's tokens.
+A template turns the prompt side of a :class:`~iterit.data.sample.Sample` into the text that
+precedes the response.  The response is never part of the rendered text: the scorer tokenizes
+it on its own and appends it right after the prompt's tokens.
 
 Built-in templates:
 
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from iterit.data.sample import Sample
+from iterit.errors import ConfigError, InvalidTypeError
 
 __all__ = [
     "ALPACA_PROMPT_INPUT",
@@ -56,9 +57,11 @@ def check_template(template: Template, tokenizer: Any = None) -> None:
     if callable(template):
         return
     if not isinstance(template, str):
-        raise TypeError(f"template must be one of {TEMPLATES} or a callable, got {template!r}")
+        raise InvalidTypeError(
+            f"template must be one of {TEMPLATES} or a callable, got {template!r}"
+        )
     if template not in TEMPLATES:
-        raise ValueError(
+        raise ConfigError(
             f"unknown template {template!r}; expected one of {TEMPLATES} or a callable"
         )
     if (
@@ -66,7 +69,7 @@ def check_template(template: Template, tokenizer: Any = None) -> None:
         and tokenizer is not None
         and not getattr(tokenizer, "chat_template", None)
     ):
-        raise ValueError(
+        raise ConfigError(
             "template='chat' needs a tokenizer with a chat template (tokenizer.chat_template is "
             "empty); use template='alpaca', 'plain' or a callable instead"
         )
@@ -77,7 +80,9 @@ def render_prompt(template: Template, sample: Sample, tokenizer: Any = None) -> 
     if callable(template):
         text = template(sample)
         if not isinstance(text, str):
-            raise TypeError(f"template callable must return a str, got {type(text).__name__}")
+            raise InvalidTypeError(
+                f"template callable must return a str, got {type(text).__name__}"
+            )
         return text
     if template == "alpaca":
         if sample.input:
@@ -89,7 +94,7 @@ def render_prompt(template: Template, sample: Sample, tokenizer: Any = None) -> 
         return f"{sample.instruction}\n"
     if template == "chat":
         if tokenizer is None:
-            raise ValueError("template='chat' needs the tokenizer")
+            raise ConfigError("template='chat' needs the tokenizer")
         check_template(template, tokenizer)
         text = tokenizer.apply_chat_template(
             sample.prompt_messages(), add_generation_prompt=True, tokenize=False

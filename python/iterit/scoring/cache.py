@@ -1,4 +1,4 @@
-"""A resumable on-disk cache of IFD scores (issue 3).
+"""A resumable on-disk cache of IFD scores, so an interrupted scoring run resumes.
 
 Layout: ``<root>/<namespace>/`` where the namespace is a hash of what the scores depend on
 besides the sample (model identity, template, ``max_length``, tokenizer, scoring version); it
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from iterit.data.sample import Sample
+from iterit.data.keys import content_key
 
 __all__ = ["CACHE_VERSION", "ScoreCache", "sample_hash"]
 
@@ -35,14 +35,9 @@ CACHE_VERSION = 1
 Entry = tuple[float, float, int]
 
 
-def sample_hash(sample: Sample) -> str:
-    """A hash of every text field of ``sample`` (the per-sample half of the cache key)."""
-    payload = json.dumps(
-        [sample.instruction, sample.input, sample.response, [list(m) for m in sample.messages]],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+#: The per-sample half of the cache key: the sample's content key (one definition for the
+#: cache and the scores files).
+sample_hash = content_key
 
 
 def _num(x: float) -> float | str:

@@ -15,7 +15,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from iterit.selection.selector import resolve_budget
+from iterit.config import TFIDF_VARIANTS, resolve_budget
+from iterit.data.candidates import candidate_mask, is_candidate
+from iterit.errors import InvalidInputError
 from iterit.selection.text import TOKEN_PATTERN
 
 __all__ = [
@@ -50,7 +52,7 @@ def ngrams(text: str, ngram_range: tuple[int, int] = (1, 3)) -> list[str]:
 def tfidf(
     texts: Sequence[str], ngram_range: tuple[int, int] = (1, 3), variant: str = "sklearn"
 ) -> list[Row]:
-    """One ``{n-gram: weight}`` dict per text (DESIGN 3.3)."""
+    """One ``{n-gram: weight}`` dict per text (docs/design.md, "TF-IDF")."""
     counts = [Counter(ngrams(text, ngram_range)) for text in texts]
     n = len(texts)
     df: Counter[str] = Counter()
@@ -66,7 +68,7 @@ def tfidf(
             total = sum(row.values())
             rows.append({g: (count / total) * math.log(n / df[g]) for g, count in row.items()})
         else:
-            raise ValueError(f"unknown variant {variant!r}")
+            raise InvalidInputError(f"variant must be one of {TFIDF_VARIANTS}, got {variant!r}")
     return rows
 
 
@@ -77,17 +79,20 @@ class ReferenceSelection(NamedTuple):
     n_candidates: int
 
 
-def _is_candidate(c: float, max_complexity: float | None) -> bool:
-    return math.isfinite(c) and c > 0 and (max_complexity is None or c < max_complexity)
-
-
 def _prepare(rows, complexity, budget, max_complexity):
-    if isinstance(rows[0] if rows else {}, str):
-        rows = tfidf(rows)
-    c = [1.0] * len(rows) if complexity is None else [float(x) for x in complexity]
+    """Rows (texts are turned into rows fitted on the candidates only, as :func:`iterit.select`
+    does), complexities (1 for all when ``None``), candidate indices and the budget."""
+    n = len(rows)
+    c = [1.0] * n if complexity is None else [float(x) for x in complexity]
     max_c = None if complexity is None else max_complexity
-    candidates = [i for i in range(len(rows)) if _is_candidate(c[i], max_c)]
-    return rows, c, candidates, resolve_budget(budget, len(rows))
+    candidates = [i for i in range(n) if is_candidate(c[i], max_c)]
+    if isinstance(rows[0] if n else {}, str):
+        fitted = tfidf([rows[i] for i in candidates])
+        full: list[Row] = [{} for _ in range(n)]
+        for i, row in zip(candidates, fitted):
+            full[i] = row
+        rows = full
+    return rows, c, candidates, resolve_budget(budget, n)
 
 
 def _score(row: Row, c: float, alpha: dict[str, float]) -> float:
@@ -101,8 +106,9 @@ def select_naive(
     decay: float = 0.1,
     max_complexity: float | None = 1.0,
 ) -> ReferenceSelection:
-    """DESIGN 3.4 literally: recompute every remaining candidate's score at every step.
-    ``rows`` are :func:`tfidf` rows, or texts (turned into rows with the defaults)."""
+    """The greedy selection of docs/design.md ("Greedy selection") literally: recompute every
+    remaining candidate's score at every step. ``rows`` are :func:`tfidf` rows (used as given),
+    or texts (turned into rows with the defaults, fitted on the candidates only)."""
     rows, c, left, m = _prepare(rows, complexity, budget, max_complexity)
     n_candidates = len(left)
     alpha: dict[str, float] = {}
@@ -153,18 +159,19 @@ def select_numpy(
 ) -> ReferenceSelection:
     """What a numpy user would write: recompute every score as ``X @ alpha`` at every step.
 
-    ``matrix`` is a scipy sparse matrix (e.g. from scikit-learn's ``TfidfVectorizer``). Its sums
-    are not correctly rounded, so on exact ties it may differ from :func:`select`; on real data
-    with real-valued complexities the picks agree.
+    ``matrix`` is a scipy sparse matrix (e.g. from scikit-learn's ``TfidfVectorizer``), used as
+    given, or a list of texts: then scikit-learn's ``TfidfVectorizer(ngram_range=(1, 3))`` is
+    fitted on the candidates only, as :func:`iterit.select` does. Its sums are not correctly
+    rounded, so on exact ties it may differ from :func:`select`; on real data with real-valued
+    complexities the picks agree.
     """
     import numpy as np
 
-    x = matrix.tocsr()
-    n, n_cols = x.shape
+    n = matrix.shape[0] if hasattr(matrix, "tocsr") else len(matrix)
     c = np.ones(n) if complexity is None else np.asarray(complexity, dtype=np.float64)
-    valid = np.isfinite(c) & (c > 0)
-    if complexity is not None and max_complexity is not None:
-        valid &= c < max_complexity
+    valid = candidate_mask(c, None if complexity is None else max_complexity)
+    x = matrix.tocsr() if hasattr(matrix, "tocsr") else _fit_on_candidates(matrix, valid)
+    n_cols = x.shape[1]
     n_candidates = int(np.count_nonzero(valid))
     m = resolve_budget(budget, n)
     alpha = np.ones(n_cols)
@@ -180,3 +187,21 @@ def select_numpy(
         valid[best] = False
         alpha[x.indices[x.indptr[best] : x.indptr[best + 1]]] *= decay
     return ReferenceSelection(picks, scores, m - len(picks), n_candidates)
+
+
+def _fit_on_candidates(texts: Sequence[str], valid):
+    """scikit-learn TF-IDF rows fitted on the candidate texts; other rows are empty."""
+    import numpy as np
+    import scipy.sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    kept = np.flatnonzero(valid)
+    try:
+        fitted = TfidfVectorizer(ngram_range=(1, 3)).fit_transform([texts[i] for i in kept])
+    except ValueError:  # no candidate, or no n-gram in any of them: every row is empty
+        fitted = scipy.sparse.csr_matrix((len(kept), 0))
+    # Row i of the result is row position[i] of a matrix with one more, empty, row at the end.
+    position = np.full(len(texts), len(kept), dtype=np.int64)
+    position[kept] = np.arange(len(kept))
+    padded = scipy.sparse.vstack([fitted, scipy.sparse.csr_matrix((1, fitted.shape[1]))])
+    return padded.tocsr()[position]

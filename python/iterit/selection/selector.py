@@ -1,5 +1,6 @@
 """The fast, exact IterIT selector: TF-IDF over n-grams and greedy selection with decay
-(DESIGN 3.3 and 3.4), computed by the Rust core with the GIL released."""
+(docs/design.md, "TF-IDF" and "Greedy selection"), computed by the Rust core with the GIL
+released."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from iterit import _iterit
-from iterit.config import resolve_budget
-from iterit.errors import InvalidInputError, ShortfallWarning
+from iterit.config import TFIDF_VARIANTS, resolve_budget
+from iterit.data.candidates import candidate_mask
+from iterit.errors import (
+    InvalidInputError,
+    InvalidTypeError,
+    IteritError,
+    MissingDependencyError,
+    ShortfallWarning,
+)
 from iterit.selection.text import lowercase_texts, word_char_ranges
 
 if TYPE_CHECKING:
@@ -22,13 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Selection", "TfidfMatrix", "resolve_budget", "select", "tfidf"]
 
-VARIANTS = ("sklearn", "paper")
-
 
 def _default_threads(n_threads: int | None) -> int | None:
     if n_threads is not None:
         if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-            raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
+            raise InvalidTypeError(
+                f"n_threads must be an int or None, got {type(n_threads).__name__}"
+            )
         if n_threads < 1:
             raise InvalidInputError(f"n_threads must be at least 1, got {n_threads}")
         return int(n_threads)
@@ -40,10 +48,12 @@ def _check_ngram_range(ngram_range: Any) -> tuple[int, int]:
     try:
         lo, hi = ngram_range
     except (TypeError, ValueError):
-        raise TypeError(f"ngram_range must be a pair (min_n, max_n), got {ngram_range!r}") from None
+        raise InvalidTypeError(
+            f"ngram_range must be a pair (min_n, max_n), got {ngram_range!r}"
+        ) from None
     for v in (lo, hi):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"ngram_range must hold two ints, got {ngram_range!r}")
+            raise InvalidTypeError(f"ngram_range must hold two ints, got {ngram_range!r}")
     if not 1 <= lo <= hi:
         raise InvalidInputError(
             f"ngram_range must satisfy 1 <= min_n <= max_n, got {ngram_range!r}"
@@ -52,13 +62,13 @@ def _check_ngram_range(ngram_range: Any) -> tuple[int, int]:
 
 
 def _check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise InvalidInputError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant not in TFIDF_VARIANTS:
+        raise InvalidInputError(f"variant must be one of {TFIDF_VARIANTS}, got {variant!r}")
     return variant
 
 
 class TfidfMatrix:
-    """TF-IDF weights of a list of texts as CSR arrays, one row per text (DESIGN 3.3).
+    """TF-IDF weights of a list of texts as CSR arrays, one row per text (docs/design.md, "TF-IDF").
 
     ``indptr`` (int64), ``indices`` (int32, strictly increasing within each row) and ``data``
     (float64) follow scipy's CSR layout. Columns are numbered by n-gram length, then by first
@@ -113,7 +123,7 @@ class TfidfMatrix:
         try:
             import scipy.sparse
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("to_scipy() needs scipy: pip install scipy") from exc
+            raise MissingDependencyError("to_scipy() needs scipy: pip install scipy") from exc
         return scipy.sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
     def __repr__(self) -> str:
@@ -130,7 +140,7 @@ def tfidf(
     variant: str = "sklearn",
     n_threads: int | None = None,
 ) -> TfidfMatrix:
-    """TF-IDF rows of ``texts`` over word n-grams (DESIGN 3.3).
+    """TF-IDF rows of ``texts`` over word n-grams (docs/design.md, "TF-IDF").
 
     ``variant="sklearn"`` gives scikit-learn's ``TfidfVectorizer`` numbers (raw counts, smooth
     idf, L2-normalised rows); ``variant="paper"`` gives the paper's Eq. 5 (``count / total``
@@ -139,8 +149,14 @@ def tfidf(
     lo, hi = _check_ngram_range(ngram_range)
     variant = _check_variant(variant)
     lowered = lowercase_texts(texts)
-    indptr, indices, data, df, n_cols, names = _iterit.tfidf(
-        lowered, word_char_ranges(), (lo, hi), variant, True, _default_threads(n_threads)
+    indptr, indices, data, df, n_cols, names = _call_core(
+        _iterit.tfidf,
+        lowered,
+        word_char_ranges(),
+        (lo, hi),
+        variant,
+        True,
+        _default_threads(n_threads),
     )
     return TfidfMatrix(
         indptr,
@@ -182,13 +198,13 @@ def _complexity_array(complexity: Any, n: int) -> np.ndarray | None:
     if complexity is None:
         return None
     if isinstance(complexity, (str, bytes, dict)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"complexity must be a sequence of numbers, got {type(complexity).__name__}"
         )
     try:
         c = np.asarray(complexity, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"complexity must be a sequence of numbers: {exc}") from None
+        raise InvalidTypeError(f"complexity must be a sequence of numbers: {exc}") from None
     if c.ndim != 1:
         raise InvalidInputError(f"complexity must be one-dimensional, got shape {c.shape}")
     if c.shape[0] != n:
@@ -198,6 +214,91 @@ def _complexity_array(complexity: Any, n: int) -> np.ndarray | None:
 
 def _is_sparse_matrix(obj: Any) -> bool:
     return isinstance(obj, TfidfMatrix) or (hasattr(obj, "tocsr") and hasattr(obj, "shape"))
+
+
+def _call_core(function: Any, *args: Any) -> Any:
+    """Call the compiled core; a wrong type it rejects becomes an :class:`InvalidTypeError`,
+    so that every error of the selector is an :class:`IteritError`."""
+    try:
+        return function(*args)
+    except TypeError as exc:
+        if isinstance(exc, IteritError):
+            raise
+        raise InvalidTypeError(str(exc)) from exc
+
+
+def _select_on_matrix(
+    matrix: Any, complexity: Any, budget: int | float, decay: float, max_c: float | None, threads
+) -> tuple[tuple, int, int]:
+    if isinstance(matrix, TfidfMatrix):
+        indptr, indices, data, (n, n_cols) = (
+            matrix.indptr,
+            matrix.indices,
+            matrix.data,
+            matrix.shape,
+        )
+    else:
+        csr = matrix.tocsr()
+        indptr, indices = csr.indptr, csr.indices
+        data = np.ascontiguousarray(csr.data, dtype=np.float64)
+        n, n_cols = csr.shape
+    c = _complexity_array(complexity, n)
+    m_budget = resolve_budget(budget, n)
+    raw = _call_core(
+        _iterit.select_csr,
+        np.ascontiguousarray(indptr),
+        np.ascontiguousarray(indices),
+        data,
+        int(n_cols),
+        c,
+        m_budget,
+        float(decay),
+        max_c,
+        threads,
+    )
+    return raw, m_budget, n
+
+
+def _select_on_texts(
+    texts: Any,
+    complexity: Any,
+    budget: int | float,
+    decay: float,
+    max_c: float | None,
+    threads: int | None,
+    ngram_range: Any,
+    variant: str,
+) -> tuple[tuple, int, int]:
+    lo, hi = _check_ngram_range(ngram_range)
+    variant = _check_variant(variant)
+    lowered = lowercase_texts(texts)
+    n = len(lowered)
+    c = _complexity_array(complexity, n)
+    m_budget = resolve_budget(budget, n)
+    # TF-IDF is fitted on the candidates only (docs/design.md, "TF-IDF"): the texts of excluded
+    # samples must not change the idf of the others. Picks are mapped back to the input's order.
+    kept = None
+    if c is not None:
+        mask = candidate_mask(c, max_c)
+        if not mask.all():
+            kept = np.flatnonzero(mask).astype(np.int64)
+            lowered = [lowered[i] for i in kept.tolist()]
+            c = np.ascontiguousarray(c[kept])
+    raw = _call_core(
+        _iterit.select_texts,
+        lowered,
+        word_char_ranges(),
+        (lo, hi),
+        variant,
+        c,
+        m_budget,
+        float(decay),
+        max_c,
+        threads,
+    )
+    if kept is not None:
+        raw = (kept[raw[0]], *raw[1:])
+    return raw, m_budget, n
 
 
 def select(
@@ -211,7 +312,8 @@ def select(
     max_complexity: float | None = 1.0,
     n_threads: int | None = None,
 ) -> Selection:
-    """Greedily pick ``budget`` samples that are complex and diverse (DESIGN 3.4).
+    """Greedily pick ``budget`` samples that are complex and diverse (docs/design.md, "Greedy
+    selection").
 
     ``texts_or_matrix``: the texts to diversify over (usually the responses), or a
     :class:`TfidfMatrix` / scipy sparse matrix of non-negative weights, one row per sample.
@@ -221,60 +323,35 @@ def select(
     ``budget``: an int count or a float fraction in (0, 1) of all samples. ``decay``: factor in
     [0, 1) applied to the weight of every n-gram of each picked sample.
 
+    Given texts, TF-IDF is fitted on the candidates only, as the method does; the other texts
+    play no part. Given a matrix, its weights are used as they are: whoever fitted it chose
+    which texts its idf counts (fit it on the candidates to get the method's numbers). Either
+    way ``indices`` point into the full input.
+
     Fewer candidates than the budget: all are picked, ``shortfall`` says how many are missing,
     and a :class:`~iterit.errors.ShortfallWarning` is issued. Results do not depend on
-    ``n_threads`` (default: all cores, or ``ITERIT_NUM_THREADS``).
+    ``n_threads`` (default: all cores, or ``ITERIT_NUM_THREADS``). Every error raised is an
+    :class:`~iterit.errors.IteritError` (wrong types: :class:`~iterit.errors.InvalidTypeError`,
+    also a ``TypeError``; bad values: :class:`~iterit.errors.InvalidInputError`, also a
+    ``ValueError``).
     """
     if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
-        raise TypeError(f"decay must be a float, got {type(decay).__name__}")
+        raise InvalidTypeError(f"decay must be a float, got {type(decay).__name__}")
     if max_complexity is not None and (
         isinstance(max_complexity, bool) or not isinstance(max_complexity, numbers.Real)
     ):
-        raise TypeError(
+        raise InvalidTypeError(
             f"max_complexity must be a float or None, got {type(max_complexity).__name__}"
         )
     threads = _default_threads(n_threads)
     max_c = None if max_complexity is None else float(max_complexity)
-
     if _is_sparse_matrix(texts_or_matrix):
-        if isinstance(texts_or_matrix, TfidfMatrix):
-            m = texts_or_matrix
-            indptr, indices, data, (n, n_cols) = m.indptr, m.indices, m.data, m.shape
-        else:
-            csr = texts_or_matrix.tocsr()
-            indptr, indices = csr.indptr, csr.indices
-            data = np.ascontiguousarray(csr.data, dtype=np.float64)
-            n, n_cols = csr.shape
-        c = _complexity_array(complexity, n)
-        m_budget = resolve_budget(budget, n)
-        raw = _iterit.select_csr(
-            np.ascontiguousarray(indptr),
-            np.ascontiguousarray(indices),
-            data,
-            int(n_cols),
-            c,
-            m_budget,
-            float(decay),
-            max_c,
-            threads,
+        raw, m_budget, n = _select_on_matrix(
+            texts_or_matrix, complexity, budget, decay, max_c, threads
         )
     else:
-        lo, hi = _check_ngram_range(ngram_range)
-        variant = _check_variant(variant)
-        lowered = lowercase_texts(texts_or_matrix)
-        n = len(lowered)
-        c = _complexity_array(complexity, n)
-        m_budget = resolve_budget(budget, n)
-        raw = _iterit.select_texts(
-            lowered,
-            word_char_ranges(),
-            (lo, hi),
-            variant,
-            c,
-            m_budget,
-            float(decay),
-            max_c,
-            threads,
+        raw, m_budget, n = _select_on_texts(
+            texts_or_matrix, complexity, budget, decay, max_c, threads, ngram_range, variant
         )
     indices, scores, shortfall, n_candidates, n_evaluations = raw
     if shortfall:
@@ -285,7 +362,7 @@ def select(
             stacklevel=2,
         )
     return Selection(
-        indices=indices,
+        indices=np.asarray(indices, dtype=np.int64),
         scores=scores,
         budget=m_budget,
         shortfall=shortfall,

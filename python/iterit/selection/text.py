@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from iterit.errors import InvalidTypeError
+
 __all__ = ["TOKEN_PATTERN", "lowercase_texts", "word_char_ranges"]
 
 #: scikit-learn's default ``token_pattern``.
@@ -34,21 +36,22 @@ def word_char_ranges() -> np.ndarray:
 
 
 def lowercase_texts(texts: Iterable[str], what: str = "texts") -> list[str]:
-    """``str.lower`` of every text; a non-string is a ``TypeError`` naming its position."""
+    """``str.lower`` of every text; a non-string is an
+    :class:`~iterit.errors.InvalidTypeError` naming its position."""
     if isinstance(texts, (str, bytes)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"{what} must be a sequence of strings, not a single {type(texts).__name__}"
         )
     if not isinstance(texts, (list, tuple)):
         try:
             texts = list(texts)
         except TypeError as exc:
-            raise TypeError(f"{what} must be an iterable of strings") from exc
+            raise InvalidTypeError(f"{what} must be an iterable of strings") from exc
     try:
         # str.lower as a plain function rejects every non-str (bytes have .lower() too).
         return [str.lower(t) for t in texts]
     except TypeError:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise TypeError(f"{what}[{i}] is {type(t).__name__}, expected str") from None
+                raise InvalidTypeError(f"{what}[{i}] is {type(t).__name__}, expected str") from None
         raise

@@ -1,13 +1,15 @@
-"""In-loop loss (LEAD, paper 003): each trained sample's response loss, taken from the training
-forward pass itself, smoothed across epochs, as the complexity of the next re-selection.
+"""In-loop losses: each trained sample's response loss, taken from the training forward pass
+itself, smoothed across epochs, as the complexity of the next re-selection (docs/design.md,
+"Signals"; docs/signals.md).
 
-:class:`InLoopLosses` is installed on a ``transformers.Trainer`` (or ``trl.SFTTrainer``) by
-:func:`iterit.training.hf.attach` when ``SelectionConfig(rescore="in-loop")``:
+:class:`InLoopLosses` records them when ``SelectionConfig(rescore="in-loop")``; the IterIT
+trainers (:mod:`iterit.training.trainers`) wire it in:
 
-* every training row carries its sample index (``iterit_index``: :class:`iterit.training.hf.TokenizedSamples`
-  adds it, :func:`iterit.training.hf.sft_dataset` has the column); a wrapper around the trainer's data
-  collator turns it into a tensor of the batch, and a wrapper around ``compute_loss`` takes it
-  out of the model inputs again;
+* every training row carries its sample index (``iterit_index``:
+  :class:`iterit.training.datasets.TokenizedSamples` adds it,
+  :func:`iterit.training.datasets.sft_dataset` has the column); the trainer's
+  ``get_train_dataloader`` wraps the data collator to turn it into a tensor of the batch, and
+  its ``compute_loss`` takes it out of the model inputs again and hands it to the recorder;
 * a forward hook on the model sees the training forward pass (train mode, gradients on, inside
   ``compute_loss``) and computes, under ``no_grad`` from its outputs, each row's mean negative
   log-likelihood over its labelled (response) tokens, in float32 from the logits, or from the
@@ -21,18 +23,23 @@ forward pass itself, smoothed across epochs, as the complexity of the next re-se
       ema[i] = loss[i]                              the first epoch i is trained
       ema[i] = beta * ema[i] + (1 - beta) * loss[i] every later epoch i is trained
 
-The callback (:class:`iterit.training.hf.IterITCallback`) turns the EMA into an IFD-scale complexity,
-``exp(ema[i] - nll_prior[i])`` (see :func:`ifd_equivalent` and ``docs/signals.md``).
+The planner turns the EMA into an IFD-scale complexity, ``exp(ema[i] - nll_prior[i])``
+(:func:`iterit.scoring.signals.ifd_equivalent`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from iterit.errors import ConfigError, ModelError
+from iterit.scoring.signals import ifd_equivalent
+from iterit.training.compat import lm_output_parts
+from iterit.training.datasets import INDEX_KEY, IndexingCollator
+from iterit.utils.distributed import dist
 
 __all__ = [
     "INDEX_KEY",
@@ -42,16 +49,8 @@ __all__ = [
     "per_sample_nll",
 ]
 
-INDEX_KEY = "iterit_index"
 # Float32 logits held at once when re-projecting labelled positions (rows x vocab <= 2^26).
 _LOGIT_ELEMENTS = 1 << 26
-
-
-def ifd_equivalent(loss_ema: np.ndarray, nll_prior: np.ndarray) -> np.ndarray:
-    """``exp(loss_ema - nll_prior)``: the IFD a sample would have if its conditional NLL were
-    the smoothed training loss (IFD = exp(nll_cond - nll_prior), DESIGN 3.2)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.exp(np.asarray(loss_ema, np.float64) - np.asarray(nll_prior, np.float64))
 
 
 def per_sample_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -81,41 +80,10 @@ def _per_sample_from_log_probs(log_probs: torch.Tensor, mask: torch.Tensor) -> t
         return -(log_probs.float() * m).sum(-1) / m.sum(-1)
 
 
-class IndexingCollator:
-    """Wraps a data collator: takes ``iterit_index`` out of every feature, collates the rest
-    with the wrapped collator, and adds the indices to the batch as an int64 tensor."""
-
-    def __init__(self, inner: Callable[[Sequence[dict[str, Any]]], Any]) -> None:
-        self.inner = inner
-
-    def __call__(self, features: Sequence[dict[str, Any]]) -> Any:
-        index = []
-        rest = []
-        for f in features:
-            if INDEX_KEY not in f:
-                raise ValueError(
-                    "in-loop re-scoring needs each training row's sample index ('iterit_index'): "
-                    "train on iterit.training.hf.TokenizedSamples or iterit.training.hf.sft_dataset"
-                )
-            f = dict(f)
-            index.append(int(f.pop(INDEX_KEY)))
-            rest.append(f)
-        batch = self.inner(rest)
-        batch[INDEX_KEY] = torch.tensor(index, dtype=torch.long)
-        return batch
-
-
 def _unwrap(model: Any) -> Any:
-    from iterit.scoring.ifd import unwrap_model as unwrap
+    from iterit.scoring import unwrap_model as unwrap
 
     return unwrap(model)
-
-
-def _dist() -> Any:
-    d = torch.distributed
-    if d.is_available() and d.is_initialized() and d.get_world_size() > 1:
-        return d
-    return None
 
 
 class InLoopLosses:
@@ -128,7 +96,7 @@ class InLoopLosses:
 
     def __init__(self, beta: float = 0.5) -> None:
         if not 0.0 <= beta < 1.0:
-            raise ValueError(f"the loss EMA coefficient must be in [0, 1), got {beta}")
+            raise ConfigError(f"the loss EMA coefficient must be in [0, 1), got {beta}")
         self.beta = float(beta)
         self._handle: Any = None
         self.reset()
@@ -144,42 +112,13 @@ class InLoopLosses:
         self._labels: torch.Tensor | None = None
         self.n_batches = 0
 
-    # -- wiring into a trainer ----------------------------------------------------------------
+    # -- recording -------------------------------------------------------------------------------
 
-    def install(self, trainer: Any) -> None:
-        """Make the sample indices reach ``compute_loss`` and record from the forward pass."""
-        sig = getattr(trainer, "_set_signature_columns_if_needed", None)
-        if callable(sig):
-            sig()  # keep 'iterit_index' when the trainer removes unused columns
-            cols = trainer._signature_columns
-            if cols is not None and INDEX_KEY not in cols:
-                trainer._signature_columns = [*cols, INDEX_KEY]
-        get_loader = trainer.get_train_dataloader
-        compute_loss = trainer.compute_loss
-        recorder = self
-
-        def get_train_dataloader(*args: Any, **kwargs: Any) -> Any:
-            inner = trainer.data_collator
-            if isinstance(inner, IndexingCollator):
-                return get_loader(*args, **kwargs)
-            trainer.data_collator = IndexingCollator(inner)
-            try:
-                return get_loader(*args, **kwargs)
-            finally:
-                trainer.data_collator = inner
-
-        def compute_loss_with_index(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-            index = inputs.pop(INDEX_KEY, None) if hasattr(inputs, "pop") else None
-            recorder._current = index
-            recorder._labels = inputs.get("labels") if index is not None else None
-            try:
-                return compute_loss(model, inputs, *args, **kwargs)
-            finally:
-                recorder._current = None
-                recorder._labels = None
-
-        trainer.get_train_dataloader = get_train_dataloader
-        trainer.compute_loss = compute_loss_with_index
+    def set_batch(self, index: torch.Tensor | None, labels: torch.Tensor | None) -> None:
+        """The sample indices (and labels) of the batch ``compute_loss`` is about to run; the
+        forward hook records the next training forward pass under them.  None clears it."""
+        self._current = index
+        self._labels = labels if index is not None else None
 
     def attach_model(self, model: Any) -> None:
         self.detach_model()
@@ -196,20 +135,16 @@ class InLoopLosses:
         if index is None or not module.training or not torch.is_grad_enabled():
             return
         self._current = None  # one record per compute_loss call (the training forward)
-        log_probs = getattr(output, "log_probs", None)
-        mask = getattr(output, "label_mask", None)
-        if log_probs is not None and mask is not None:
+        logits, log_probs, mask = lm_output_parts(output)
+        if log_probs is not None:
             losses = _per_sample_from_log_probs(log_probs, mask)
         else:
-            logits = getattr(output, "logits", None)
-            if logits is None and isinstance(output, (tuple, list)) and len(output) > 1:
-                logits = output[1] if output[0].dim() == 0 else output[0]
             labels = kwargs.get("labels", self._labels)
             if logits is None or labels is None or logits.dim() != 3:
-                raise RuntimeError(
+                raise ModelError(
                     "in-loop re-scoring reads each sample's loss from the training forward pass, "
                     f"but {type(module).__name__} returned neither logits nor per-token "
-                    "log-probabilities (a fused loss kernel?); use --rescore ifd"
+                    "log-probabilities (a fused loss kernel?); use rescore='ifd'"
                 )
             losses = per_sample_nll(logits, labels)
         self._local.append((index.detach().to("cpu"), losses.detach().to("cpu")))
@@ -228,7 +163,7 @@ class InLoopLosses:
         else:
             idx, loss = [], []
         mine = list(zip(idx, loss, strict=True))
-        d = _dist()
+        d = dist()
         if d is None:
             pairs = mine
         else:

@@ -1,28 +1,24 @@
-"""Learning percentage (Mekala et al., paper 002): how much of a sample's total perplexity drop
-over a short fine-tuning happens in the first epoch.  A (small) model trains on the full data
-for n epochs; each sample's response perplexity is measured before training (P0) and after
-every epoch (P1..Pn)::
+"""Learning percentage: how much of a sample's total perplexity drop over a short fine-tuning
+happens in the first epoch (docs/design.md, "Signals"; docs/signals.md).  A (small) model
+trains on the full data for n epochs; each sample's response perplexity is measured before
+training (P0) and after every epoch (P1..Pn), and :mod:`iterit.scoring.signals` turns them
+into LP, LP_proxy and the complexity the selector takes::
 
     LP       = (P0 - P1) / (P0 - Pn)      (0 when P0 == Pn)
     LP_proxy = (P0 - P1) / P0             (the one-epoch proxy)
-
-A sample learnt mostly in the first epoch (LP near 1, or above) is easy; a low LP is hard.  The
-selector prefers *larger* complexity and only accepts values in ``(0, max_complexity)``
-(``max_complexity = 1`` for IFD), so the scores file carries the complexity::
-
     complexity = 1 / (1 + exp(LP))        (LP_proxy with a single epoch, where LP is always 1)
 
-strictly decreasing in LP (hardest first), in ``(0, 1)`` for every finite LP (clipped away from
-0 and 1 in float64), 0.5 at LP = 0, 0.27 at LP = 1: ``iterit select --scores`` and ``iterit
-train --scores`` then pick the hardest samples first, on a scale comparable to IFD's.  NaN
-(no perplexity: empty response, or no room for a response token within ``max_length``) stays
-NaN and is never a candidate.
+A sample learnt mostly in the first epoch (LP near 1, or above) is easy; a low LP is hard.  The
+complexity is strictly decreasing in LP (hardest first), in ``(0, 1)`` for every finite LP, 0.5
+at LP = 0, 0.27 at LP = 1, so selecting by it picks the hardest samples first, on a scale
+comparable to IFD's.  NaN (no perplexity: empty response, or no room for a response token
+within ``max_length``) stays NaN and is never a candidate.
 
-The perplexity is ``exp(nll_cond)`` of :class:`iterit.scoring.ifd.IFDScorer` (the response's mean NLL
-given the prompt, the training sequence of :mod:`iterit.training.hf`), run from a training callback
-(:class:`PerplexityCallback`) inside the project's training loop (:func:`iterit.training.run.build_trainer`
-with the full data every epoch), so it is batched, and sharded and gathered under
-torch.distributed like IFD.
+The perplexity is ``exp(nll_cond)`` of :class:`iterit.scoring.IFDScorer` (the response's
+mean NLL given the prompt, the training sequence of :mod:`iterit.training.datasets`), measured
+by a training callback (:class:`PerplexityCallback`) inside the project's training loop
+(:func:`iterit.training.run.build_trainer` with the full data every epoch), so it is batched,
+and sharded and gathered under torch.distributed like IFD.
 """
 
 from __future__ import annotations
@@ -37,7 +33,11 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
+from iterit.data.candidates import candidate_mask
 from iterit.data.sample import Sample, as_sample
+from iterit.errors import ConfigError, InvalidInputError
+from iterit.scoring.signals import learning_percentage, lp_complexity
+from iterit.utils.distributed import rank
 
 __all__ = [
     "LPScores",
@@ -47,36 +47,6 @@ __all__ = [
     "lp_complexity",
     "score_learning_percentage",
 ]
-
-_TINY = np.finfo(np.float64).tiny
-_BELOW_ONE = np.nextafter(1.0, 0.0)
-
-
-def learning_percentage(ppl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(LP, LP_proxy)`` from perplexities ``ppl`` of shape ``(n_epochs + 1, N)`` (row 0 = P0,
-    before training; row e = after epoch e).  NaN where a perplexity is NaN."""
-    p = np.asarray(ppl, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] < 2:
-        raise ValueError(f"need perplexities before and after >= 1 epoch, got shape {p.shape}")
-    p0, p1, pn = p[0], p[1], p[-1]
-    den = p0 - pn
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lp = np.where(den != 0, (p0 - p1) / np.where(den != 0, den, 1.0), 0.0)
-        proxy = (p0 - p1) / p0
-    nan = ~(np.isfinite(p0) & np.isfinite(p1) & np.isfinite(pn))
-    lp[nan] = np.nan
-    proxy[nan] = np.nan
-    return lp, proxy
-
-
-def lp_complexity(lp: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(lp))`` clipped into the open interval (0, 1): larger = harder."""
-    x = np.asarray(lp, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        c = np.exp(-np.logaddexp(0.0, x))
-    finite = np.isfinite(c)
-    c[finite] = np.clip(c[finite], _TINY, _BELOW_ONE)
-    return c
 
 
 @dataclass(frozen=True)
@@ -104,8 +74,8 @@ class LPScores:
 
 
 class PerplexityCallback(TrainerCallback):
-    """Scores ``samples`` with :class:`iterit.scoring.ifd.IFDScorer` and the model being trained before
-    training (``on_train_begin``: P0) and at the end of every epoch (P1..Pn).
+    """Scores ``samples`` with :class:`iterit.scoring.IFDScorer` and the model being
+    trained before training (``on_train_begin``: P0) and at the end of every epoch (P1..Pn).
 
     After training, ``nll_cond`` holds one float64 array per pass (the response's mean NLL
     given the prompt; perplexity = ``exp(nll_cond)``), ``n_tokens`` the scored response tokens
@@ -133,13 +103,12 @@ class PerplexityCallback(TrainerCallback):
         self.passes: list[dict[str, Any]] = []
 
     def _pass(self, model: Any, state: Any) -> None:
-        from iterit.scoring.ifd import IFDScorer
-        from iterit.training.hf import _rank
+        from iterit.scoring import IFDScorer
 
         kwargs: dict[str, Any] = {"template": self.template, "max_length": self.max_length}
         if self.batch_tokens is not None:
             kwargs["batch_tokens"] = self.batch_tokens
-        progress = self.progress and _rank() == 0
+        progress = self.progress and rank() == 0
         scores = IFDScorer(model, self.tokenizer, progress=progress, **kwargs).score(self.samples)
         self.nll_cond.append(np.asarray(scores.nll_cond, dtype=np.float64))
         if self.n_tokens is None:
@@ -155,7 +124,9 @@ class PerplexityCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step > 0:
-            raise RuntimeError("learning percentage needs P0 before training: do not resume")
+            raise ConfigError(
+                "learning percentage needs P0 before training: do not resume from a checkpoint"
+            )
         self.nll_cond, self.passes, self.n_tokens = [], [], None
         self._pass(model, state)
 
@@ -166,6 +137,17 @@ class PerplexityCallback(TrainerCallback):
         """``(passes, N)``: exp(nll_cond) of every pass so far."""
         with np.errstate(over="ignore"):
             return np.exp(np.stack(self.nll_cond)) if self.nll_cond else np.zeros((0, 0))
+
+
+def _check_signal(epochs: int, signal: str | None) -> str:
+    if int(epochs) < 1:
+        raise ConfigError(f"epochs must be at least 1, got {epochs}")
+    signal = signal or ("lp" if epochs >= 2 else "proxy")
+    if signal not in ("lp", "proxy"):
+        raise ConfigError(f"signal must be 'lp' or 'proxy', got {signal!r}")
+    if signal == "lp" and epochs < 2:
+        raise ConfigError("with a single epoch LP is 1 for every sample: use signal='proxy'")
+    return signal
 
 
 def score_learning_percentage(
@@ -194,22 +176,17 @@ def score_learning_percentage(
 
     ``model`` is trained in place.  ``signal``: ``"lp"`` (default with >= 2 epochs) or
     ``"proxy"`` (default with 1 epoch): which one the complexity is made of.  Training uses
-    :class:`iterit.training.run.TrainConfig`'s settings (``learning_rate``, ``batch_size``,
+    :class:`iterit.config.TrainConfig`'s settings (``learning_rate``, ``batch_size``,
     ``micro_batch_size``, cosine schedule with 3% warm-up); ``training_args`` adds further
     ``TrainingArguments`` fields; ``callbacks`` more trainer callbacks (they run after the
     perplexity pass).  Checkpoints are not saved and a run cannot be resumed (P0 must be
     measured before the first step).
     """
-    from iterit.training.hf import encode_samples
-    from iterit.training.run import TrainConfig, build_trainer
+    from iterit.config import TrainConfig
+    from iterit.training.datasets import encode_samples
+    from iterit.training.run import build_trainer
 
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    signal = signal or ("lp" if epochs >= 2 else "proxy")
-    if signal not in ("lp", "proxy"):
-        raise ValueError(f"signal must be 'lp' or 'proxy', got {signal!r}")
-    if signal == "lp" and epochs < 2:
-        raise ValueError("with a single epoch LP is 1 for every sample: use signal='proxy'")
+    signal = _check_signal(epochs, signal)
     items = [as_sample(s, i) for i, s in enumerate(samples)]
     n = len(items)
     if tokenizer.pad_token_id is None:
@@ -217,7 +194,7 @@ def score_learning_percentage(
     rows = encode_samples(items, tokenizer, template=template, max_length=max_length)
     keep = np.array([i for i, r in enumerate(rows) if any(x != -100 for x in r["labels"])])
     if keep.size == 0:
-        raise ValueError("no sample has a response token to train on")
+        raise InvalidInputError("no sample has a response token to train on")
     sub = [items[int(i)] for i in keep]
     tmp = None
     if output_dir is None:
@@ -256,6 +233,13 @@ def score_learning_percentage(
     finally:
         if tmp is not None:
             tmp.cleanup()
+    return _lp_scores(callback, keep, n, signal, train_s)
+
+
+def _lp_scores(
+    callback: PerplexityCallback, keep: np.ndarray, n: int, signal: str, train_s: float
+) -> LPScores:
+    """The scores of all ``n`` samples from the passes over the scorable ones (``keep``)."""
     ppl_sub = callback.perplexities()
     ppl = np.full((ppl_sub.shape[0], n), np.nan)
     ppl[:, keep] = ppl_sub
@@ -282,8 +266,7 @@ def lp_columns(scores: LPScores, keys: Sequence[str] | None = None) -> dict[str,
     complexity in (0, 1)) and, given, ``key`` (the samples' content hashes)."""
     n = scores.complexity.shape[0]
     c = scores.complexity
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(c) & (c > 0) & (c < 1.0)
+    valid = candidate_mask(c)
     cols: dict[str, Any] = {
         "index": np.arange(n, dtype=np.int64),
         "complexity": c,

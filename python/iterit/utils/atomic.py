@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from iterit.errors import OutputExistsError, OutputFolderError
+from iterit.errors import InvalidInputError, OutputExistsError, OutputFolderError
 
 __all__ = [
+    "OVERWRITE_HINT",
     "OutputExistsError",
     "OutputFolderError",
     "atomic_dir",
@@ -36,6 +37,13 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".iterit-tmp-"
+#: How an "already exists" message ends; a caller with its own way to allow overwriting (a
+#: command-line flag) replaces this text with its own.
+OVERWRITE_HINT = "(pass overwrite=True to replace it)"
+
+
+def _already_exists(path: Path) -> str:
+    return f"{str(path)!r} already exists {OVERWRITE_HINT}"
 
 
 def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -52,9 +60,7 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Pa
     if path.is_dir() and not path.is_symlink():
         raise OutputExistsError(errno.EISDIR, f"{str(path)!r} is a folder, not a file")
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputExistsError(
-            errno.EEXIST, f"{str(path)!r} already exists (pass overwrite=True / --overwrite)"
-        )
+        raise OutputExistsError(errno.EEXIST, _already_exists(path))
     return path
 
 
@@ -76,15 +82,11 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
         # A hard link fails when the destination exists: no clobbering, even in a race.
         os.link(tmp, path)
     except FileExistsError:
-        raise OutputExistsError(
-            errno.EEXIST, f"{str(path)!r} already exists (pass overwrite=True / --overwrite)"
-        ) from None
+        raise OutputExistsError(errno.EEXIST, _already_exists(path)) from None
     except OSError:
         # File systems without hard links: check, then rename.
         if path.exists():
-            raise OutputExistsError(
-                errno.EEXIST, f"{str(path)!r} already exists (pass overwrite=True / --overwrite)"
-            ) from None
+            raise OutputExistsError(errno.EEXIST, _already_exists(path)) from None
         os.replace(tmp, path)
         return
     os.unlink(tmp)
@@ -130,7 +132,7 @@ def atomic_open(
     """Open a temporary file next to ``path`` for writing (``"w"`` or ``"wb"``); on normal exit
     it is flushed, fsynced and moved to ``path``; on any exception it is removed."""
     if mode not in ("w", "wb", "wt"):
-        raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
+        raise InvalidInputError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
     binary = "b" in mode
     with atomic_path(path, overwrite=overwrite) as tmp:
         kwargs: dict[str, Any] = {} if binary else {"encoding": encoding, "newline": newline}
@@ -173,9 +175,7 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
             errno.ENOENT, f"output folder {str(parent)!r} does not exist (create it first)"
         )
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputExistsError(
-            errno.EEXIST, f"{str(path)!r} already exists (pass overwrite=True / --overwrite)"
-        )
+        raise OutputExistsError(errno.EEXIST, _already_exists(path))
     tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + path.name + ".", dir=parent))
     old: Path | None = None
     try:
@@ -188,7 +188,7 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
             if not overwrite:
                 raise OutputExistsError(
                     errno.EEXIST,
-                    f"{str(path)!r} already exists (pass overwrite=True / --overwrite)",
+                    _already_exists(path),
                 )
             old = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + path.name + ".old.", dir=parent))
             old.rmdir()

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 __all__ = [
+    "all_gather_object",
     "barrier",
     "broadcast_object",
     "dist",
@@ -68,3 +69,13 @@ def barrier() -> None:
     d = dist()
     if d is not None:
         d.barrier()
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (``[obj]`` for a single process)."""
+    d = dist()
+    if d is None:
+        return [obj]
+    out: list[Any] = [None] * d.get_world_size()
+    d.all_gather_object(out, obj)
+    return out

@@ -1,4 +1,4 @@
-"""The resumable on-disk IFD score cache (iterit.scoring.cache, issue 3)."""
+"""The resumable on-disk IFD score cache; its per-sample key is the content key."""
 
 from __future__ import annotations
 
@@ -61,3 +61,10 @@ def test_compact_merges_parts(tmp_path):
     before = cache.load()
     cache.compact()
     assert len(cache.parts()) == 1 and cache.load() == before
+
+
+def test_sample_hash_is_the_content_key():
+    from iterit.data.keys import content_key
+
+    s = Sample("a", "b", input="c")
+    assert sample_hash(s) == content_key(s) and len(sample_hash(s)) == 32

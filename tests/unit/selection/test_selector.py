@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import iterit
+from iterit.data.candidates import is_candidate
 from iterit.selection import reference
 from tests.helpers.text_strategies import any_text
 
@@ -105,7 +106,7 @@ def test_tfidf_matrix_api() -> None:
         ({"ngram_range": (0, 2)}, iterit.InvalidInputError),
         ({"ngram_range": (3, 2)}, iterit.InvalidInputError),
         ({"ngram_range": (1, 99)}, iterit.InvalidInputError),
-        ({"ngram_range": "13"}, TypeError),
+        ({"ngram_range": "13"}, iterit.InvalidTypeError),
         ({"variant": "bm25"}, iterit.InvalidInputError),
         ({"n_threads": 0}, iterit.InvalidInputError),
     ],
@@ -145,23 +146,102 @@ def test_select_equals_naive_and_lazy_reference(inputs) -> None:
     assert got.n_excluded == len(texts) - got.n_candidates
 
 
-@settings(max_examples=60, deadline=None)
-@given(selection_inputs())
-def test_select_on_matrix_and_scipy_equals_on_texts(inputs) -> None:
+@st.composite
+def mixed_selection_inputs(draw):
+    """Inputs whose complexities hold both candidates and excluded values (NaN, inf, <= 0,
+    >= 1), the case where fitting TF-IDF on the candidates only matters."""
+    texts = draw(st.lists(st.one_of(small_text, any_text), min_size=2, max_size=12))
+    n = len(texts)
+    valid = draw(st.lists(st.sampled_from([0.5, 0.25, 0.9, 0.99, 0.7]), min_size=1, max_size=n))
+    invalid = draw(
+        st.lists(
+            st.sampled_from([1.0, 1.5, 0.0, -0.2, math.nan, math.inf, -math.inf]),
+            min_size=n - len(valid),
+            max_size=n - len(valid),
+        )
+    )
+    values = valid + invalid
+    if not invalid:
+        values[-1] = math.nan
+    complexity = draw(st.permutations(values))
+    budget = draw(st.integers(min_value=1, max_value=n + 2))
+    decay = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))
+    return texts, complexity, budget, decay
+
+
+def candidate_matrix(texts, complexity, max_complexity=1.0) -> scipy.sparse.csr_matrix:
+    """iterit.tfidf fitted on the candidate texts only, with an empty row for every other."""
+    keep = [i for i, c in enumerate(complexity) if is_candidate(c, 1.0)]
+    fitted = iterit.tfidf([texts[i] for i in keep]).to_scipy()
+    rows = scipy.sparse.lil_matrix((len(texts), fitted.shape[1]))
+    for k, i in enumerate(keep):
+        rows[i] = fitted[k]
+    return rows.tocsr()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mixed_selection_inputs())
+def test_mixed_complexities_rust_reference_and_naive_agree(inputs) -> None:
     texts, complexity, budget, decay = inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", iterit.ShortfallWarning)
-        on_texts = iterit.select(texts, complexity, budget, decay=decay)
-        m = iterit.tfidf(texts)
+        got = iterit.select(texts, complexity, budget, decay=decay)
+        on_candidates = iterit.select(candidate_matrix(texts, complexity), complexity, budget)
+    naive = reference.select_naive(texts, complexity, budget, decay=decay)
+    lazy = reference.select(texts, complexity, budget, decay=decay)
+    assert got.indices.tolist() == naive.indices == lazy.indices
+    assert got.scores.tobytes() == np.array(naive.scores).tobytes()
+    assert naive.scores == lazy.scores
+    assert got.shortfall == naive.shortfall == lazy.shortfall
+    assert got.n_candidates == naive.n_candidates == sum(is_candidate(c) for c in complexity)
+    assert got.n_excluded == len(texts) - got.n_candidates
+    if decay == 0.1:  # the default, which candidate_matrix's selection used
+        assert on_candidates.indices.tolist() == got.indices.tolist()
+        assert on_candidates.scores.tobytes() == got.scores.tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(selection_inputs())
+def test_select_on_matrix_and_scipy_use_the_weights_as_given(inputs) -> None:
+    texts, complexity, budget, decay = inputs
+    m = iterit.tfidf(texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", iterit.ShortfallWarning)
         on_matrix = iterit.select(m, complexity, budget, decay=decay)
         on_scipy = iterit.select(m.to_scipy(), complexity, budget, decay=decay)
         sixty_four = scipy.sparse.csr_matrix(
             (m.data, m.indices.astype(np.int64), m.indptr), shape=m.shape
         )
         on_int64 = iterit.select(sixty_four, complexity, budget, decay=decay)
+    # A matrix is used as given: here fitted on all texts, whatever their complexity.
+    want = reference.select_naive(reference.tfidf(texts), complexity, budget, decay=decay)
     for other in (on_matrix, on_scipy, on_int64):
-        assert other.indices.tolist() == on_texts.indices.tolist()
-        assert other.scores.tolist() == on_texts.scores.tolist()
+        assert other.indices.tolist() == want.indices
+        assert other.scores.tolist() == want.scores
+    if complexity is None or all(is_candidate(c) for c in complexity):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", iterit.ShortfallWarning)
+            on_texts = iterit.select(texts, complexity, budget, decay=decay)
+        assert on_texts.indices.tolist() == on_matrix.indices.tolist()
+        assert on_texts.scores.tolist() == on_matrix.scores.tolist()
+
+
+def test_tfidf_is_fitted_on_the_candidates_only() -> None:
+    # The excluded third text shares "ee" with the first: counted in the idf, it would make
+    # "ee" more common and the first text less diverse than the second (the old behaviour).
+    texts = ["ee aa", "aa bb", "ee"]
+    c = [0.6, 0.6, math.nan]
+    old = iterit.select(iterit.tfidf(texts), c, 1)  # idf over all texts
+    new = iterit.select(texts, c, 1)
+    assert old.indices.tolist() == [1]
+    assert new.indices.tolist() == [0]  # the two candidates are symmetric: a tie, index 0
+    alone = iterit.select(texts[:2], c[:2], 1)
+    assert new.scores.tobytes() == alone.scores.tobytes()
+    assert reference.select(texts, c, 1).indices == [0]
+    assert reference.select_naive(texts, c, 1).indices == [0]
+    assert reference.select_numpy(texts, c, 1).indices == [0]
+    assert reference.select(reference.tfidf(texts), c, 1).indices == [1]  # rows as given
+    assert (new.n_candidates, new.n_excluded) == (2, 1)
 
 
 def test_select_paper_variant_and_ngram_range_reach_the_core() -> None:
@@ -206,21 +286,21 @@ def test_budget_fraction_and_count() -> None:
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "match"),
     [
-        ((["aa", 3], None, 1), {}, TypeError, r"texts\[1\] is int"),
+        ((["aa", 3], None, 1), {}, iterit.InvalidTypeError, r"texts\[1\] is int"),
         ((["aa", "bb"], [0.5], 1), {}, iterit.InvalidInputError, "1 values for 2 samples"),
-        ((["aa", "bb"], ["x", "y"], 1), {}, TypeError, "complexity"),
-        ((["aa", "bb"], "0.5", 1), {}, TypeError, "complexity"),
+        ((["aa", "bb"], ["x", "y"], 1), {}, iterit.InvalidTypeError, "complexity"),
+        ((["aa", "bb"], "0.5", 1), {}, iterit.InvalidTypeError, "complexity"),
         ((["aa", "bb"], [[0.5, 0.5]], 1), {}, iterit.InvalidInputError, "one-dimensional"),
         ((["aa"], None, 0), {}, iterit.InvalidInputError, "at least 1"),
         ((["aa"], None, -3), {}, iterit.InvalidInputError, "at least 1"),
         ((["aa"], None, 1.5), {}, iterit.InvalidInputError, "fraction"),
         ((["aa"], None, 0.0), {}, iterit.InvalidInputError, "fraction"),
-        ((["aa"], None, True), {}, TypeError, "budget"),
-        ((["aa"], None, "5"), {}, TypeError, "budget"),
+        ((["aa"], None, True), {}, iterit.InvalidTypeError, "budget"),
+        ((["aa"], None, "5"), {}, iterit.InvalidTypeError, "budget"),
         ((["aa"], None, 1), {"decay": 1.0}, iterit.InvalidInputError, r"decay must be in \[0, 1\)"),
         ((["aa"], None, 1), {"decay": -0.1}, iterit.InvalidInputError, "decay"),
         ((["aa"], None, 1), {"decay": math.nan}, iterit.InvalidInputError, "decay"),
-        ((["aa"], None, 1), {"decay": "0.1"}, TypeError, "decay"),
+        ((["aa"], None, 1), {"decay": "0.1"}, iterit.InvalidTypeError, "decay"),
         ((["aa"], [0.5], 1), {"max_complexity": 0.0}, iterit.InvalidInputError, "max_complexity"),
         ((["aa"], None, 1), {"n_threads": -1}, iterit.InvalidInputError, "n_threads"),
     ],
@@ -235,6 +315,25 @@ def test_errors_are_typed_and_value_errors() -> None:
         iterit.select(["aa"], None, 1, decay=2.0)
     with pytest.raises(iterit.IteritError):
         iterit.select(["aa"], None, 1, decay=2.0)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: iterit.select(["aa", b"bb"], None, 1),
+        lambda: iterit.select(["aa"], None, "1"),
+        lambda: iterit.select(["aa"], None, 1, n_threads="2"),
+        lambda: iterit.tfidf("one string"),
+        lambda: iterit.tfidf(["aa"], ngram_range=(1, "3")),
+    ],
+)
+def test_wrong_types_are_iterit_errors_and_type_errors(call) -> None:
+    with pytest.raises(iterit.IteritError):
+        call()
+    with pytest.raises(TypeError):
+        call()
+    with pytest.raises(iterit.InvalidTypeError):
+        call()
 
 
 def test_select_rejects_malformed_matrices() -> None:
@@ -256,7 +355,7 @@ def test_select_rejects_malformed_matrices() -> None:
     floats = iterit.TfidfMatrix(
         np.array([0.0, 1.0]), np.array([0], dtype=np.int32), np.array([1.0]), (1, 2)
     )
-    with pytest.raises(TypeError, match="indptr"):
+    with pytest.raises(iterit.InvalidTypeError, match="indptr"):
         iterit.select(floats, None, 1)
 
 
@@ -280,8 +379,7 @@ def test_real_alpaca_responses_match_reference_and_numpy_baseline(alpaca_union_p
     c = np.random.default_rng(1).uniform(0.0, 1.1, size=len(responses))
     got = iterit.select(responses, c, 0.05)
     lazy = reference.select(responses, c, 0.05)
-    vec = TfidfVectorizer(ngram_range=(1, 3))
-    numpy_loop = reference.select_numpy(vec.fit_transform(responses), c, 0.05)
+    numpy_loop = reference.select_numpy(responses, c, 0.05)  # fitted on the candidates
     assert got.indices.tolist() == lazy.indices == numpy_loop.indices
     assert got.scores.tolist() == lazy.scores
     np.testing.assert_allclose(got.scores, numpy_loop.scores, rtol=1e-12)

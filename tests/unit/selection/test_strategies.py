@@ -1,4 +1,5 @@
-"""iterit.selection.strategies: IterIT's epoch-0 selection and the random / longest / IFD-only baselines."""
+"""iterit.selection.strategies: IterIT's epoch-0 selection and the random / longest / IFD-only
+baselines."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 
 import iterit
 from iterit.data.sample import Sample
-from iterit.errors import ShortfallWarning
-from iterit.selection.strategies import choose, diversity_texts, response_words
+from iterit.errors import ConfigError, InvalidInputError, ShortfallWarning
+from iterit.selection.strategies import diversity_texts, response_words, select_samples
 
 
 def make_samples(n: int, seed: int = 0) -> list[Sample]:
@@ -27,7 +28,7 @@ def test_iterit_pool_then_greedy_matches_the_selector():
     rng = np.random.default_rng(1)
     ifd = rng.uniform(0.1, 1.3, size=120)
     ifd[5] = np.nan
-    c = choose(samples, 10, complexity=ifd, pool_factor=3.0, decay=0.1)
+    c = select_samples(samples, 10, complexity=ifd, pool_factor=3.0, decay=0.1)
     valid = np.array([bool(s.response.strip()) for s in samples]) & (ifd < 1)
     valid &= np.isfinite(ifd)
     idx = np.flatnonzero(valid)
@@ -45,8 +46,8 @@ def test_iterit_pool_then_greedy_matches_the_selector():
 def test_ifd_only_and_diversity_none_are_top_m_by_ifd():
     samples = make_samples(60)
     ifd = np.linspace(0.05, 0.95, 60)[::-1].copy()
-    a = choose(samples, 8, strategy="ifd", complexity=ifd)
-    b = choose(samples, 8, strategy="iterit", diversity="none", complexity=ifd)
+    a = select_samples(samples, 8, strategy="ifd", complexity=ifd)
+    b = select_samples(samples, 8, strategy="iterit", diversity="none", complexity=ifd)
     valid = [i for i, s in enumerate(samples) if s.response.strip()]
     assert a.indices.tolist() == valid[:8] == b.indices.tolist()
     assert b.pool.shape[0] == 24
@@ -55,18 +56,18 @@ def test_ifd_only_and_diversity_none_are_top_m_by_ifd():
 def test_longest_and_random():
     samples = make_samples(50)
     words = response_words(samples)
-    lo = choose(samples, 5, strategy="longest")
+    lo = select_samples(samples, 5, strategy="longest")
     assert words[lo.indices].tolist() == sorted(words.tolist(), reverse=True)[:5]
-    r1 = choose(samples, 10, strategy="random", seed=3)
-    r2 = choose(samples, 10, strategy="random", seed=3)
-    r3 = choose(samples, 10, strategy="random", seed=4)
+    r1 = select_samples(samples, 10, strategy="random", seed=3)
+    r2 = select_samples(samples, 10, strategy="random", seed=3)
+    r3 = select_samples(samples, 10, strategy="random", seed=4)
     assert r1.indices.tolist() == r2.indices.tolist() != r3.indices.tolist()
     assert all(samples[i].response.strip() for i in r1.indices)
 
 
 def test_pure_diversity_without_complexity():
     samples = make_samples(40)
-    c = choose(samples, 6, complexity=None)
+    c = select_samples(samples, 6, complexity=None)
     assert c.pool.shape[0] == c.n_candidates  # no complexity: every valid sample is a candidate
     ref = iterit.select([samples[i].response for i in c.pool], None, 6)
     assert c.indices.tolist() == c.pool[ref.indices].tolist()
@@ -77,7 +78,7 @@ def test_shortfall_is_reported_never_padded():
     ifd = np.full(20, 2.0)
     ifd[[1, 2]] = 0.5
     with pytest.warns(ShortfallWarning):
-        c = choose(samples, 5, complexity=ifd)
+        c = select_samples(samples, 5, complexity=ifd)
     assert sorted(c.indices.tolist()) == [1, 2] and c.shortfall == 3
 
 
@@ -85,11 +86,32 @@ def test_diversity_texts_and_errors():
     s = [Sample(instruction="I", input="X", response="R")]
     assert diversity_texts(s, "instruction") == ["I\nX"]
     assert diversity_texts(s, "both") == ["I\nX\nR"]
-    with pytest.raises(ValueError, match="unknown strategy"):
-        choose(s, 1, strategy="best")
-    with pytest.raises(ValueError, match="needs a complexity"):
-        choose(s, 1, strategy="ifd")
-    with pytest.raises(ValueError, match="decay"):
-        choose(s, 1, decay=1.0)
-    with pytest.raises(ValueError, match="budget"):
-        choose(s, 0)
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        select_samples(s, 1, strategy="best")
+    with pytest.raises(ConfigError, match="unknown diversity"):
+        select_samples(s, 1, diversity="words")
+    with pytest.raises(ConfigError, match="needs a complexity"):
+        select_samples(s, 1, strategy="ifd")
+    with pytest.raises(ConfigError, match="decay"):
+        select_samples(s, 1, decay=1.0)
+    with pytest.raises(ConfigError, match="pool factor"):
+        select_samples(s, 1, pool_factor=0.5)
+    with pytest.raises(InvalidInputError, match="budget"):
+        select_samples(s, 0)
+    with pytest.raises(InvalidInputError, match="no samples"):
+        select_samples([], 1)
+    with pytest.raises(InvalidInputError, match="complexity has shape"):
+        select_samples(s, 1, complexity=[0.5, 0.5])
+    with pytest.raises(ValueError):  # every one is also a ValueError
+        select_samples(s, 1, strategy="best")
+
+
+def test_pool_uses_the_candidate_rule():
+    samples = make_samples(30)
+    ifd = np.full(30, 0.5)
+    ifd[[1, 3, 4, 5]] = [np.nan, 0.0, -0.5, 1.0]
+    c = select_samples(samples, 20, complexity=ifd, pool_factor=1.0)
+    assert not ({1, 3, 4, 5} & set(c.pool.tolist()))
+    assert not c.valid[[0, 1, 3, 4, 5]].any()  # 0: an empty response
+    lenient = select_samples(samples, 20, complexity=ifd, max_complexity=np.inf, pool_factor=1.0)
+    assert 5 in lenient.pool.tolist()

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iterit
+from iterit.errors import InvalidTypeError
 from iterit.selection.text import TOKEN_PATTERN, lowercase_texts, word_char_ranges
 from tests.helpers.text_strategies import any_text
 
@@ -52,10 +53,10 @@ def test_final_sigma_follows_python_lowercasing() -> None:
 
 
 def test_lowercase_texts_rejects_non_strings_by_position() -> None:
-    with pytest.raises(TypeError, match=r"texts\[2\] is bytes"):
+    with pytest.raises(InvalidTypeError, match=r"texts\[2\] is bytes"):
         lowercase_texts(["a", "b", b"c"])
-    with pytest.raises(TypeError, match=r"texts\[0\] is int"):
+    with pytest.raises(InvalidTypeError, match=r"texts\[0\] is int"):
         lowercase_texts([3])
-    with pytest.raises(TypeError, match="single str"):
+    with pytest.raises(InvalidTypeError, match="single str"):
         lowercase_texts("not a list")
     assert lowercase_texts(t for t in ["A", "B"]) == ["a", "b"]

@@ -1,19 +1,10 @@
-"""iterit.training.inloop and ``--rescore in-loop`` (issue 6, LEAD, paper 003): per-sample losses taken
-from the training forward pass, their EMA across epochs, the IFD-scale complexity, no scoring
-passes after epoch 0, resume, and the gather across two gloo processes.
-
-CPU only: the tiny random Llama and word-level tokenizer of tests/test_hf.py, real Alpaca
-records from ../shared/data."""
+"""iterit.training.inloop: per-sample losses taken from the training forward pass,
+their EMA across epochs, and the trainer wiring that records them."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,18 +12,20 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from iterit.training.hf import STATE_KEY, SelectionConfig  # noqa: E402
-from iterit.training.inloop import (  # noqa: E402
+from iterit.config import SelectionConfig  # noqa: E402
+from iterit.scoring.signals import ifd_equivalent  # noqa: E402
+from iterit.training.callback import IterITCallback  # noqa: E402
+from iterit.training.datasets import (  # noqa: E402
     INDEX_KEY,
     IndexingCollator,
-    InLoopLosses,
-    ifd_equivalent,
-    per_sample_nll,
+    ResponseOnlyCollator,
+    sft_dataset,
 )
-from tests.helpers.shared import shared_file  # noqa: E402
+from iterit.training.inloop import InLoopLosses, per_sample_nll  # noqa: E402
+from iterit.training.sampler import IterITSampler  # noqa: E402
+from iterit.training.trainers import attach  # noqa: E402
 from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
 from tests.helpers.training import (  # noqa: E402
-    ALPACA,
     MAX_LEN,
     make_trainer,
     read_log,
@@ -57,10 +50,6 @@ def reference_losses(model, input_ids, attention_mask, labels) -> np.ndarray:
         logp = torch.log_softmax(logits[row, :-1][keep], dim=-1)
         out.append(float(-logp.gather(1, lab[keep][:, None]).mean()))
     return np.array(out)
-
-
-# --------------------------------------------------------------------------------------------
-# units
 
 
 def test_per_sample_nll_matches_cross_entropy_and_skips_unlabelled_rows():
@@ -109,10 +98,6 @@ def test_indexing_collator_and_ema_arithmetic():
         SelectionConfig(rescore="gradients")
 
 
-# --------------------------------------------------------------------------------------------
-# the losses are the training forward pass's
-
-
 def test_in_loop_losses_equal_a_separate_forward_pass_with_the_same_weights(tmp_path, data):
     """Every micro-batch's recorded losses equal a separate forward pass of a copy of the
     weights taken at the start of that optimizer step (lr > 0: the weights move)."""
@@ -158,8 +143,7 @@ def test_trl_fused_head_losses_equal_the_ifd_scorer(tmp_path, data):
     """TRL's SFTTrainer (fused LM head: per-token log-probabilities, no logits): with a zero
     learning rate the recorded losses are the IFD scorer's nll_cond of the same model."""
     trl = pytest.importorskip("trl")
-    from iterit.scoring.ifd import IFDScorer
-    from iterit.training.hf import attach, sft_dataset
+    from iterit.scoring import IFDScorer
 
     samples, tok = data
     args = trl.SFTConfig(
@@ -200,129 +184,10 @@ def test_trl_fused_head_losses_equal_the_ifd_scorer(tmp_path, data):
     np.testing.assert_allclose([got[i] for i in rec["picks"]], ref.nll_cond[rec["picks"]], 1e-5)
 
 
-# --------------------------------------------------------------------------------------------
-# --rescore in-loop: no scoring passes after epoch 0, the complexity it selects by
-
-
-def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):
-    import iterit
-    from iterit.training.run import TrainConfig, train
-
-    samples, tok = data
-    model = tiny_model(tok, seed=1)
-    no_grad_calls: list[int] = [0]
-    per_epoch: list[int] = []
-
-    def count(module, args, output):
-        if not torch.is_grad_enabled():
-            no_grad_calls[0] += 1
-
-    # The scorer runs the decoder (body) directly; training runs it with gradients on.
-    model.model.register_forward_hook(count)
-
-    class PerEpoch(transformers.TrainerCallback):
-        def on_epoch_end(self, args, state, control, **kw):
-            per_epoch.append(no_grad_calls[0])
-            no_grad_calls[0] = 0
-
-    cfg = TrainConfig(
-        output_dir=str(tmp_path),
-        budget=6,
-        epochs=3,
-        batch_size=4,
-        micro_batch_size=2,
-        learning_rate=1e-2,
-        max_length=MAX_LEN,
-        device="cpu",
-        progress=False,
-        save_strategy="no",
-        logging_steps=100,
-        seed=0,
-        rescore="in-loop",
-        loss_ema=0.3,
-    )
-    res = train(cfg, samples=samples, model=model, tokenizer=tok, callbacks=[PerEpoch()])
-    recs = read_log(tmp_path)
-    assert per_epoch[0] > 0 and per_epoch[1:] == [0, 0]  # no inference after epoch 0
-    assert [r["score_forward_calls"] for r in recs][1:] == [0, 0]
-    assert recs[0]["score_forward_calls"] > 0
-    assert [r["n_scored"] for r in recs] == [len(samples), 0, 0]
-    assert [r["complexity_source"] for r in recs] == ["ifd", "loss-ema", "loss-ema"]
-    assert all(r["rescore"] == "in-loop" for r in recs)
-    cb = res.callback
-    # The EMA: first epoch trained -> its loss; then 0.3 * ema + 0.7 * loss.
-    e = cb.losses.epochs
-    for i, v in cb.losses.ema.items():
-        hist = [e[k][i] for k in sorted(e) if i in e[k]]
-        want = hist[0]
-        for x in hist[1:]:
-            want = 0.3 * want + 0.7 * x
-        assert v == pytest.approx(want, rel=1e-12)
-    # Epoch 2's selection: exp(ema - nll_prior) for the pool samples trained in epochs 0-1,
-    # epoch-0 IFD for the others, then the ordinary greedy selection over the pool.
-    pool = cb.pool
-    ema01 = {}
-    for i in pool.tolist():
-        hist = [e[k][i] for k in (0, 1) if i in e[k]]
-        if hist:
-            ema01[i] = hist[0] if len(hist) == 1 else 0.3 * hist[0] + 0.7 * hist[1]
-    c = np.array(
-        [
-            np.exp(ema01[i] - cb.pool_nll_prior[j]) if i in ema01 else cb.pool_scores[j]
-            for j, i in enumerate(pool.tolist())
-        ]
-    )
-    assert recs[2]["n_from_loss"] == len(ema01) > 0
-    valid = np.flatnonzero(c < 1.0)
-    sel = iterit.select([samples[int(pool[j])].response for j in valid], c[valid], 6, decay=0.1)
-    assert pool[valid][sel.indices].tolist() == recs[2]["picks"]
-    np.testing.assert_allclose(recs[2]["ifd"], c[valid][sel.indices], rtol=1e-9)
-    summary = res.summary
-    assert summary["rescore"] == "in-loop"
-    assert [ep["score_forward_calls"] for ep in summary["epochs"]][1:] == [0, 0]
-    # iterit report shows where each epoch's complexity came from and what scoring cost.
-    from iterit.report import run_report, terminal_summary
-
-    text = terminal_summary(run_report(tmp_path))
-    assert "re-scoring of later epochs" in text and "in-loop" in text
-    assert "complexity from" in text and "loss-ema" in text and "mean train loss" in text
-
-
-def test_cli_train_rescore_in_loop(tmp_path, data):
-    click_testing = pytest.importorskip("click.testing")
-    from iterit.cli import main
-
-    samples, tok = data
-    model_dir = tmp_path / "tiny"
-    tiny_model(tok, seed=1).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    data_file = tmp_path / "data.jsonl"
-    data_file.write_text(
-        "".join(
-            json.dumps({"instruction": s.instruction, "input": s.input, "output": s.response})
-            + "\n"
-            for s in samples[:30]
-        )
-    )
-    out = tmp_path / "run"
-    args = ["train", "--model", str(model_dir), "--data", str(data_file), "--output-dir"]
-    args += [str(out), "--budget", "4", "--epochs", "2", "--batch-size", "4"]
-    args += ["--micro-batch-size", "2", "--max-length", str(MAX_LEN), "--device", "cpu"]
-    args += ["--no-cache", "--save-strategy", "no", "--no-progress"]
-    args += ["--rescore", "in-loop", "--loss-ema", "0.2"]
-    result = click_testing.CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    assert "0 scoring forward passes" in result.output
-    recs = read_log(out)
-    assert [r["complexity_source"] for r in recs] == ["ifd", "loss-ema"]
-    saved = json.loads((out / "iterit_train_config.json").read_text())
-    assert (saved["rescore"], saved["loss_ema"]) == ("in-loop", 0.2)
-
-
 def test_in_loop_needs_nll_prior_and_indexed_rows(tmp_path, data):
     from transformers import Trainer
 
-    from iterit.training.hf import IterITCallback, IterITSampler, ResponseOnlyCollator, attach
+    from iterit.training.trainers import attach
 
     samples, tok = data
     with pytest.raises(ValueError, match="nll_prior"):
@@ -348,104 +213,3 @@ def test_in_loop_needs_nll_prior_and_indexed_rows(tmp_path, data):
     )
     with pytest.raises(ValueError, match="iterit_index"):
         attach(trainer, samples, SelectionConfig(budget=6, rescore="in-loop"), tokenizer=tok)
-
-
-def test_resume_mid_epoch_reproduces_in_loop_selections(tmp_path, data):
-    samples, tok = data
-    cfg = SelectionConfig(budget=10, rescore="in-loop")
-    kw = {"save_strategy": "steps", "save_steps": 4}
-    full_out = tmp_path / "full"
-    trainer, cb = make_trainer(full_out, samples, tok, cfg, **kw)
-    trainer.train()
-    full = read_log(full_out)
-    # M = 10, effective batch 4: 3 steps per epoch, step 4 is inside epoch 1.
-    state = json.loads((full_out / "checkpoint-4" / "trainer_state.json").read_text())
-    saved = state["stateful_callbacks"][STATE_KEY]["inloop"]
-    assert saved["partial_epoch"] == 1 and len(saved["partial"]) == 4  # one step's samples
-    assert len(saved["ema"]) == 10  # the EMA after epoch 0
-
-    trainer2, cb2 = make_trainer(tmp_path / "resumed", samples, tok, cfg, model_seed=2, **kw)
-    trainer2.train(resume_from_checkpoint=str(full_out / "checkpoint-4"))
-    resumed = read_log(tmp_path / "resumed")
-    assert [r["picks"] for r in resumed] == [r["picks"] for r in full]
-    np.testing.assert_allclose(resumed[2]["ifd"], full[2]["ifd"], rtol=1e-5)
-    assert sorted(cb2.losses.ema) == sorted(cb.losses.ema)
-    np.testing.assert_allclose(
-        [cb2.losses.ema[i] for i in sorted(cb.losses.ema)],
-        [cb.losses.ema[i] for i in sorted(cb.losses.ema)],
-        rtol=1e-5,
-    )
-    assert cb2.n_scored == 0  # neither the restored epoch nor epoch 2 was scored
-
-
-# --------------------------------------------------------------------------------------------
-# two processes (gloo): losses gathered with their indices
-
-DDP_SCRIPT = textwrap.dedent(
-    """
-    import json, os, sys
-    sys.path.insert(0, {root!r})
-    import torch, torch.distributed as dist
-    from tests.helpers.tiny_llama import tiny_tokenizer
-    from tests.helpers.training import make_trainer, real_samples
-    from iterit.training.hf import SelectionConfig
-    from iterit.scoring.ifd import IFDScorer
-
-    samples = real_samples(40)
-    tok = tiny_tokenizer(samples)
-    out = {out!r}
-    trainer, cb = make_trainer(out, samples, tok, SelectionConfig(budget=8, rescore="in-loop"),
-                               per_device_train_batch_size=2, gradient_accumulation_steps=1,
-                               num_train_epochs=2, learning_rate=0.0)
-    local = []
-    hook = cb.losses._hook
-
-    def spy(module, args, kwargs, output):
-        before = len(cb.losses._local)
-        hook(module, args, kwargs, output)
-        for i, v in cb.losses._local[before:]:
-            local.extend(zip(i.tolist(), v.tolist()))
-
-    cb.losses._hook = spy
-    trainer.train()
-    ref = IFDScorer(trainer.model, tok, max_length=96, progress=False).score(samples)
-    rank = dist.get_rank()
-    with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
-        json.dump({{"world": dist.get_world_size(), "local": local,
-                   "epochs": {{str(e): sorted(v.items()) for e, v in cb.losses.epochs.items()}},
-                   "picks": [cb.records[e]["picks"] for e in sorted(cb.records)],
-                   "nll_cond": [None if x != x else x for x in ref.nll_cond.tolist()]}}, f)
-    """
-)
-
-
-@pytest.mark.slow
-def test_two_process_gloo_gathers_losses_with_their_indices(tmp_path):
-    shared_file(ALPACA)
-    root = str(Path(__file__).resolve().parents[1])
-    script = tmp_path / "ddp_inloop.py"
-    script.write_text(DDP_SCRIPT.format(root=root, out=str(tmp_path)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = subprocess.run([*cmd, str(script)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
-    assert r0["world"] == r1["world"] == 2
-    assert r0["epochs"] == r1["epochs"]  # every rank holds the same gathered losses
-    assert r0["picks"] == r1["picks"] and r0["picks"][0] != []
-    nll = r0["nll_cond"]
-    for e, picks in enumerate(r0["picks"]):
-        gathered = dict(r0["epochs"][str(e)])
-        assert sorted(int(i) for i in gathered) == sorted(picks)
-        # Zero learning rate: each loss is the model's nll_cond of *that* sample, so a loss
-        # attached to the wrong index would show.
-        for i, v in gathered.items():
-            assert v == pytest.approx(nll[int(i)], rel=1e-5)
-    # Each rank trained (and recorded) its own half; together exactly the selections.
-    n0, n1 = len(r0["local"]), len(r1["local"])
-    assert n0 == n1 == 2 * 4
-    ids0 = [i for i, _ in r0["local"][:4]]
-    ids1 = [i for i, _ in r1["local"][:4]]
-    assert not set(ids0) & set(ids1) and sorted(ids0 + ids1) == sorted(r0["picks"][0])
-    for i, v in r0["local"] + r1["local"]:
-        assert v == pytest.approx(nll[i], rel=1e-5)

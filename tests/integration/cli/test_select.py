@@ -1,4 +1,5 @@
-"""The ``iterit`` command line: score, select, report; bad input gives one line and exit != 0."""
+"""``iterit select``: what it writes, its strategies and complexity sources, and bad input
+(one line, exit status != 0, nothing written)."""
 
 from __future__ import annotations
 
@@ -18,32 +19,14 @@ from iterit.data import load
 from tests.helpers.cli import CHAT, EXAMPLE, fail, fake_scores, run, sidecar
 
 
-def test_help():
-    out = run("--help").output
-    for cmd in ("score", "select", "report"):
-        assert cmd in out
-        assert "Usage:" in run(cmd, "--help").output
-    assert "--pool-factor" in run("select", "--help").output
-
-
-def test_without_click_main_says_how_to_install():
-    code = "import sys; sys.modules['click'] = None\nfrom iterit.cli import main\nmain()"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1
-    assert "pip install 'iterit[cli]'" in proc.stderr and "Traceback" not in proc.stderr
-
-
-# --------------------------------------------------------------------------------------------
-# select
-
-
 def test_select_with_scores_matches_the_algorithm(tmp_path):
     data = load(EXAMPLE)
     n = len(data)
     scores, ifd = fake_scores(tmp_path, n)
     out = tmp_path / "sel.jsonl"
     run("select", EXAMPLE, "--scores", scores, "--budget", "8", "--out", out)
-    # DESIGN 3.5 epoch 0: pool = the 3*M valid samples with the highest IFD, then greedy.
+    # docs/design.md, "Pool and iterations": the pool is the 3*M valid samples with the
+    # highest IFD, then the greedy selection.
     valid = np.flatnonzero(~data.empty & (ifd < 1))
     pool = valid[np.argsort(-ifd[valid], kind="stable")[:24]]
     ref = iterit.select([data[int(i)].response for i in pool], ifd[pool], 8, decay=0.1)
@@ -157,10 +140,6 @@ def test_shortfall_is_a_warning_not_an_error(tmp_path):
     assert "shortfall 7" in res.output
     _, meta = sidecar(tmp_path / "o.jsonl")
     assert meta["shortfall"] == 7 and meta["n_selected"] == 3
-
-
-# --------------------------------------------------------------------------------------------
-# bad input: one line, exit status != 0, nothing written
 
 
 def test_malformed_jsonl(tmp_path):
@@ -293,7 +272,7 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path, monkeypatch):
 
 def test_scores_for_other_data_are_refused(tmp_path):
     data = load(EXAMPLE)
-    from iterit.cli.score import sample_keys, write_table
+    from iterit.artifacts.score_files import sample_keys, write_table
 
     keys = sample_keys(data.samples)
     keys[4] = "0" * 16
@@ -311,96 +290,6 @@ def test_scores_for_other_data_are_refused(tmp_path):
     assert "1 rows but the data has 97" in fail(
         "select", EXAMPLE, "--scores", short, "--budget", "3", "--out", tmp_path / "o.jsonl"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# score, with a tiny random Llama saved to a folder (safetensors) and a tokenizer built here
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    fast = tiny_tokenizer(load(EXAMPLE).samples, vocab_size=400)
-    tiny_model(fast, max_positions=1024).save_pretrained(folder, safe_serialization=True)
-    fast.save_pretrained(folder)
-    return folder
-
-
-def test_score_then_select_and_resume(tmp_path, tiny_model_dir):
-    pq = pytest.importorskip("pyarrow.parquet")
-    cache = tmp_path / "cache"
-    half = tmp_path / "half.jsonl"
-    lines = EXAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
-    half.write_text("".join(lines[:40]), encoding="utf-8")
-    # An "interrupted" run: only the first 40 records got scored into the cache.
-    run(
-        "score",
-        half,
-        "--model",
-        tiny_model_dir,
-        "--out",
-        tmp_path / "half.parquet",
-        "--cache",
-        cache,
-        "--no-progress",
-    )
-    out = tmp_path / "scores.parquet"
-    res = run(
-        "score", EXAMPLE, "--model", tiny_model_dir, "--out", out, "--cache", cache, "--no-progress"
-    )
-    assert "40 samples' scores read from the cache" in res.output
-    table = pq.read_table(out).to_pydict()
-    assert list(table)[:6] == ["index", "ifd", "nll_cond", "nll_prior", "n_tokens", "valid"]
-
-    def col(name):
-        return np.array([np.nan if v is None else v for v in table[name]], dtype=float)
-
-    ifd, n_tokens = col("ifd"), col("n_tokens")
-    assert len(ifd) == 97 and np.isnan(ifd).sum() == 1  # the empty response
-    fin = np.isfinite(ifd)
-    np.testing.assert_allclose(ifd[fin], np.exp(col("nll_cond")[fin] - col("nll_prior")[fin]))
-    assert (n_tokens[fin] > 0).all()
-    assert table["valid"] == [bool(v) for v in (fin & (np.nan_to_num(ifd, nan=9) < 1))]
-    # select --scores FILE == select --model M (scores from the cache)
-    run("select", EXAMPLE, "--scores", out, "--budget", "5", "--out", tmp_path / "a.jsonl")
-    run(
-        "select",
-        EXAMPLE,
-        "--model",
-        tiny_model_dir,
-        "--cache",
-        cache,
-        "--budget",
-        "5",
-        "--out",
-        tmp_path / "b.jsonl",
-        "--no-progress",
-    )
-    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-    assert fail("score", EXAMPLE, "--model", tiny_model_dir, "--out", out, "--no-cache")
-
-
-def test_score_with_a_model_that_does_not_exist(tmp_path):
-    pytest.importorskip("torch")
-    msg = fail(
-        "score",
-        EXAMPLE,
-        "--model",
-        tmp_path / "nothing-here",
-        "--out",
-        tmp_path / "s.parquet",
-        "--no-cache",
-    )
-    assert "no such model file or folder" in msg
-    assert not (tmp_path / "s.parquet").exists()
-
-
-# --------------------------------------------------------------------------------------------
-# the README's main-job command with the real, embedded SmolLM2-135M (one process)
 
 
 @pytest.mark.slow

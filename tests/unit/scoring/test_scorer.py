@@ -1,19 +1,16 @@
-"""Tests of iterit.scoring.ifd (issue 3): batched IFD equals the per-sample reference of DESIGN 3.2.
-
-Tiny randomly initialised Llama models and a word-level tokenizer built in-process; the real
-SmolLM2-135M (``smollm2_path``) for the exactness check on real Alpaca data.
+"""IFDScorer: batched IFD equals the per-sample reference (docs/design.md, "IFD"), whatever the
+batch size, padding side, input order, template or tokenizer; out-of-memory retries, the cache,
+torch.distributed and the real SmolLM2-135M on real Alpaca data.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,150 +20,27 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 from iterit import Sample  # noqa: E402
-from iterit.scoring.ifd import (  # noqa: E402
+from iterit.scoring import (  # noqa: E402
     IFDScorer,
-    IFDScores,
     encode_for_scoring,
     load_model,
     model_fingerprint,
     reference_ifd,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-
-CORPUS = [
-    "below is an instruction that describes a task paired with an input that provides further",
-    "context write a response that appropriately completes the request",
-    "instruction input response the quick brown fox jumps over the lazy dog",
-    "write a short poem about the sea and the sky at night",
-    "what is two plus two the answer is four because two and two make four",
-    "list three colours red green blue name a fruit apple pear plum",
-    "explain why the sky is blue light scatters in the air",
-    "# ### : . , ? ! ( ) 1 2 3",
-]
-
-
-def make_tokenizer(*, bos: bool = True):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    specials = ["<unk>", "<s>", "</s>"]
-    tk.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=specials))
-    kwargs = {"eos_token": "</s>", "unk_token": "<unk>"}
-    if bos:
-        kwargs["bos_token"] = "<s>"
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, **kwargs)
-    assert tok.pad_token is None  # the scorer must cope without a pad token
-    return tok
-
-
-def make_model(vocab_size: int, *, seed: int = 0, cls=None):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        initializer_range=0.2,  # sharp predictions: errors in positions or masks show up
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    return (cls or LlamaForCausalLM)(config).eval()
-
-
-WORDS = sorted({w for line in CORPUS for w in line.split()})
-
-
-def make_samples(n: int = 36, seed: int = 0) -> list[Sample]:
-    rng = random.Random(seed)
-
-    def text(lo: int, hi: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
-
-    out = [
-        Sample(text(1, 12), text(1, 30), input=text(1, 6) if i % 3 == 0 else "") for i in range(n)
-    ]
-    special = {
-        5: Sample(text(2, 4), ""),  # empty response
-        11: Sample(text(2, 4), "  \n"),  # whitespace only: empty as well
-        17: Sample(text(80, 90), text(3, 5)),  # prompt longer than max_length
-        23: Sample(text(1, 3), text(60, 70)),  # response truncated at max_length
-    }
-    return [special.get(i, s) for i, s in enumerate(out)]
-
-
-MAX_LEN = 64
-INVALID = {5, 11, 17}
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tok):
-    return make_model(len(tok))
-
-
-@pytest.fixture(scope="module")
-def samples():
-    return make_samples()
-
-
-@pytest.fixture(scope="module")
-def ref(model, tok, samples):
-    return reference_ifd(model, tok, samples, max_length=MAX_LEN)
-
-
-def assert_same(out: IFDScores, ref: IFDScores, rtol: float = 1e-5) -> None:
-    assert len(out) == len(ref)
-    for name in ("ifd", "nll_cond", "nll_prior"):
-        a, b = getattr(out, name), getattr(ref, name)
-        assert a.dtype == np.float64
-        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=0, equal_nan=True, err_msg=name)
-    np.testing.assert_array_equal(out.n_tokens, ref.n_tokens)
-    assert out.n_invalid == ref.n_invalid
+from tests.helpers.word_llama import (  # noqa: E402
+    INVALID,
+    MAX_LEN,
+    assert_same_scores,
+    make_model,
+    make_samples,
+    make_tokenizer,
+)
 
 
 def scorer(model, tok, **kw) -> IFDScorer:
     kw.setdefault("max_length", MAX_LEN)
     kw.setdefault("progress", False)
     return IFDScorer(model, tok, **kw)
-
-
-# ------------------------------------------------------------------------------ the reference
-
-
-def test_reference_matches_hand_computation(model, tok):
-    """The oracle itself, against DESIGN 3.2 spelled out with the model's loss."""
-    s = Sample("write a poem", "the sea at night")
-    out = reference_ifd(model, tok, [s], template="plain", max_length=MAX_LEN)
-    start, eos = tok.bos_token_id, tok.eos_token_id
-    p = [start, *tok("write a poem\n", add_special_tokens=False).input_ids]
-    r = [*tok("the sea at night", add_special_tokens=False).input_ids, eos]
-
-    def loss(ids: list[int], first: int) -> float:
-        x = torch.tensor([ids])
-        labels = x.clone()
-        labels[0, :first] = -100
-        with torch.no_grad():
-            return float(model(input_ids=x, labels=labels).loss)
-
-    c, q = loss(p + r, len(p)), loss([start, *r], 1)
-    assert out.n_tokens[0] == len(r)
-    np.testing.assert_allclose(out.nll_cond[0], c, rtol=1e-5)
-    np.testing.assert_allclose(out.nll_prior[0], q, rtol=1e-5)
-    np.testing.assert_allclose(out.ifd[0], np.exp(c - q), rtol=1e-5)
 
 
 # ------------------------------------------------------------------------ batched == reference
@@ -181,7 +55,7 @@ def test_batched_equals_reference(model, tok, samples, ref, side, budget):
         out = sc.score(samples)
     finally:
         tok.padding_side = "right"
-    assert_same(out, ref)
+    assert_same_scores(out, ref)
     assert set(np.flatnonzero(np.isnan(out.ifd))) == INVALID
     assert out.n_invalid == 3 and out.n_empty_response == 2 and out.n_prompt_too_long == 1
     assert out.n_truncated == ref.n_truncated >= 1
@@ -203,13 +77,13 @@ def test_input_order_prefix_sharing_and_duplicates_are_invisible(model, tok, sam
     assert out.ifd[-1] == out.ifd[-2] == out.ifd[np.flatnonzero(perm == 0)[0]]
     sc.share_prefix = False
     plain = sc.score(samples)
-    assert_same(plain, ref)
+    assert_same_scores(plain, ref)
     assert sc.last_stats["prefix_tokens_saved"] == 0
 
 
 def test_dict_records_and_alpaca_input(model, tok, samples, ref):
     recs = [{"instruction": s.instruction, "input": s.input, "output": s.response} for s in samples]
-    assert_same(scorer(model, tok).score(recs), ref)
+    assert_same_scores(scorer(model, tok).score(recs), ref)
 
 
 def test_truncation_scores_exactly_k_tokens(model, tok):
@@ -219,7 +93,7 @@ def test_truncation_scores_exactly_k_tokens(model, tok):
     out = scorer(model, tok, max_length=40).score([s])
     assert out.n_tokens[0] == 40 - p_len and out.n_truncated == 1
     assert len(enc.cond[0]) == 40 and len(enc.prior[0]) == 1 + 40 - p_len
-    assert_same(out, reference_ifd(model, tok, [s], max_length=40))
+    assert_same_scores(out, reference_ifd(model, tok, [s], max_length=40))
 
 
 def test_invalid_samples_are_nan_and_counted(model, tok):
@@ -235,7 +109,7 @@ def test_invalid_samples_are_nan_and_counted(model, tok):
 
 def test_candidate_mask(model, tok, samples):
     out = scorer(model, tok).score(samples)
-    expected = np.array([np.isfinite(x) and x < 1 for x in out.ifd])
+    expected = np.array([np.isfinite(x) and 0 < x < 1 for x in out.ifd])
     np.testing.assert_array_equal(out.candidate_mask, expected)
 
 
@@ -250,7 +124,7 @@ def test_templates_equal_reference(model, tok, samples, template):
         )
     tmpl = (lambda s: f"### {s.instruction} ? {s.input} :") if template == "callable" else template
     out = scorer(model, t, template=tmpl).score(samples)
-    assert_same(out, reference_ifd(model, t, samples, template=tmpl, max_length=MAX_LEN))
+    assert_same_scores(out, reference_ifd(model, t, samples, template=tmpl, max_length=MAX_LEN))
     if template == "chat":  # the template renders the start token: it is counted once
         enc = encode_for_scoring(t, samples[:1], "chat", MAX_LEN)
         assert enc.cond[0][0] == t.bos_token_id and enc.cond[0][1] != t.bos_token_id
@@ -261,20 +135,9 @@ def test_tokenizer_without_bos_uses_eos_as_start(model):
     assert t.bos_token_id is None
     items = make_samples(12, seed=3)
     out = scorer(model, t).score(items)
-    assert_same(out, reference_ifd(model, t, items, max_length=MAX_LEN))
+    assert_same_scores(out, reference_ifd(model, t, items, max_length=MAX_LEN))
     enc = encode_for_scoring(t, items[:1], "alpaca", MAX_LEN)
     assert enc.prior[0][0] == t.eos_token_id
-
-
-def test_not_a_causal_lm_is_a_clear_error(tok):
-    from transformers import LlamaForSequenceClassification, LlamaModel
-
-    base = make_model(len(tok))
-    for bad in (LlamaModel(base.config), LlamaForSequenceClassification(base.config)):
-        with pytest.raises(TypeError, match="causal language model"):
-            IFDScorer(bad, tok)
-    with pytest.raises(TypeError, match="causal language model"):
-        IFDScorer(torch.nn.Linear(2, 2), tok)
 
 
 def test_bad_arguments(model, tok):
@@ -300,7 +163,7 @@ def test_mode_restored_and_training_still_works(tok, samples):
     assert not model.model.layers[0].training
     # outputs are the eval-mode (dropout-free) scores
     model.eval()
-    assert_same(out, reference_ifd(model, tok, samples[:8], max_length=MAX_LEN))
+    assert_same_scores(out, reference_ifd(model, tok, samples[:8], max_length=MAX_LEN))
     # the model still trains after scoring under inference_mode
     model.train()
     x = torch.tensor([[1, 5, 6, 7]])
@@ -320,7 +183,7 @@ def test_output_transform_falls_back_to_full_logits(tok, samples):
     model = make_model(len(tok), cls=Scaled)
     with pytest.warns(RuntimeWarning, match="full logits"):
         out = scorer(model, tok, batch_tokens=128).score(samples)
-    assert_same(out, reference_ifd(model, tok, samples, max_length=MAX_LEN))
+    assert_same_scores(out, reference_ifd(model, tok, samples, max_length=MAX_LEN))
 
 
 def test_out_of_memory_halves_budget_and_warns_once(model, tok, samples, ref):
@@ -341,7 +204,7 @@ def test_out_of_memory_halves_budget_and_warns_once(model, tok, samples, ref):
     assert len(msgs) == 1
     assert sc.last_stats["oom_retries"] >= 4 and sc.batch_tokens == 4096
     assert sc.last_stats["batch_tokens"] <= 300
-    assert_same(out, ref)
+    assert_same_scores(out, ref)
 
 
 def test_single_row_out_of_memory_is_raised(model, tok, samples):
@@ -399,10 +262,10 @@ def test_cache_resumes_and_is_keyed_by_model(model, tok, samples, ref, tmp_path)
     done = resumed.last_stats["cached"]
     assert done == 20
     assert resumed.last_stats["scored"] == len(samples) - len(INVALID) - done
-    assert_same(out, ref)
+    assert_same_scores(out, ref)
 
     again = scorer(model, tok, cache=cache)
-    assert_same(again.score(samples), ref)
+    assert_same_scores(again.score(samples), ref)
     assert again.last_stats["cached"] == len(samples) - len(INVALID)
     assert again.last_stats["forward_calls"] == 0
 
@@ -419,7 +282,7 @@ def test_cache_resumes_and_is_keyed_by_model(model, tok, samples, ref, tmp_path)
     assert fresh.last_stats["cached"] == 0
     # score(cache=...) overrides the constructor
     plain = scorer(model, tok)
-    assert_same(plain.score(samples, cache=cache), ref)
+    assert_same_scores(plain.score(samples, cache=cache), ref)
     assert plain.last_stats["cached"] == len(samples) - len(INVALID)
 
 
@@ -433,7 +296,7 @@ DIST_SCRIPT = textwrap.dedent(
     def work(rank, world, folder, init, out):
         dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from iterit.scoring.ifd import IFDScorer
+        from iterit.scoring import IFDScorer
         from iterit import Sample
         import json
         model = AutoModelForCausalLM.from_pretrained(folder)
@@ -495,7 +358,10 @@ def test_import_iterit_needs_no_torch():
         "for name in ('torch', 'transformers'):\n"
         "    sys.modules[name] = None\n"
         "import iterit, iterit.data.templates, iterit.scoring.cache\n"
-        "assert 'iterit.scoring.ifd' not in sys.modules\n"
+        "import iterit.scoring.default_model, iterit.scoring.batching\n"
+        "assert 'iterit.scoring.scorer' not in sys.modules\n"
+        "import iterit.scoring\n"
+        "assert 'iterit.scoring.model' not in sys.modules\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,84 @@
+"""Finding and reading what a report shows: a training run's selection log and the data
+file its configuration names.  Readers are lenient (a report reads logs of older runs too)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from iterit.artifacts.names import RUN_LOG_NAMES
+from iterit.errors import DataError
+
+__all__ = ["find_run_data", "find_run_log", "read_selection_log"]
+
+
+def read_selection_log(path: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a training run's selection log, one per epoch (the last line
+    wins when an epoch appears twice, as after a resume), sorted by epoch.  Unknown fields are
+    kept; lines that are not objects with ``epoch`` and ``picks`` are skipped."""
+    by_epoch: dict[int, dict[str, Any]] = {}
+    text = Path(path).read_text(encoding="utf-8")
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON: {e.msg}", path=path, line=lineno) from None
+        if (
+            not isinstance(rec, dict)
+            or "epoch" not in rec
+            or not isinstance(rec.get("picks"), list)
+        ):
+            continue
+        by_epoch[int(rec["epoch"])] = rec
+    if not by_epoch:
+        raise DataError("no epoch records (lines with 'epoch' and 'picks')", path=path)
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def find_run_log(folder: Path) -> Path | None:
+    """The selection log of a training run folder, if there is one."""
+    for name in RUN_LOG_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    for path in sorted(folder.glob("*.jsonl")):
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = next((ln for ln in f if ln.strip()), "")
+            rec = json.loads(first) if first else None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict) and "epoch" in rec and "picks" in rec:
+            return path
+    return None
+
+
+def find_run_data(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The data file a training run names in a JSON file of its folder (such as
+    ``iterit_train_config.json``), with its ``data_format``/``fields``/``split``, if any."""
+    keys = ("data", "data_path", "data_file", "train_file", "dataset")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        stack = [obj]
+        while stack:
+            cur = stack.pop()
+            if isinstance(cur, dict):
+                for k in keys:
+                    v = cur.get(k)
+                    if isinstance(v, str) and v and Path(v).exists():
+                        opts: dict[str, Any] = {}
+                        fmt = cur.get("data_format") or cur.get("format")
+                        if isinstance(fmt, str):
+                            opts["format"] = fmt
+                        if isinstance(cur.get("fields"), dict):
+                            opts["fields"] = cur["fields"]
+                        if isinstance(cur.get("split"), str):
+                            opts["split"] = cur["split"]
+                        return Path(v), opts
+                stack.extend(v for v in cur.values() if isinstance(v, dict))
+    return None

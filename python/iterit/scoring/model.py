@@ -1,0 +1,211 @@
+"""The scoring model: loading, unwrapping, its decoder and output head, eval mode, identity.
+
+Imports torch; :mod:`iterit.scoring` loads this module only when one of its names is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from iterit.errors import InvalidTypeError, ModelError
+
+__all__ = [
+    "OOM_ERRORS",
+    "EvalMode",
+    "causal_parts",
+    "input_device",
+    "kv_cache_copy",
+    "load_model",
+    "load_scoring_model",
+    "model_fingerprint",
+    "unwrap_model",
+]
+
+#: What a forward pass raises when the device runs out of memory.
+OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError}
+)
+
+
+def unwrap_model(model: Any) -> Any:
+    """The Hugging Face model inside DDP / PEFT wrappers."""
+    inner = model
+    for _ in range(4):
+        if isinstance(inner, torch.nn.parallel.DistributedDataParallel):
+            inner = inner.module
+        elif hasattr(inner, "get_base_model") and callable(inner.get_base_model):
+            inner = inner.get_base_model()
+        else:
+            break
+    return inner
+
+
+def _is_causal_lm(model: Any) -> bool:
+    """A transformers causal LM class, or a subclass of one."""
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        known = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    except ImportError:  # pragma: no cover
+        known = set()
+    return any(
+        c.__name__.endswith(("ForCausalLM", "LMHeadModel")) or c.__name__ in known
+        for c in type(model).__mro__
+    )
+
+
+def causal_parts(model: Any) -> tuple[Any, Any, Any]:
+    """(hf_model, decoder, output projection) of a causal LM, or a clear ``TypeError``."""
+    inner = unwrap_model(model)
+    what = type(inner).__name__
+    if not isinstance(inner, torch.nn.Module):
+        raise InvalidTypeError(f"IFDScorer needs a torch causal language model, got {what}")
+    config = getattr(inner, "config", None)
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if (
+        config is None
+        or getattr(config, "is_encoder_decoder", False)
+        or head is None
+        or not _is_causal_lm(inner)
+        or not hasattr(inner, "get_decoder")
+    ):
+        raise InvalidTypeError(
+            f"IFDScorer needs a causal language model with an output head (a transformers "
+            f"...ForCausalLM, e.g. AutoModelForCausalLM.from_pretrained(...)); got {what}, "
+            "which is not one"
+        )
+    decoder = inner.get_decoder()
+    if decoder is inner:
+        raise InvalidTypeError(
+            f"cannot find the decoder (body) of {what} to run it without its head"
+        )
+    return inner, decoder, head
+
+
+def input_device(hf_model: Any) -> torch.device:
+    """Where the model's input embeddings live (the device its inputs go to)."""
+    emb = hf_model.get_input_embeddings() if hasattr(hf_model, "get_input_embeddings") else None
+    if emb is not None and getattr(emb, "weight", None) is not None:
+        return emb.weight.device
+    return next(hf_model.parameters()).device
+
+
+class EvalMode:
+    """Put every submodule in eval mode and restore each one's previous mode afterwards."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        for m, mode in self.modes:
+            m.training = mode
+
+
+def model_fingerprint(model: Any) -> str:
+    """A cheap identity of a model's current weights (for cache keys).
+
+    Covers the class, the config, the dtype and, for every parameter, its name, shape, a
+    float64 sum and up to 64 evenly strided values, so that any training step changes it.
+    """
+    inner = unwrap_model(model)
+    h = hashlib.sha256()
+    config = getattr(inner, "config", None)
+    cfg = config.to_diff_dict() if hasattr(config, "to_diff_dict") else {}
+    h.update(type(inner).__name__.encode())
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    sums, samples = [], []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
+            flat = p.detach().reshape(-1)
+            step = max(1, flat.numel() // 64)
+            samples.append(flat[::step][:64].to(torch.float64))
+            sums.append(flat.sum(dtype=torch.float64))
+    if sums:
+        dev = sums[0].device
+        h.update(torch.stack([s.to(dev) for s in sums]).cpu().numpy().tobytes())
+        h.update(torch.cat([s.to(dev) for s in samples]).cpu().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def kv_cache_copy(cache: Any, rows: int) -> Any:
+    """A fresh copy of a batch-1 key/value cache, repeated to ``rows`` rows."""
+    import copy
+
+    out = copy.deepcopy(cache)
+    if rows > 1:
+        out.batch_repeat_interleave(rows)
+    return out
+
+
+def _default_dtype(dev: torch.device) -> torch.dtype:
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    gguf_file: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    trust_remote_code: bool = False,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a hub id, a local folder or a ``.gguf`` file.
+
+    A path ending in ``.gguf`` is split into its folder and ``gguf_file``.  Default device:
+    CUDA when available (bfloat16, or float16 where bf16 is unsupported), else CPU (float32).
+    ``trust_remote_code`` stays off unless asked.  Extra keyword arguments go to
+    ``AutoModelForCausalLM.from_pretrained``.  The model is returned in eval mode.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(name_or_path)
+    if gguf_file is None and path.endswith(".gguf"):
+        p = Path(path)
+        path, gguf_file = str(p.parent), p.name
+    dev = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    if dtype is None:
+        dtype = _default_dtype(dev)
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    extra: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file is not None:
+        extra["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra, **kwargs)
+    if "device_map" not in kwargs:
+        model.to(dev)
+    model.eval()
+    return model, tokenizer
+
+
+def load_scoring_model(name: str, **kwargs: Any) -> tuple[Any, Any]:
+    """:func:`load_model` for a model named by a user: a local path (``~`` expanded) that does
+    not exist, or any failure to load, is a :class:`~iterit.errors.ModelError` in one line."""
+    looks_local = name.startswith(("/", "./", "../", "~")) or name.endswith(".gguf")
+    if looks_local and not Path(name).expanduser().exists():
+        raise ModelError(f"{name}: no such model file or folder")
+    try:
+        return load_model(str(Path(name).expanduser()) if looks_local else name, **kwargs)
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
+        text = " ".join(str(e).split())  # one line: library messages often span several
+        if len(text) > 400:
+            text = text[:400] + " ..."
+        raise ModelError(f"cannot load or run the scoring model: {text}") from None

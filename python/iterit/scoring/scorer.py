@@ -1,0 +1,496 @@
+"""Batched IFD scoring with a causal LM (docs/design.md, "IFD").
+
+:class:`IFDScorer` runs both passes of many samples in one padded forward batch, grouped by
+length under a token budget, projects only the hidden states that predict response tokens
+(log-softmax in float32), restores the input order, halves the budget on CUDA out-of-memory,
+shards the work over torch.distributed ranks and can resume from an on-disk cache.
+:func:`iterit.scoring.reference_ifd` is the one-sequence-per-pass oracle it must equal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from iterit.data.keys import content_keys
+from iterit.data.sample import Sample, as_sample
+from iterit.data.templates import Template, check_template, template_identity
+from iterit.errors import ConfigError
+from iterit.scoring.batching import ScoredSequence, batch_arrays, prefix_groups, take_batch
+from iterit.scoring.cache import CACHE_VERSION, ScoreCache
+from iterit.scoring.encoding import OK, EncodedSamples, encode_for_scoring, eos_token, start_token
+from iterit.scoring.logprobs import LOGIT_ELEMENTS, OutputHead, head_logit_error, token_nll
+from iterit.scoring.model import (
+    OOM_ERRORS,
+    EvalMode,
+    causal_parts,
+    input_device,
+    kv_cache_copy,
+    model_fingerprint,
+)
+from iterit.scoring.results import IFDScores, scores_from_nll
+from iterit.utils import distributed
+
+__all__ = ["IFDScorer"]
+
+_CHUNK_SAMPLES = 2048
+#: Counters summed over ranks after a distributed run.
+_SUMMED_STATS = ("forward_calls", "real_tokens", "padded_tokens", "sequences", "oom_retries")
+
+
+@dataclass
+class _Partial:
+    """Scores of the unique samples, filled in as they come (from the cache, then the model)."""
+
+    nll_cond: np.ndarray
+    nll_prior: np.ndarray
+    n_tokens: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> _Partial:
+        return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64))
+
+    def set(self, j: int, c: float, p: float, k: int) -> None:
+        self.nll_cond[j], self.nll_prior[j], self.n_tokens[j] = c, p, k
+
+
+def _new_stats(n: int, world: int) -> dict[str, Any]:
+    stats: dict[str, Any] = dict.fromkeys(
+        (*_SUMMED_STATS, "cached", "scored", "prefix_tokens_saved", "prefix_tokens_computed"), 0
+    )
+    stats.update(samples=n, world_size=world)
+    return stats
+
+
+def _first_occurrences(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, unique)``: for every item the index of its first identical item, and the
+    indices of the first occurrences (identical samples are scored once)."""
+    first: dict[str, int] = {}
+    owner = np.array([first.setdefault(k, i) for i, k in enumerate(keys)], dtype=np.int64)
+    return owner, np.flatnonzero(owner == np.arange(len(keys)))
+
+
+class IFDScorer:
+    """Scores samples with a Hugging Face causal LM, exactly as docs/design.md ("IFD") defines.
+
+    Parameters
+    ----------
+    model, tokenizer:
+        a transformers causal LM (plain, DDP- or PEFT-wrapped) and its tokenizer.
+    template:
+        ``"alpaca"`` (default), ``"plain"``, ``"chat"`` or a callable ``f(sample) -> str``.
+    max_length:
+        the longest conditional sequence (prompt + scored response tokens).
+    batch_tokens:
+        token budget per forward pass (rows x padded length); default 16384 on CUDA, 512 on
+        CPU.  Halved automatically on CUDA out-of-memory.
+    device:
+        where the model runs; ``None`` keeps the model where it is.  A different device
+        moves the model there.
+    progress:
+        show a tqdm progress bar (rank 0 only).
+    cache:
+        optional folder of a resumable score cache (see :mod:`iterit.scoring.cache`).
+    model_id:
+        identity of the model for the cache key; default: :func:`model_fingerprint` of the
+        current weights (so a model that keeps training never reuses stale scores).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        template: Template = "alpaca",
+        max_length: int = 1024,
+        batch_tokens: int | None = None,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+        cache: str | os.PathLike[str] | None = None,
+        model_id: str | None = None,
+    ):
+        self.model = model
+        self.hf_model, self.decoder, head = causal_parts(model)
+        self.head = head
+        self.tokenizer = tokenizer
+        check_template(template, tokenizer)
+        self.template = template
+        if int(max_length) < 2:
+            raise ConfigError(f"max_length must be at least 2, got {max_length}")
+        self.max_length = int(max_length)
+        if device is not None and input_device(self.hf_model) != torch.device(device):
+            self.model.to(torch.device(device))
+        self.device = input_device(self.hf_model)
+        if batch_tokens is None:
+            batch_tokens = 16384 if self.device.type == "cuda" else 512
+        if int(batch_tokens) < 1:
+            raise ConfigError(f"batch_tokens must be positive, got {batch_tokens}")
+        self.batch_tokens = int(batch_tokens)
+        self._budget = self.batch_tokens  # effective budget, halved on out-of-memory
+        self.progress = progress
+        self.cache_dir = Path(cache) if cache is not None else None
+        self.model_id = model_id
+        self.pad_slack = 0.05  # padding allowed in a batch: 5% of its padded tokens
+        self.chunk_samples = _CHUNK_SAMPLES
+        self._head = OutputHead(head, self.hf_model.config)
+        self._full_logits: bool | None = None  # decided by a self-check on first use
+        #: Compute the keys/values of a preamble shared by many prompts (the template's header)
+        #: once per chunk instead of once per sample; checked on first use, off if it fails.
+        self.share_prefix = True
+        self._prefix_ok: bool | None = None
+        self._prefixes: list[tuple[list[int], Any]] = []
+        self._warned_oom = False
+        self.last_stats: dict[str, Any] = {}
+
+    # -- public ---------------------------------------------------------------------------
+
+    def score(
+        self,
+        samples: Iterable[Sample | Mapping[str, Any]],
+        *,
+        cache: str | os.PathLike[str] | None = None,
+    ) -> IFDScores:
+        """Score ``samples`` (``Sample`` objects or Alpaca dicts); results in input order.
+
+        Puts the model in eval mode for the call and restores every submodule's previous mode.
+        Under torch.distributed every rank must call it with the same samples; each scores a
+        shard and all ranks return the full, gathered result.  ``cache`` (a folder) overrides
+        the constructor's cache for this call.
+        """
+        t0 = time.perf_counter()
+        items = [as_sample(s, i) for i, s in enumerate(samples)]
+        rank, world = distributed.rank(), distributed.world_size()
+        stats = _new_stats(len(items), world)
+        keys = content_keys(items)
+        owner, uniq = _first_occurrences(keys)
+        unique_keys = [keys[i] for i in uniq]
+        enc = encode_for_scoring(
+            self.tokenizer, [items[i] for i in uniq], self.template, self.max_length
+        )
+        found = _Partial.empty(len(uniq))
+        todo = [j for j in range(len(uniq)) if enc.reason[j] == OK]
+        cache_dir = Path(cache) if cache is not None else self.cache_dir
+        store = self._open_cache(cache_dir) if cache_dir is not None else None
+        if store is not None and todo:
+            todo = self._read_cache(store, todo, unique_keys, enc, found, stats)
+        mine = self._shard(todo, enc, rank, world)
+        self._score_shard(enc, mine, unique_keys, found, store, stats, rank)
+        if world > 1:
+            found = self._gather(mine, found, stats)
+        if store is not None and world == 1 and len(store.parts()) > 32:
+            store.compact()
+        return self._in_input_order(enc, found, owner, uniq, stats, t0)
+
+    # -- the steps of score() ---------------------------------------------------------------
+
+    def _open_cache(self, folder: Path) -> ScoreCache:
+        tok = self.tokenizer
+        key = {
+            "model": self.model_id or model_fingerprint(self.model),
+            "template": template_identity(self.template, tok),
+            "max_length": self.max_length,
+            "tokenizer": [
+                type(tok).__name__,
+                getattr(tok, "name_or_path", ""),
+                len(tok),
+                getattr(tok, "bos_token_id", None),
+                getattr(tok, "eos_token_id", None),
+            ],
+            "scorer": CACHE_VERSION,
+        }
+        return ScoreCache(folder, key)
+
+    @staticmethod
+    def _read_cache(
+        store: ScoreCache,
+        todo: list[int],
+        keys: list[str],
+        enc: EncodedSamples,
+        found: _Partial,
+        stats: dict[str, Any],
+    ) -> list[int]:
+        """Fill ``found`` from the cache; returns the samples still to score."""
+        stored = store.load()
+        rest = []
+        for j in todo:
+            hit = stored.get(keys[j])
+            if hit is not None and hit[2] == len(enc.prior[j]) - 1:
+                found.set(j, *hit)
+            else:
+                rest.append(j)
+        stats["cached"] = len(todo) - len(rest)
+        distributed.barrier()  # every rank has read the cache before any rank adds to it
+        return rest
+
+    @staticmethod
+    def _shard(todo: list[int], enc: EncodedSamples, rank: int, world: int) -> list[int]:
+        """This rank's share, balanced by cost (longest first, dealt round-robin)."""
+        if world <= 1:
+            return todo
+        todo = sorted(todo, key=lambda j: (-(len(enc.cond[j]) + len(enc.prior[j])), j))
+        return todo[rank::world]
+
+    def _score_shard(
+        self,
+        enc: EncodedSamples,
+        mine: list[int],
+        keys: list[str],
+        found: _Partial,
+        store: ScoreCache | None,
+        stats: dict[str, Any],
+        rank: int,
+    ) -> None:
+        """Score ``mine`` chunk by chunk, adding each chunk to the cache as it is done."""
+        with EvalMode(self.model), torch.inference_mode():
+            self._check_projection()
+            self._check_prefix()
+            stats["prefix_sharing"] = bool(self.share_prefix and self._prefix_ok)
+            bar = self._progress_bar(enc, mine, rank)
+            try:
+                for c0 in range(0, len(mine), self.chunk_samples):
+                    chunk = mine[c0 : c0 + self.chunk_samples]
+                    sc, sp = self._score_chunk(enc, chunk, stats, bar)
+                    for j, a, b in zip(chunk, sc, sp, strict=True):
+                        found.set(j, a, b, len(enc.prior[j]) - 1)
+                    if store is not None:
+                        store.write(
+                            (
+                                (keys[j], found.nll_cond[j], found.nll_prior[j], found.n_tokens[j])
+                                for j in chunk
+                            ),
+                            tag=f"r{rank}",
+                        )
+            finally:
+                if bar is not None:
+                    bar.close()
+        stats["scored"] = len(mine)
+
+    def _in_input_order(
+        self,
+        enc: EncodedSamples,
+        found: _Partial,
+        owner: np.ndarray,
+        uniq: np.ndarray,
+        stats: dict[str, Any],
+        t0: float,
+    ) -> IFDScores:
+        """Back to input order (duplicates share their first occurrence's score)."""
+        pos = np.empty(len(owner), dtype=np.int64)
+        pos[uniq] = np.arange(len(uniq))
+        src = pos[owner]
+        stats["seconds"] = time.perf_counter() - t0
+        stats["padding_efficiency"] = (
+            stats["real_tokens"] / stats["padded_tokens"] if stats["padded_tokens"] else 1.0
+        )
+        stats["batch_tokens"] = self._budget
+        stats["n_truncated"] = int(np.count_nonzero(enc.truncated[src]))
+        self.last_stats = dict(stats)
+        return scores_from_nll(
+            found.nll_cond[src], found.nll_prior[src], found.n_tokens[src], enc.reason[src], **stats
+        )
+
+    def _progress_bar(self, enc: EncodedSamples, mine: list[int], rank: int) -> Any:
+        if not self.progress or rank != 0 or not mine:
+            return None
+        from tqdm.auto import tqdm
+
+        total = sum(len(enc.cond[j]) + len(enc.prior[j]) - 2 for j in mine)
+        return tqdm(total=total, unit="tok", unit_scale=True, desc="IFD", dynamic_ncols=True)
+
+    # -- one chunk --------------------------------------------------------------------------
+
+    def _chunk_sequences(self, enc: EncodedSamples, chunk: list[int]) -> list[ScoredSequence]:
+        """Both passes of the chunk's samples, conditional ones in prefix groups, in batching
+        order: per prefix group, longest first (an out-of-memory error shows up early), ties
+        by position (a deterministic order whatever the input order)."""
+        cond = [ScoredSequence(j, 0, enc.cond[j], enc.cond_offset[j]) for j in chunk]
+        seqs = [ScoredSequence(j, 1, enc.prior[j], 1) for j in chunk]
+        if self.share_prefix and self._prefix_ok:
+            for prefix, members in prefix_groups(cond):
+                gid = len(self._prefixes) if prefix else -1
+                if prefix:
+                    self._prefixes.append((members[0].ids[:prefix], None))
+                for q in members:
+                    q.prefix, q.group = prefix, gid
+        seqs += cond
+        seqs.sort(key=lambda q: (q.group, -q.width, q.sample, q.kind))
+        return seqs
+
+    def _score_chunk(
+        self, enc: EncodedSamples, chunk: list[int], stats: dict[str, Any], bar: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean NLL of the conditional and the prior pass of every sample of ``chunk``."""
+        seqs = self._chunk_sequences(enc, chunk)
+        where = {j: i for i, j in enumerate(chunk)}
+        sums = np.zeros((2, len(chunk)), dtype=np.float64)
+        pos = 0
+        try:
+            while pos < len(seqs):
+                batch = self._take_batch(seqs, pos)
+                try:
+                    nll = self._run_batch(batch)
+                except OOM_ERRORS:
+                    if len(batch) == 1:
+                        raise
+                    oom = True
+                else:
+                    oom = False
+                if oom:  # retried outside the except block, so the failed batch's memory is freed
+                    self._on_oom(stats)
+                    continue
+                for q, v in zip(batch, nll, strict=True):
+                    sums[q.kind, where[q.sample]] = v
+                self._count_batch(batch, stats, bar)
+                pos += len(batch)
+        finally:
+            stats["prefix_tokens_computed"] += sum(
+                len(p) for p, c in self._prefixes if c is not None
+            )
+            self._prefixes.clear()  # prefix caches live for one chunk only
+        k = np.array([len(enc.prior[j]) - 1 for j in chunk], dtype=np.float64)
+        return sums[0] / k, sums[1] / k
+
+    @staticmethod
+    def _count_batch(batch: list[ScoredSequence], stats: dict[str, Any], bar: Any) -> None:
+        real = sum(q.width for q in batch)
+        saved = sum(q.prefix for q in batch)
+        stats["forward_calls"] += 1
+        stats["sequences"] += len(batch)
+        stats["real_tokens"] += real
+        stats["padded_tokens"] += len(batch) * batch[0].width
+        stats["prefix_tokens_saved"] += saved
+        if bar is not None:
+            bar.update(real + saved)
+
+    def _take_batch(self, seqs: list[ScoredSequence], pos: int) -> list[ScoredSequence]:
+        budget = self._budget
+        if self._full_logits:  # every position's logits are held: fewer rows per batch
+            budget = max(1, min(budget, LOGIT_ELEMENTS // max(1, self._head.vocab)))
+        return take_batch(seqs, pos, budget, self.pad_slack)
+
+    def _on_oom(self, stats: dict[str, Any]) -> None:
+        stats["oom_retries"] += 1
+        self._budget = max(1, self._budget // 2)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if not self._warned_oom:
+            self._warned_oom = True
+            warnings.warn(
+                f"IFD scoring ran out of device memory; token budget halved to {self._budget} "
+                "(further halvings are not reported)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    # -- one forward batch ------------------------------------------------------------------
+
+    def _prefix_cache(self, group: int) -> Any:
+        ids, cache = self._prefixes[group]
+        if cache is None:
+            x = torch.tensor([ids], device=self.device)
+            cache = self.decoder(input_ids=x, use_cache=True).past_key_values
+            self._prefixes[group] = (ids, cache)
+        return cache
+
+    def _run_batch(self, batch: list[ScoredSequence]) -> np.ndarray:
+        """Sum of -log p over each sequence's scored tokens (float64, one per row)."""
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        pad = eos_token(self.tokenizer) if pad is None else int(pad)
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        a = batch_arrays(batch, pad=pad, left=left)
+
+        def tensor(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(x).to(self.device)
+
+        inputs: dict[str, Any] = {
+            "input_ids": tensor(a.input_ids),
+            "attention_mask": None if a.attention_mask is None else tensor(a.attention_mask),
+            "position_ids": tensor(a.position_ids),
+            "use_cache": False,
+        }
+        if batch[0].prefix:
+            cache = kv_cache_copy(self._prefix_cache(batch[0].group), len(batch))
+            inputs.update(past_key_values=cache, use_cache=True)
+        if self._full_logits:
+            out = self.model(**inputs).logits
+        else:
+            out = self.decoder(**inputs)
+            out = out[0] if not hasattr(out, "last_hidden_state") else out.last_hidden_state
+        dev = out.device  # the last stage's device when the model is split
+        rows = out[torch.from_numpy(a.rows).to(dev), torch.from_numpy(a.cols).to(dev)]
+        del out
+        targets = torch.from_numpy(a.targets).to(dev)
+        nll = token_nll(rows, targets) if self._full_logits else self._head.nll(rows, targets)
+        return np.bincount(a.rows, weights=nll.astype(np.float64), minlength=len(batch))
+
+    # -- self-checks ------------------------------------------------------------------------
+
+    def _check_projection(self) -> None:
+        """Check once that decoder + head reproduces the model's own logits; if it does not
+        (an architecture with an unknown output transform), fall back to full logits."""
+        if self._full_logits is not None:
+            return
+        probe = [start_token(self.tokenizer), *[(7 * i + 3) % self._head.vocab for i in range(7)]]
+        diff, tol = head_logit_error(self.model, self.decoder, self._head, probe, self.device)
+        self._full_logits = not diff <= tol
+        if self._full_logits:
+            warnings.warn(
+                f"{type(self.hf_model).__name__}: the output head alone does not reproduce the "
+                f"model's logits (max log-prob difference {diff:.3g}); IFD falls back to full "
+                "logits (slower, more memory)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _check_prefix(self) -> None:
+        """Check once that rows run after a shared prefix cache score as rows run whole."""
+        if self._prefix_ok is not None or not self.share_prefix:
+            return
+        vocab = self._head.vocab
+        ids = [start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(11)]]
+        whole = self._run_batch([ScoredSequence(0, 0, ids, 6), ScoredSequence(1, 0, ids[:9], 6)])
+        self._prefixes.append((ids[:4], None))
+        try:
+            shared = self._run_batch(
+                [
+                    ScoredSequence(0, 0, ids, 6, prefix=4, group=0),
+                    ScoredSequence(1, 0, ids[:9], 6, prefix=4, group=0),
+                ]
+            )
+            fp32 = self.hf_model.get_input_embeddings().weight.dtype == torch.float32
+            tol = 1e-4 if fp32 else 5e-2
+            self._prefix_ok = bool(np.allclose(shared, whole, rtol=tol, atol=tol))
+        except Exception:  # a model whose cache cannot be shared this way: score rows whole
+            self._prefix_ok = False
+        finally:
+            self._prefixes.clear()
+
+    # -- distributed ------------------------------------------------------------------------
+
+    @staticmethod
+    def _gather(mine: list[int], found: _Partial, stats: dict[str, Any]) -> _Partial:
+        """Every rank's shard of scores, and the counters summed over ranks."""
+        idx = np.asarray(mine, dtype=np.int64)
+        payload = (
+            idx,
+            found.nll_cond[idx],
+            found.nll_prior[idx],
+            found.n_tokens[idx],
+            {k: stats[k] for k in (*_SUMMED_STATS, "scored")},
+        )
+        out = _Partial(found.nll_cond.copy(), found.nll_prior.copy(), found.n_tokens.copy())
+        for k in _SUMMED_STATS:
+            stats[k] = 0
+        for gi, gc, gp, gk, gs in distributed.all_gather_object(payload):
+            out.nll_cond[gi], out.nll_prior[gi], out.n_tokens[gi] = gc, gp, gk
+            for k in _SUMMED_STATS:
+                stats[k] += gs[k]
+        return out

@@ -1,0 +1,120 @@
+"""Every difference between transformers / TRL releases that IterIT depends on, in one place.
+
+The IterIT trainers override ``transformers.Trainer``'s extension points
+(``_get_train_sampler``, ``get_train_dataloader``, ``compute_loss``,
+``_set_signature_columns_if_needed``); what those look like, and a few argument and attribute
+names, changed between releases.  Each helper here says which releases it bridges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from iterit.errors import MissingDependencyError
+
+__all__ = [
+    "TRAIN_SAMPLER_ARGS",
+    "checkpointing_kwargs",
+    "cpu_kwargs",
+    "lm_output_parts",
+    "sampling_strategy",
+    "set_signature_columns",
+    "sft_classes",
+    "signature_columns",
+    "stateful_callbacks",
+    "trainer_tokenizer",
+    "uses_packing",
+    "warmup_kwargs",
+]
+
+
+def _field_names(args_class: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(args_class)}
+
+
+#: ``Trainer._get_train_sampler``'s arguments: ``(train_dataset=None)`` since transformers
+#: 4.53 (the dataset after unused columns were removed), none before.  The IterIT trainers
+#: accept both (``*args, **kwargs``) and always answer with their own sampler.
+TRAIN_SAMPLER_ARGS = ("train_dataset",)
+
+
+def signature_columns(trainer: Any) -> list[str] | None:
+    """The columns the trainer keeps when it removes unused ones (None: keeps all)."""
+    return getattr(trainer, "_signature_columns", None)
+
+
+def set_signature_columns(trainer: Any, columns: list[str]) -> None:
+    trainer._signature_columns = columns
+
+
+def checkpointing_kwargs(args_class: type, enabled: bool) -> dict[str, bool]:
+    """transformers 5 renamed ``gradient_checkpointing`` to ``activation_checkpointing``."""
+    if "activation_checkpointing" in _field_names(args_class):
+        return {"activation_checkpointing": enabled}
+    return {"gradient_checkpointing": enabled}
+
+
+def warmup_kwargs(args_class: type, ratio: float) -> dict[str, float]:
+    """transformers 5 takes a warm-up ratio as a float ``warmup_steps`` in [0, 1) (and
+    deprecates ``warmup_ratio``); older releases need ``warmup_ratio``."""
+    fields = {f.name: f for f in dataclasses.fields(args_class)}
+    steps = fields.get("warmup_steps")
+    if steps is not None and "float" in str(steps.type):
+        return {"warmup_steps": ratio}
+    return {"warmup_ratio": ratio}
+
+
+def cpu_kwargs(args_class: type) -> dict[str, bool]:
+    """``use_cpu`` (transformers >= 4.34) replaced ``no_cuda``."""
+    if "use_cpu" in _field_names(args_class):
+        return {"use_cpu": True}
+    return {"no_cuda": True}
+
+
+def trainer_tokenizer(trainer: Any) -> Any:
+    """The trainer's tokenizer: ``processing_class`` (transformers >= 4.46) or ``tokenizer``."""
+    tok = getattr(trainer, "processing_class", None)
+    return tok if tok is not None else getattr(trainer, "tokenizer", None)
+
+
+def sampling_strategy(args: Any) -> str:
+    """``train_sampling_strategy`` of the training arguments (transformers 5; ``random``
+    before it existed)."""
+    return getattr(args, "train_sampling_strategy", "random")
+
+
+def uses_packing(args: Any) -> bool:
+    """TRL's ``SFTConfig.packing`` (plain ``TrainingArguments`` never pack)."""
+    return bool(getattr(args, "packing", False))
+
+
+def stateful_callbacks(state: Any) -> dict[str, Any] | None:
+    """``TrainerState.stateful_callbacks`` (transformers >= 4.41; None before), where a
+    checkpoint keeps callback state."""
+    return getattr(state, "stateful_callbacks", None)
+
+
+def lm_output_parts(output: Any) -> tuple[Any, Any, Any]:
+    """``(logits, log_probs, label_mask)`` of a causal LM's forward output: plain models return
+    logits (an output object, or a tuple with or without the loss first); TRL's fused LM head
+    returns per-token ``log_probs`` and their ``label_mask`` instead."""
+    log_probs = getattr(output, "log_probs", None)
+    mask = getattr(output, "label_mask", None)
+    if log_probs is not None and mask is not None:
+        return None, log_probs, mask
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, (tuple, list)) and len(output) > 1:
+        logits = output[1] if output[0].dim() == 0 else output[0]
+    return logits, None, None
+
+
+def sft_classes() -> tuple[type, type]:
+    """``(trl.SFTTrainer, trl.SFTConfig)``; a clear error when TRL is not installed."""
+    try:
+        from trl import SFTConfig, SFTTrainer
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"the TRL trainer needs trl ({e}); install it with pip install trl"
+        ) from None
+    return SFTTrainer, SFTConfig

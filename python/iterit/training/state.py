@@ -1,0 +1,100 @@
+"""IterIT's part of a training checkpoint: the pool, its epoch-0 scores and every epoch's
+record (and, with in-loop losses, their EMA), saved in ``trainer_state.json`` under
+:data:`iterit.artifacts.names.TRAINER_STATE_KEY`, so that resuming continues with the same
+selections.  A checkpoint made with other selection settings is refused, naming the
+difference.  Torch-free: the in-loop recorder is passed in as an object with
+``export_state`` / ``load_state``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from iterit.errors import CheckpointError
+from iterit.training.planner import SelectionPlanner, floats
+
+__all__ = ["STATE_VERSION", "export_state", "fingerprint", "load_state"]
+
+#: Version of the saved layout; a checkpoint with another version is refused.
+STATE_VERSION = 1
+# Checkpoints from before a setting existed were made with its default.
+_FINGERPRINT_DEFAULTS = {"rescore": "ifd", "loss_ema": 0.5}
+
+
+def fingerprint(planner: SelectionPlanner) -> dict[str, Any]:
+    """The settings a saved selection depends on: sample count, budget, shuffle seed and the
+    selection configuration."""
+    cfg = asdict(planner.config)
+    cfg.pop("seed")
+    cfg["ngram_range"] = list(cfg["ngram_range"])
+    return {
+        "n_samples": len(planner.samples),
+        "budget_count": planner.budget,
+        "seed": planner.seed,
+        **cfg,
+    }
+
+
+def _float_array(values: list[float | None] | None) -> np.ndarray | None:
+    if values is None:
+        return None
+    return np.array([np.nan if v is None else v for v in values], np.float64)
+
+
+def export_state(
+    planner: SelectionPlanner,
+    losses: Any = None,
+    *,
+    partial_epoch: int | None = None,
+) -> dict[str, Any]:
+    """What a checkpoint needs to continue with the same selections (JSON-able).
+
+    With in-loop losses (``losses``), also their EMA and, for a checkpoint in the middle of
+    epoch ``partial_epoch``, the losses recorded so far in it (gathered from every rank: a
+    collective call under torch.distributed)."""
+    out: dict[str, Any] = {
+        "version": STATE_VERSION,
+        "fingerprint": fingerprint(planner),
+        "pool": None if planner.pool is None else planner.pool.tolist(),
+        "pool_scores": None if planner.pool_scores is None else floats(planner.pool_scores),
+        "records": [planner.records[e] for e in sorted(planner.records)],
+    }
+    if losses is not None:
+        prior = planner.pool_nll_prior
+        out["pool_nll_prior"] = None if prior is None else floats(prior)
+        inloop = losses.export_state(with_partial=partial_epoch is not None)
+        inloop["partial_epoch"] = partial_epoch
+        out["inloop"] = inloop
+    return out
+
+
+def _check_fingerprint(planner: SelectionPlanner, saved: dict[str, Any]) -> None:
+    mine = fingerprint(planner)
+    theirs = saved.get("fingerprint", {})
+    theirs = {**{k: v for k, v in _FINGERPRINT_DEFAULTS.items() if k not in theirs}, **theirs}
+    diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+        raise CheckpointError(f"the checkpoint's IterIT selection was made differently ({detail})")
+
+
+def load_state(planner: SelectionPlanner, saved: dict[str, Any], losses: Any = None) -> int | None:
+    """Restore a checkpoint's selections into ``planner`` (and ``losses``); returns the epoch
+    the checkpoint was taken in the middle of (its losses so far are restored), or None."""
+    if saved.get("version") != STATE_VERSION:
+        raise CheckpointError(f"unsupported IterIT state version {saved.get('version')!r}")
+    _check_fingerprint(planner, saved)
+    try:
+        planner.pool = None if saved["pool"] is None else np.asarray(saved["pool"], np.int64)
+        planner.pool_scores = _float_array(saved.get("pool_scores"))
+        planner.records = {int(r["epoch"]): r for r in saved["records"]}
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"the checkpoint's IterIT state is damaged ({e!r})") from None
+    if losses is None:
+        return None
+    planner.pool_nll_prior = _float_array(saved.get("pool_nll_prior"))
+    inloop = saved.get("inloop") or {}
+    losses.load_state(inloop)
+    return inloop.get("partial_epoch")

@@ -1,0 +1,331 @@
+"""IterIT as trainer classes: :class:`IterITTrainer` (``transformers.Trainer``) and
+:class:`IterITSFTTrainer` (``trl.SFTTrainer``), one :class:`IterITTrainerMixin` over both.
+
+The mixin overrides the trainer's documented extension points instead of patching an
+instance:
+
+* ``_get_train_sampler`` returns the :class:`iterit.training.sampler.IterITSampler` (M samples
+  per epoch, its index list replaced before each epoch by the callback);
+* with in-loop losses (``rescore="in-loop"``), ``_set_signature_columns_if_needed`` keeps the
+  ``iterit_index`` column, ``get_train_dataloader`` wraps the collator so each batch carries
+  its sample indices, and ``compute_loss`` hands them to the loss recorder;
+* the :class:`iterit.training.callback.IterITCallback` is added to the trainer's callbacks and
+  kept as ``trainer.iterit``.
+
+Example::
+
+    trainer = IterITTrainer(model=model, args=args,
+                            train_dataset=TokenizedSamples(samples, tok),
+                            data_collator=ResponseOnlyCollator(tok.pad_token_id),
+                            processing_class=tok,
+                            samples=samples, selection_config=SelectionConfig(budget=0.05))
+    trainer.train()
+
+:func:`attach` adds IterIT to a trainer that is already built (it switches the instance to the
+matching IterIT class).  ``IterITSFTTrainer`` is created on first use, so this module imports
+without TRL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import transformers
+
+from iterit.config import SelectionConfig, resolve_budget
+from iterit.data.sample import Sample, as_sample
+from iterit.errors import ConfigError
+from iterit.training import compat
+from iterit.training.callback import IterITCallback
+from iterit.training.datasets import (
+    INDEX_KEY,
+    IndexingCollator,
+    TokenizedSamples,
+    has_index,
+    sample_rows,
+)
+from iterit.training.sampler import IterITSampler
+from iterit.training.scoring_adapter import IFDScoreFn, ScoreFn
+
+__all__ = [
+    "IterITSFTTrainer",  # noqa: F822 - created on first use (module __getattr__)
+    "IterITTrainer",
+    "IterITTrainerMixin",
+    "attach",
+    "iterit_trainer_class",
+]
+
+
+class IterITTrainerMixin:
+    """IterIT for a ``transformers.Trainer`` subclass; put it first among the bases.
+
+    Keyword arguments, besides the trainer's own: ``samples`` (every sample, in the order of
+    the ``train_dataset`` rows or of its ``iterit_index`` column), ``selection_config`` (a
+    :class:`iterit.config.SelectionConfig`) and the options of :meth:`setup_iterit`.
+    """
+
+    #: The IterIT callback (selection records, summary) once set up.
+    iterit: IterITCallback | None = None
+    #: The sampler the trainer trains with once set up.
+    iterit_sampler: IterITSampler | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        samples: Sequence[Sample | dict] | None = None,
+        selection_config: SelectionConfig | None = None,
+        score_fn: ScoreFn | None = None,
+        initial_scores: np.ndarray | Sequence[float] | None = None,
+        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
+        initial_source: str = "ifd",
+        scoring_tokenizer: Any = None,
+        template: Any = "alpaca",
+        max_length: int = 1024,
+        batch_tokens: int | None = None,
+        progress: bool = True,
+        log_path: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if samples is None:
+            raise ConfigError("an IterIT trainer needs the samples it selects from (samples=)")
+        super().__init__(*args, **kwargs)
+        self.setup_iterit(
+            samples,
+            selection_config,
+            score_fn=score_fn,
+            initial_scores=initial_scores,
+            initial_nll_prior=initial_nll_prior,
+            initial_source=initial_source,
+            tokenizer=scoring_tokenizer,
+            template=template,
+            max_length=max_length,
+            batch_tokens=batch_tokens,
+            progress=progress,
+            log_path=log_path,
+        )
+
+    def setup_iterit(
+        self,
+        samples: Sequence[Sample | dict],
+        config: SelectionConfig | None = None,
+        *,
+        score_fn: ScoreFn | None = None,
+        initial_scores: np.ndarray | Sequence[float] | None = None,
+        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
+        initial_source: str = "ifd",
+        tokenizer: Any = None,
+        template: Any = "alpaca",
+        max_length: int = 1024,
+        batch_tokens: int | None = None,
+        progress: bool = True,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> IterITCallback:
+        """Build the sampler and the callback for ``samples`` (see :func:`attach`)."""
+        config = config or SelectionConfig()
+        _check_trainer(self)
+        items = [as_sample(s, i) for i, s in enumerate(samples)]
+        rows = sample_rows(self.train_dataset, len(items))
+        seed = self.args.seed if config.seed is None else config.seed
+        sampler = IterITSampler(resolve_budget(config.budget, len(items)), rows=rows, seed=seed)
+        if score_fn is None and config.needs_scores:
+            # Epoch 0 (unless scores are given) and the later epochs score with the trained model.
+            tokenizer = tokenizer if tokenizer is not None else compat.trainer_tokenizer(self)
+            if tokenizer is None:
+                raise ConfigError(
+                    "IFD scoring needs the tokenizer: pass it, or give the trainer a "
+                    "processing_class"
+                )
+            score_fn = IFDScoreFn(
+                tokenizer,
+                template=template,
+                max_length=max_length,
+                batch_tokens=batch_tokens,
+                progress=progress,
+            )
+        if config.in_loop:
+            _index_rows(self)
+        callback = IterITCallback(
+            items,
+            sampler,
+            config,
+            score_fn=score_fn,
+            initial_scores=initial_scores,
+            initial_nll_prior=initial_nll_prior,
+            initial_source=initial_source,
+            log_path=log_path,
+        )
+        self.iterit_sampler = sampler
+        self.iterit = callback
+        self.add_callback(callback)
+        return callback
+
+    @property
+    def _iterit_losses(self) -> Any:
+        return None if self.iterit is None else self.iterit.losses
+
+    # -- the trainer's extension points --------------------------------------------------------
+
+    def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
+        # The arguments differ between releases (compat.TRAIN_SAMPLER_ARGS); the trainer asks
+        # for the training set's sampler only, which is IterIT's.
+        if self.iterit_sampler is None:
+            return super()._get_train_sampler(*args, **kwargs)
+        return self.iterit_sampler
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if self._iterit_losses is None:
+            return
+        columns = compat.signature_columns(self)
+        if columns is not None and INDEX_KEY not in columns:
+            compat.set_signature_columns(self, [*columns, INDEX_KEY])
+
+    def get_train_dataloader(self) -> Any:
+        inner = self.data_collator
+        if self._iterit_losses is None or isinstance(inner, IndexingCollator):
+            return super().get_train_dataloader()
+        # Only the training batches carry their indices (an evaluation set has none).
+        self.data_collator = IndexingCollator(inner)
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = inner
+
+    def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        losses = self._iterit_losses
+        index = None
+        if losses is not None and hasattr(inputs, "pop"):
+            index = inputs.pop(INDEX_KEY, None)
+        if index is None:
+            return super().compute_loss(model, inputs, *args, **kwargs)
+        losses.set_batch(index, inputs.get("labels"))
+        try:
+            return super().compute_loss(model, inputs, *args, **kwargs)
+        finally:
+            losses.set_batch(None, None)
+
+
+def _check_trainer(trainer: Any) -> None:
+    if compat.uses_packing(trainer.args):
+        raise ConfigError("IterIT selects samples, not packed blocks: set packing=False")
+    strategy = compat.sampling_strategy(trainer.args)
+    if strategy not in ("random", "sequential"):
+        warnings.warn(
+            f"train_sampling_strategy={strategy!r} is ignored: IterIT's sampler decides the order",
+            stacklevel=3,
+        )
+    if trainer.train_dataset is None:
+        raise ConfigError("the trainer has no train_dataset")
+
+
+def _index_rows(trainer: Any) -> None:
+    """In-loop losses need each training row's sample index."""
+    if not has_index(trainer.train_dataset):
+        raise ConfigError(
+            "in-loop re-scoring needs each training row's sample index: train on "
+            "TokenizedSamples, or a dataset with an 'iterit_index' column (sft_dataset)"
+        )
+    if isinstance(trainer.train_dataset, TokenizedSamples):
+        trainer.train_dataset.with_index = True
+
+
+class IterITTrainer(IterITTrainerMixin, transformers.Trainer):
+    """``transformers.Trainer`` with IterIT's per-epoch re-selection."""
+
+
+_CLASSES: dict[type, type] = {transformers.Trainer: IterITTrainer}
+
+
+def _sft_trainer_class() -> type:
+    sft_trainer, _ = compat.sft_classes()
+    cls = _CLASSES.get(sft_trainer)
+    if cls is None:
+        cls = type(
+            "IterITSFTTrainer",
+            (IterITTrainerMixin, sft_trainer),
+            {
+                "__module__": __name__,
+                "__qualname__": "IterITSFTTrainer",
+                "__doc__": "``trl.SFTTrainer`` with IterIT's per-epoch re-selection.",
+            },
+        )
+        _CLASSES[sft_trainer] = cls
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IterITSFTTrainer":
+        return _sft_trainer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def iterit_trainer_class(trainer_class: type) -> type:
+    """The IterIT class for a trainer class: :class:`IterITTrainer`, ``IterITSFTTrainer``, or
+    a subclass with the mixin made for any other ``transformers.Trainer`` subclass."""
+    if issubclass(trainer_class, IterITTrainerMixin):
+        return trainer_class
+    trl = sys.modules.get("trl")  # an SFTTrainer instance means trl is imported already
+    if trl is not None and trainer_class is getattr(trl, "SFTTrainer", None):
+        return _sft_trainer_class()
+    cls = _CLASSES.get(trainer_class)
+    if cls is None:
+        name = f"IterIT{trainer_class.__name__}"
+        cls = type(name, (IterITTrainerMixin, trainer_class), {"__module__": __name__})
+        _CLASSES[trainer_class] = cls
+    return cls
+
+
+def attach(
+    trainer: Any,
+    samples: Sequence[Sample | dict],
+    config: SelectionConfig | None = None,
+    *,
+    score_fn: ScoreFn | None = None,
+    initial_scores: np.ndarray | Sequence[float] | None = None,
+    initial_nll_prior: np.ndarray | Sequence[float] | None = None,
+    initial_source: str = "ifd",
+    tokenizer: Any = None,
+    template: Any = "alpaca",
+    max_length: int = 1024,
+    batch_tokens: int | None = None,
+    progress: bool = True,
+    log_path: str | os.PathLike[str] | None = None,
+) -> IterITCallback:
+    """Add IterIT to an already built ``transformers.Trainer`` (or subclass: ``trl.SFTTrainer``).
+
+    The instance becomes the matching IterIT trainer class (:func:`iterit_trainer_class`) and
+    gets an :class:`IterITSampler` of M samples per epoch and an :class:`IterITCallback`,
+    returned and also kept as ``trainer.iterit``.  The trainer's ``train_dataset`` must hold
+    every sample, tokenised (:class:`TokenizedSamples` or :func:`sft_dataset`).  Without a
+    ``score_fn``, IFD is computed by :class:`IFDScoreFn` with the trainer's model and tokenizer,
+    the given ``template`` and ``max_length`` (use the ones the dataset was tokenised with).
+
+    With ``config.rescore == "in-loop"`` the trainer also records each trained sample's loss
+    from its training forward pass (:mod:`iterit.training.inloop`): the dataset must be
+    :class:`TokenizedSamples` or have an ``iterit_index`` column (:func:`sft_dataset`);
+    ``initial_nll_prior`` goes with ``initial_scores`` (the epoch-0 ``nll_prior`` of every
+    sample).
+    """
+    cls = iterit_trainer_class(type(trainer))
+    callback = cls.setup_iterit(
+        trainer,
+        samples,
+        config,
+        score_fn=score_fn,
+        initial_scores=initial_scores,
+        initial_nll_prior=initial_nll_prior,
+        initial_source=initial_source,
+        tokenizer=tokenizer,
+        template=template,
+        max_length=max_length,
+        batch_tokens=batch_tokens,
+        progress=progress,
+        log_path=log_path,
+    )
+    trainer.__class__ = cls  # set up without error: the trainer becomes an IterIT trainer
+    return callback

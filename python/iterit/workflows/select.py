@@ -1,0 +1,290 @@
+"""Selecting from a dataset file and writing the selection: what ``iterit select`` does, as a
+library function.
+
+:func:`select_dataset` takes loaded data and, optionally, its IFD scores (from
+:func:`ifd_scores`: a scores file or a model), picks a budget of records with a strategy of
+:mod:`iterit.selection.strategies` and writes the picks in the data's own format plus two
+sidecars (:mod:`iterit.artifacts.selection_files`).  Raises only
+:class:`~iterit.errors.IteritError` subclasses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iterit.artifacts.names import selection_sidecars
+from iterit.artifacts.selection_files import write_selection_files
+from iterit.data import LoadedData
+from iterit.data.candidates import IFD_MAX
+from iterit.errors import ConfigError, DataError
+from iterit.selection.strategies import SampleSelection, response_words, select_samples
+
+__all__ = [
+    "COMPLEXITY_KINDS",
+    "DatasetSelection",
+    "complexity_values",
+    "ifd_scores",
+    "needs_ifd",
+    "parse_complexity_kind",
+    "select_dataset",
+]
+
+#: Where each sample's complexity comes from: IFD, the response length in words, nothing (pure
+#: diversity), or ``column:NAME``, a numeric field of the records.
+COMPLEXITY_KINDS = ("ifd", "length", "none", "column:NAME")
+
+
+@dataclass
+class DatasetSelection:
+    """What :func:`select_dataset` did: the selection (indices into the data's records) and the
+    metadata written to ``OUT.meta.json``."""
+
+    selection: SampleSelection
+    meta: dict[str, Any]
+
+
+def parse_complexity_kind(value: str) -> str:
+    """``ifd``, ``length``, ``none`` or ``column:NAME`` (case-insensitive keywords)."""
+    v = value.strip()
+    if v.lower() in ("ifd", "length", "none"):
+        return v.lower()
+    if v.lower().startswith("column:") and v[7:].strip():
+        return "column:" + v[7:].strip()
+    raise ConfigError(f"{value!r}: expected ifd, length, none or column:NAME")
+
+
+def needs_ifd(
+    strategy: str, complexity_kind: str, *, model: str | None, scores_file: Path | None
+) -> bool:
+    """Whether IFD must be read or computed: the complexity is IFD and the strategy uses it,
+    or a scorer or scores file was named explicitly (random and longest need none)."""
+    return complexity_kind == "ifd" and (
+        strategy in ("iterit", "ifd") or model is not None or scores_file is not None
+    )
+
+
+def ifd_scores(
+    loaded: LoadedData,
+    *,
+    scores_file: Path | None = None,
+    model: str | None = None,
+    template: str = "alpaca",
+    max_length: int = 1024,
+    batch_tokens: int | None = None,
+    device: str | None = None,
+    cache: Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """IFD (and, when scored, ``nll_cond``, ``nll_prior``, ``n_tokens``) of every record: read
+    from ``scores_file`` (checked against the data), else computed with ``model``; ``log``
+    receives the scorer's progress messages."""
+    if scores_file is not None and model is not None:
+        raise ConfigError("give either a scoring model or a scores file, not both")
+    if scores_file is not None:
+        from iterit.artifacts.score_files import read_scores
+
+        return read_scores(scores_file, loaded.samples)
+    if model is None:
+        raise ConfigError("IFD needs a scoring model or a scores file")
+    from iterit.scoring.api import score_ifd
+
+    return score_ifd(
+        loaded.samples,
+        model=model,
+        template=template,
+        max_length=max_length,
+        batch_tokens=batch_tokens,
+        device=device,
+        cache=cache,
+        progress=progress,
+        log=log,
+    )
+
+
+def _column(loaded: LoadedData, name: str) -> np.ndarray:
+    records = loaded.records()
+    out = np.empty(len(records))
+    for i, rec in enumerate(records):
+        if name not in rec:
+            raise DataError(f"missing field {name!r}", path=loaded.path, record=i, field=name)
+        v = rec[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DataError(
+                f"field {name!r} must be a number, got {v!r}",
+                path=loaded.path,
+                record=i,
+                field=name,
+            )
+        out[i] = float(v)
+    return out
+
+
+def complexity_values(
+    loaded: LoadedData, kind: str, scores: dict[str, np.ndarray] | None
+) -> tuple[np.ndarray | None, float]:
+    """Each record's complexity for ``kind`` and the upper bound of the candidate rule (1 for
+    IFD; none for a length or a column).  ``None``: no complexity (IFD without scores, or
+    ``none``)."""
+    if kind == "ifd":
+        return (None, math.inf) if scores is None else (scores["ifd"], IFD_MAX)
+    if kind == "length":
+        return response_words(loaded.samples).astype(np.float64), math.inf
+    if kind.startswith("column:"):
+        return _column(loaded, kind[7:]), math.inf
+    return None, math.inf
+
+
+def _json_number(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return round(f, 10) if math.isfinite(f) else None
+    if isinstance(v, (np.integer, int)):
+        return int(v)
+    return v
+
+
+def _statuses(selection: SampleSelection, empty: np.ndarray) -> np.ndarray:
+    status = np.full(empty.shape[0], "candidate", dtype=object)
+    status[~selection.valid] = "invalid"
+    status[empty] = "empty"
+    status[selection.pool] = "pool"
+    status[selection.indices] = "selected"
+    return status
+
+
+def _record_rows(
+    selection: SampleSelection,
+    columns: dict[str, np.ndarray],
+    words: np.ndarray,
+    empty: np.ndarray,
+) -> Iterator[dict[str, Any]]:
+    """One row per record: the picks first, in pick order, then every other record by index."""
+    ranks = selection.ranks
+    status = _statuses(selection, empty)
+    for i in np.concatenate([selection.indices, np.flatnonzero(ranks < 0)]).tolist():
+        row: dict[str, Any] = {
+            "index": i,
+            "rank": int(ranks[i]) if ranks[i] >= 0 else None,
+            "status": status[i],
+        }
+        for name, values in columns.items():
+            row[name] = _json_number(values[i])
+        row["response_words"] = int(words[i])
+        yield row
+
+
+def _score_columns(
+    selection: SampleSelection,
+    complexity: np.ndarray | None,
+    scores: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    n = selection.valid.shape[0]
+    pick_score, pick_diversity = np.full(n, np.nan), np.full(n, np.nan)
+    pick_score[selection.indices] = selection.scores
+    pick_diversity[selection.indices] = selection.diversity
+    columns = {name: scores.get(name) for name in ("ifd", "nll_cond", "nll_prior", "n_tokens")}
+    columns.update(complexity=complexity, diversity=pick_diversity, score=pick_score)
+    return {k: v for k, v in columns.items() if v is not None}
+
+
+def _counts(
+    selection: SampleSelection, empty: np.ndarray, ifd: np.ndarray | None
+) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "n_records": int(empty.shape[0]),
+        "n_empty": int(empty.sum()),
+        "n_candidates": selection.n_candidates,
+        "pool_size": int(selection.pool.shape[0]),
+        "budget": selection.budget,
+        "n_selected": int(selection.indices.shape[0]),
+        "shortfall": selection.shortfall,
+    }
+    if ifd is not None:
+        finite = np.isfinite(ifd)
+        counts["n_scored"] = int(finite.sum())
+        counts["n_ifd_nan"] = int((~finite & ~empty).sum())
+        counts["n_ifd_ge_1"] = int((finite & (ifd >= IFD_MAX)).sum())
+    return counts
+
+
+def select_dataset(
+    loaded: LoadedData,
+    out: Path,
+    *,
+    budget: int | float,
+    strategy: str = "iterit",
+    complexity_kind: str = "ifd",
+    scores: dict[str, np.ndarray] | None = None,
+    diversity: str = "response",
+    decay: float = 0.1,
+    pool_factor: float | None = 3.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> DatasetSelection:
+    """Select from ``loaded`` and write ``out`` plus its two sidecars (``OUT.scores.jsonl``,
+    ``OUT.meta.json``).  ``scores``: IFD and the other scorer columns of every record (needed
+    when ``complexity_kind`` is ``ifd`` and the strategy uses it); ``meta``: extra entries for
+    ``OUT.meta.json``."""
+    t0 = time.perf_counter()
+    complexity, max_complexity = complexity_values(loaded, complexity_kind, scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the shortfall is in the result and the metadata
+        selection = select_samples(
+            loaded.samples,
+            budget,
+            strategy=strategy,
+            complexity=complexity,
+            max_complexity=max_complexity,
+            diversity=diversity,
+            decay=decay,
+            pool_factor=pool_factor,
+            seed=seed,
+        )
+    t_select = time.perf_counter() - t0
+    scores = scores or {}
+    empty = loaded.empty
+    scores_path, _ = selection_sidecars(out)
+    meta_all: dict[str, Any] = {
+        "iterit_select": 1,
+        "data": str(Path(loaded.path).resolve()) if loaded.path else None,
+        "file_type": loaded.file_type,
+        "format": loaded.format,
+        "fields": loaded.fields,
+        "output": str(out.resolve()),
+        "scores_file": scores_path.name,
+        "strategy": strategy,
+        "complexity": complexity_kind if complexity is not None else "none",
+        "diversity": diversity,
+        "decay": decay,
+        "pool_factor": pool_factor,
+        "seed": seed,
+        **_counts(selection, empty, scores.get("ifd")),
+        **(meta or {}),
+        "select_seconds": round(t_select, 4),
+    }
+    rows = _record_rows(
+        selection,
+        _score_columns(selection, complexity, scores),
+        response_words(loaded.samples),
+        empty,
+    )
+    write_selection_files(
+        out,
+        rows,
+        meta_all,
+        lambda: loaded.write(selection.indices, out, overwrite=overwrite),
+        overwrite=overwrite,
+    )
+    return DatasetSelection(selection, meta_all)

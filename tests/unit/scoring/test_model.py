@@ -1,0 +1,60 @@
+"""The scoring model: causal-LM checks, eval mode, weight fingerprints, loading errors."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from iterit.errors import InvalidTypeError, IteritError, ModelError  # noqa: E402
+from iterit.scoring import IFDScorer, load_scoring_model, model_fingerprint  # noqa: E402
+from iterit.scoring.model import EvalMode, causal_parts, unwrap_model  # noqa: E402
+from tests.helpers.word_llama import make_model  # noqa: E402
+
+
+def test_not_a_causal_lm_is_a_clear_error(tok):
+    from transformers import LlamaForSequenceClassification, LlamaModel
+
+    base = make_model(len(tok))
+    for bad in (LlamaModel(base.config), LlamaForSequenceClassification(base.config)):
+        with pytest.raises(TypeError, match="causal language model"):
+            IFDScorer(bad, tok)
+    with pytest.raises(TypeError, match="causal language model"):
+        IFDScorer(torch.nn.Linear(2, 2), tok)
+
+
+def test_not_a_causal_lm_is_an_iterit_error(tok):
+    with pytest.raises(InvalidTypeError) as caught:
+        causal_parts(torch.nn.Linear(2, 2))
+    assert isinstance(caught.value, IteritError) and isinstance(caught.value, TypeError)
+
+
+def test_causal_parts_and_unwrap(model):
+    hf, decoder, head = causal_parts(model)
+    assert hf is model and decoder is model.model and head is model.lm_head
+    assert unwrap_model(model) is model
+
+
+def test_eval_mode_restores_each_submodule(tok):
+    m = make_model(len(tok), seed=2)
+    m.train()
+    m.model.layers[0].eval()
+    with EvalMode(m):
+        assert not any(x.training for x in m.modules())
+    assert m.training and m.model.layers[1].training and not m.model.layers[0].training
+
+
+def test_fingerprint_changes_with_the_weights(tok):
+    a, b = make_model(len(tok), seed=1), make_model(len(tok), seed=1)
+    assert model_fingerprint(a) == model_fingerprint(b)
+    with torch.no_grad():
+        b.lm_head.weight[3, 1] += 1e-3
+    assert model_fingerprint(a) != model_fingerprint(b)
+
+
+def test_missing_local_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="no such model file or folder"):
+        load_scoring_model(str(tmp_path / "nothing-here"))
+    with pytest.raises(ModelError, match="cannot load or run the scoring model"):
+        load_scoring_model(str(tmp_path))  # a folder without a model

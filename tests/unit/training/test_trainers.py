@@ -1,0 +1,192 @@
+"""iterit.training.trainers: IterITTrainer, IterITSFTTrainer and attach()."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from iterit.config import SelectionConfig  # noqa: E402
+from iterit.training.callback import IterITCallback  # noqa: E402
+from iterit.training.datasets import (  # noqa: E402
+    ResponseOnlyCollator,
+    TokenizedSamples,
+    sft_dataset,
+)
+from iterit.training.trainers import IterITTrainer, attach  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.training import (  # noqa: E402
+    MAX_LEN,
+    make_trainer,
+    read_log,
+    real_samples,
+    training_args,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    samples = real_samples(60)
+    return samples, tiny_tokenizer(samples)
+
+
+def test_attach_checks(tmp_path, data):
+    samples, tok = data
+    from transformers import Trainer
+
+    trainer = Trainer(
+        model=tiny_model(tok),
+        args=training_args(tmp_path),
+        train_dataset=TokenizedSamples(samples[:10], tok, max_length=MAX_LEN),
+        data_collator=ResponseOnlyCollator(tok.pad_token_id),
+        processing_class=tok,
+    )
+    with pytest.raises(ValueError, match="rows for"):
+        attach(trainer, samples, SelectionConfig(budget=3))
+    with pytest.raises(ValueError, match="diversity"):
+        SelectionConfig(diversity="words")
+    with pytest.raises(ValueError, match="decay"):
+        SelectionConfig(decay=1.0)
+    assert SelectionConfig(strategy="ifd").diversity == "none"
+
+
+def test_sft_trainer_integration(tmp_path, data):
+    trl = pytest.importorskip("trl")
+    samples, tok = data
+    args = trl.SFTConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        num_train_epochs=2,
+        learning_rate=1e-2,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=100,
+        max_length=MAX_LEN,
+        packing=False,
+        bf16=False,  # TRL defaults to bf16 mixed precision and activation checkpointing:
+        activation_checkpointing=False,  # neither helps a CPU test
+        seed=0,
+    )
+    trainer = trl.SFTTrainer(
+        model=tiny_model(tok, seed=1),
+        args=args,
+        train_dataset=sft_dataset(samples, tok, max_length=MAX_LEN),
+        processing_class=tok,
+    )
+    cb = attach(trainer, samples, SelectionConfig(budget=8), max_length=MAX_LEN, progress=False)
+    assert isinstance(cb, IterITCallback)
+    out = trainer.train()
+    assert out.global_step == 2 * math.ceil(8 / 4)
+    recs = read_log(tmp_path)
+    assert [len(r["picks"]) for r in recs] == [8, 8]
+    # Labels survived TRL's preparation: prompt tokens are masked.
+    row = trainer.train_dataset[0]
+    assert row["labels"][0] == -100 and row["labels"][-1] == tok.eos_token_id
+
+    packed = trl.SFTConfig(output_dir=str(tmp_path), packing=True, use_cpu=True, report_to="none")
+    trainer.args = packed
+    with pytest.raises(ValueError, match="packing"):
+        attach(trainer, samples, SelectionConfig(budget=8))
+
+
+def test_iterit_trainer_is_a_trainer_subclass_with_its_extension_points(tmp_path, data):
+    samples, tok = data
+    cfg = SelectionConfig(budget=6, rescore="in-loop")
+    trainer, cb = make_trainer(tmp_path, samples[:20], tok, cfg, num_train_epochs=2)
+    assert isinstance(trainer, IterITTrainer) and isinstance(trainer, transformers.Trainer)
+    assert trainer.iterit is cb and cb in trainer.callback_handler.callbacks
+    # Overridden on the class, never replaced on the instance.
+    for name in ("_get_train_sampler", "get_train_dataloader", "compute_loss"):
+        assert name not in vars(trainer)
+    assert trainer._get_train_sampler() is trainer.iterit_sampler
+    assert trainer._get_train_sampler(trainer.train_dataset) is trainer.iterit_sampler
+    trainer.train()
+    assert [len(r["picks"]) for r in read_log(tmp_path)] == [6, 6]
+    assert sorted(cb.losses.ema)  # the in-loop losses were recorded through compute_loss
+
+
+def test_iterit_trainer_needs_samples(tmp_path, data):
+    from iterit.errors import ConfigError
+
+    _samples, tok = data
+    with pytest.raises(ConfigError, match="samples"):
+        IterITTrainer(model=tiny_model(tok), args=training_args(tmp_path))
+
+
+def test_attach_turns_a_built_trainer_into_an_iterit_trainer(tmp_path, data):
+    samples, tok = data
+    trainer = transformers.Trainer(
+        model=tiny_model(tok),
+        args=training_args(tmp_path, num_train_epochs=1),
+        train_dataset=TokenizedSamples(samples[:20], tok, max_length=MAX_LEN),
+        data_collator=ResponseOnlyCollator(tok.pad_token_id),
+        processing_class=tok,
+    )
+    cb = attach(
+        trainer, samples[:20], SelectionConfig(budget=4), max_length=MAX_LEN, progress=False
+    )
+    assert type(trainer) is IterITTrainer and trainer.iterit is cb
+    trainer.train()
+    assert len(read_log(tmp_path)[0]["picks"]) == 4
+
+    class MyTrainer(transformers.Trainer):
+        pass
+
+    from iterit.training.trainers import IterITTrainerMixin, iterit_trainer_class
+
+    cls = iterit_trainer_class(MyTrainer)
+    assert issubclass(cls, IterITTrainerMixin) and issubclass(cls, MyTrainer)
+    assert iterit_trainer_class(MyTrainer) is cls  # made once
+
+
+def test_iterit_sft_trainer_class(tmp_path, data):
+    trl = pytest.importorskip("trl")
+    from iterit.training.trainers import IterITSFTTrainer, iterit_trainer_class
+
+    samples, tok = data
+    assert issubclass(IterITSFTTrainer, trl.SFTTrainer)
+    assert iterit_trainer_class(trl.SFTTrainer) is IterITSFTTrainer
+    args = trl.SFTConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        num_train_epochs=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        max_length=MAX_LEN,
+        packing=False,
+        bf16=False,
+        activation_checkpointing=False,
+    )
+    trainer = IterITSFTTrainer(
+        model=tiny_model(tok, seed=1),
+        args=args,
+        train_dataset=sft_dataset(samples[:20], tok, max_length=MAX_LEN),
+        processing_class=tok,
+        samples=samples[:20],
+        selection_config=SelectionConfig(budget=4),
+        max_length=MAX_LEN,
+        progress=False,
+    )
+    trainer.train()
+    assert len(read_log(tmp_path)[0]["picks"]) == 4
+
+
+def test_trainers_module_imports_without_trl():
+    code = (
+        "import sys; sys.modules['trl'] = None\n"
+        "import iterit.training.trainers as t\n"
+        "assert t.IterITTrainer\n"
+        "try:\n    t.IterITSFTTrainer\nexcept ImportError as e:\n    print(type(e).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "MissingDependencyError"
