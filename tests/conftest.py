@@ -17,3 +17,13 @@ def alpaca_union_path() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     return smollm2_gguf_path()
+
+
+@pytest.fixture(scope="session")
+def data():
+    """60 real Alpaca samples with a word-level tokenizer trained on them (training tests)."""
+    from tests.helpers.tiny_llama import tiny_tokenizer
+    from tests.helpers.training import real_samples
+
+    samples = real_samples(60)
+    return samples, tiny_tokenizer(samples)

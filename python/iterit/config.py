@@ -14,8 +14,11 @@ from typing import Any
 from iterit.errors import ConfigError, InvalidInputError, InvalidTypeError
 
 __all__ = [
+    "COMPARE_ARMS",
     "DATA_FORMATS",
     "DIVERSITY",
+    "DTYPES",
+    "IFD_VARIANTS",
     "LR_SCHEDULERS",
     "RESCORE",
     "STRATEGIES",
@@ -34,6 +37,21 @@ STRATEGIES = ("iterit", "ifd", "random", "longest")
 DIVERSITY = ("response", "instruction", "both", "none")
 #: How epochs after the first get their complexity.
 RESCORE = ("ifd", "in-loop")
+#: How IFD counts tokens and combines the two passes (docs/ifd.md, "Variants"): ``iterit``
+#: (start and end tokens, ratio of perplexities), ``superfiltering`` (Superfiltering's token
+#: accounting) and ``loss-ratio`` (iterit's tokens, ratio of mean losses).
+IFD_VARIANTS = ("iterit", "superfiltering", "loss-ratio")
+#: The arms ``iterit compare`` can train, each a set of TrainConfig fields over the shared
+#: settings (docs/compare.md): the static baselines, IFD only, IterIT, IterIT without iteration
+#: (the epoch-0 selection every epoch) and IterIT with in-loop re-scoring.
+COMPARE_ARMS: dict[str, dict[str, Any]] = {
+    "random": {"strategy": "random"},
+    "longest": {"strategy": "longest"},
+    "ifd": {"strategy": "ifd"},
+    "iterit": {"strategy": "iterit"},
+    "iterit-static": {"strategy": "iterit", "iterate": False},
+    "iterit-inloop": {"strategy": "iterit", "rescore": "in-loop"},
+}
 #: Prompt templates by name (a callable is accepted too).
 TEMPLATES = ("alpaca", "plain", "chat")
 #: TF-IDF weightings: scikit-learn's, or the paper's Eq. 5.
@@ -42,6 +60,9 @@ TFIDF_VARIANTS = ("sklearn", "paper")
 DATA_FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 #: Trainer classes ``iterit train`` can build.
 TRAINERS = ("transformers", "trl")
+#: Floating-point types a model can be loaded in; ``auto``: bfloat16 on CUDA and on CPUs with
+#: native bfloat16, float32 elsewhere (:mod:`iterit.scoring.device` decides).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: Learning-rate schedules offered by the command line.
 LR_SCHEDULERS = (
     "cosine",
@@ -154,7 +175,8 @@ class TrainConfig:
     ``instruction``, ``both``, ``none`` = IFD only), ``strategy`` (``iterit``, ``ifd``,
     ``random``, ``longest``), ``iterate`` (False: no re-selection), ``scorer_model`` (a separate
     scorer), ``scores`` (epoch-0 complexity from a scores file), ``template`` and
-    ``max_length`` (shared by scoring and training), ``batch_tokens`` (scoring batch budget),
+    ``max_length`` (shared by scoring and training), ``ifd_variant`` (how IFD counts tokens,
+    :data:`IFD_VARIANTS`), ``batch_tokens`` (scoring batch budget),
     ``score_cache`` (a folder: epoch 0's scoring of every sample goes through the resumable
     score cache), ``rescore`` (``ifd``: re-score the pool with IFD before every later epoch, the
     paper's; ``in-loop``: take the later epochs' complexity from the training losses, no
@@ -163,12 +185,17 @@ class TrainConfig:
 
     Training: ``epochs``, ``learning_rate``, ``lr_scheduler``, ``warmup_ratio``, ``batch_size``
     (effective: ``micro_batch_size`` x gradient accumulation x processes), ``micro_batch_size``
-    (per device), ``weight_decay``, ``max_grad_norm``, ``dtype`` of the loaded weights
-    (default float32), ``bf16`` (mixed precision; default: on when CUDA supports it),
+    (per device), ``weight_decay``, ``max_grad_norm``, ``dtype`` (of :data:`DTYPES`; ``None``
+    or ``auto``: float32 weights for the trained model, ``auto`` for a separate scorer; a name:
+    the loaded weights' dtype), ``bf16`` (mixed precision; default: on when CUDA supports it,
+    and on a CPU with native bfloat16 under ``auto``),
     ``gradient_checkpointing``, ``seed``, checkpointing (``save_strategy``, ``save_steps``,
     ``save_total_limit``), ``resume_from_checkpoint`` (a path, or True for the last one in
     ``output_dir``), ``trainer`` (``transformers`` or ``trl``), ``deepspeed`` (a config file),
     ``training_args`` (any further ``TrainingArguments`` / ``SFTConfig`` fields).
+
+    LoRA (docs/training.md, "LoRA"): ``lora`` (train peft adapters instead of every weight),
+    ``lora_r``, ``lora_alpha``, ``lora_dropout``, ``lora_targets`` and ``merge_lora``.
     """
 
     model: str | None = None
@@ -189,6 +216,7 @@ class TrainConfig:
     scores: str | os.PathLike[str] | None = None
     template: str = "alpaca"
     max_length: int = 1024
+    ifd_variant: str = "iterit"
     batch_tokens: int | None = None
     score_cache: str | os.PathLike[str] | None = None
     ngram_range: tuple[int, int] = SelectionConfig.ngram_range
@@ -219,8 +247,27 @@ class TrainConfig:
     progress: bool = True
     trust_remote_code: bool = False
     training_args: dict[str, Any] = field(default_factory=dict)
+    # LoRA (peft): adapters on lora_targets (None: every attention and MLP projection of a
+    # Llama-style model, iterit.training.lora.LLAMA_TARGETS); merge_lora also saves the merged
+    # weights (in the output folder's "merged" subfolder).
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: float = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] | str | None = None
+    merge_lora: bool = False
 
     def __post_init__(self) -> None:
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ConfigError(
+                f"unknown dtype {self.dtype!r} (expected one of: {', '.join(DTYPES)})"
+            )
+        if self.lora_r < 1:
+            raise ConfigError(f"lora_r must be at least 1, got {self.lora_r}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.merge_lora and not self.lora:
+            raise ConfigError("merge_lora needs lora=True (there is no adapter to merge)")
         if self.trainer not in TRAINERS:
             raise ConfigError(
                 f"unknown trainer {self.trainer!r} (expected one of: {', '.join(TRAINERS)})"
@@ -230,6 +277,11 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.ifd_variant not in IFD_VARIANTS:
+            raise ConfigError(
+                f"unknown IFD variant {self.ifd_variant!r} "
+                f"(expected one of: {', '.join(IFD_VARIANTS)})"
+            )
         self.selection()  # validates budget, decay, pool factor, diversity, strategy, rescore
 
     def selection(self) -> SelectionConfig:

@@ -48,8 +48,9 @@ def training_args(out, **kw):
 MAX_LEN = 96
 
 
-def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, **kw):
-    """A tiny :class:`IterITTrainer` and its IterIT callback."""
+def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, peft_config=None, **kw):
+    """A tiny :class:`IterITTrainer` (with LoRA when ``peft_config`` is given) and its IterIT
+    callback."""
     from iterit.training.trainers import IterITTrainer
 
     trainer = IterITTrainer(
@@ -63,6 +64,7 @@ def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, **kw
         score_fn=score_fn,
         max_length=MAX_LEN,
         progress=False,
+        peft_config=peft_config,
     )
     return trainer, trainer.iterit
 

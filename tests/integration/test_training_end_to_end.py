@@ -26,19 +26,11 @@ from iterit.training.datasets import (  # noqa: E402
     ResponseOnlyCollator,
 )
 from tests.helpers.shared import shared_file  # noqa: E402
-from tests.helpers.tiny_llama import tiny_tokenizer  # noqa: E402
 from tests.helpers.training import (  # noqa: E402
     ALPACA,
     make_trainer,
     read_log,
-    real_samples,
 )
-
-
-@pytest.fixture(scope="module")
-def data():
-    samples = real_samples(60)
-    return samples, tiny_tokenizer(samples)
 
 
 @pytest.fixture(scope="module")

@@ -21,20 +21,13 @@ from iterit.artifacts import (  # noqa: E402
 )
 from iterit.config import SelectionConfig  # noqa: E402
 from tests.helpers.shared import shared_file  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model  # noqa: E402
 from tests.helpers.training import (  # noqa: E402
     ALPACA,
     MAX_LEN,
     make_trainer,
     read_log,
-    real_samples,
 )
-
-
-@pytest.fixture(scope="module")
-def data():
-    samples = real_samples(60)
-    return samples, tiny_tokenizer(samples)
 
 
 def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):

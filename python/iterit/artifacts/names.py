@@ -5,12 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "COMPARE_ARMS_DIR",
+    "COMPARE_ARM_SUMMARY",
+    "COMPARE_CSV",
+    "COMPARE_EVAL_ROWS",
+    "COMPARE_HTML",
+    "COMPARE_JSON",
+    "COMPARE_SCORES",
+    "MERGED_MODEL_DIR",
     "REPORT_HTML",
     "RUN_LOG_NAMES",
     "SELECTION_LOG",
     "SELECTION_SUMMARY",
     "TRAINER_STATE_KEY",
     "TRAIN_CONFIG",
+    "selection_run_file",
     "selection_sidecars",
 ]
 
@@ -20,6 +29,8 @@ SELECTION_LOG = "iterit_selection.jsonl"
 SELECTION_SUMMARY = "iterit_summary.json"
 #: Training run folder: the resolved training configuration.
 TRAIN_CONFIG = "iterit_train_config.json"
+#: Training run folder: the subfolder of the LoRA-merged model (``merge_lora``).
+MERGED_MODEL_DIR = "merged"
 #: Key of iterit's state inside a checkpoint's trainer_state.json.
 TRAINER_STATE_KEY = "iterit"
 #: Names a run log is looked for under (the first is the one iterit writes).
@@ -32,3 +43,20 @@ def selection_sidecars(out: Path) -> tuple[Path, Path]:
     """The files written beside a selection ``OUT``: ``OUT.scores.jsonl`` (one row per record)
     and ``OUT.meta.json`` (settings and counts)."""
     return out.with_name(out.name + ".scores.jsonl"), out.with_name(out.name + ".meta.json")
+
+
+#: Comparison folder (``iterit compare``): the per-arm, per-epoch, per-eval table as CSV and JSON,
+#: the shared epoch-0 scores, each arm's evaluation rows and summary, the arms' folder, the HTML.
+COMPARE_CSV = "compare.csv"
+COMPARE_JSON = "compare.json"
+COMPARE_SCORES = "scores.jsonl"
+COMPARE_EVAL_ROWS = "compare_eval.jsonl"
+COMPARE_ARM_SUMMARY = "compare_arm.json"
+COMPARE_ARMS_DIR = "arms"
+COMPARE_HTML = "compare.html"
+
+
+def selection_run_file(out: Path) -> Path:
+    """``OUT.run.json``: what depends on the run, not on the inputs (the command line, the
+    timings), kept out of the reproducible files of the selection ``OUT``."""
+    return out.with_name(out.name + ".run.json")

@@ -47,12 +47,21 @@ def sample_keys(samples: Sequence[Sample]) -> list[str]:
     return content_keys(samples)
 
 
-def ifd_columns(scores: Mapping[str, np.ndarray], samples: Sequence[Sample]) -> dict[str, Any]:
+def ifd_columns(
+    scores: Mapping[str, np.ndarray],
+    samples: Sequence[Sample],
+    *,
+    dtype: str | None = None,
+    variant: str = "iterit",
+) -> dict[str, Any]:
     """The columns of an IFD scores file (:data:`SCORE_COLUMNS`, in order) from ``ifd``,
     ``nll_cond``, ``nll_prior`` and ``n_tokens`` aligned with ``samples``; ``valid`` is the
-    candidate rule (docs/design.md, "Candidates")."""
+    candidate rule (docs/design.md, "Candidates").  With ``dtype`` (what the model ran in:
+    ``float32``, ``bfloat16``, ...) a last column ``dtype`` records it on every row.  An IFD
+    variant other than the default ``iterit`` is recorded in a column ``ifd_variant`` (a file
+    without it holds ``iterit`` scores, as every file written before variants existed)."""
     ifd = np.asarray(scores["ifd"], dtype=np.float64)
-    return {
+    columns: dict[str, Any] = {
         "index": np.arange(len(samples), dtype=np.int64),
         "ifd": ifd,
         "nll_cond": np.asarray(scores["nll_cond"], dtype=np.float64),
@@ -61,6 +70,28 @@ def ifd_columns(scores: Mapping[str, np.ndarray], samples: Sequence[Sample]) -> 
         "valid": candidate_mask(ifd, IFD_MAX),
         "key": sample_keys(samples),
     }
+    if dtype:
+        columns["dtype"] = [dtype] * len(samples)
+    if variant != "iterit":
+        columns[VARIANT_COLUMN] = [variant] * len(samples)
+    return columns
+
+
+#: The column of a scores file that records a non-default IFD variant.
+VARIANT_COLUMN = "ifd_variant"
+
+
+def check_scores_variant(path: Path, cols: Mapping[str, list[Any]], variant: str) -> None:
+    """Refuse a scores file whose IFD variant is not ``variant`` (mixing variants would compare
+    numbers that count different tokens)."""
+    found = set(cols.get(VARIANT_COLUMN) or ["iterit"])
+    if found != {variant}:
+        raise ScoresFileError(
+            f"holds IFD scores of variant {', '.join(sorted(map(str, found)))}, not {variant}; "
+            "score the data again with that variant, or use the file's variant",
+            path=path,
+            field=VARIANT_COLUMN,
+        )
 
 
 def _pyarrow(path: Path) -> tuple[Any, Any]:
@@ -237,7 +268,11 @@ def _check_keys(
 
 
 def read_scores(
-    path: Path, samples: Sequence[Sample], *, column: str | None = None
+    path: Path,
+    samples: Sequence[Sample],
+    *,
+    column: str | None = None,
+    variant: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores for ``samples`` from a scores file (or any table with an ``ifd`` column, aligned
     by its ``index`` column or else by row order).  When the file has a ``key`` column it must
@@ -245,9 +280,12 @@ def read_scores(
 
     The complexity is ``column``; by default the file's ``complexity`` column when it has one
     (a learning-percentage scores file), else its ``ifd`` column.  A column other than ``ifd``
-    is also returned under ``"ifd"`` (what the selector reads as complexity)."""
+    is also returned under ``"ifd"`` (what the selector reads as complexity).  With ``variant``
+    the file's IFD must be of that variant (:func:`check_scores_variant`)."""
     path = Path(path)
     cols = read_table(path)
+    if variant is not None and "ifd" in cols:
+        check_scores_variant(path, cols, variant)
     if column is None:
         column = "complexity" if "complexity" in cols else "ifd"
     n = len(samples)

@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from iterit.artifacts.names import selection_sidecars
+from iterit.artifacts.names import selection_run_file, selection_sidecars
 from iterit.errors import DataError
-from iterit.utils.atomic import atomic_open
+from iterit.utils.atomic import atomic_set
 
 __all__ = [
     "read_selection_meta",
@@ -40,32 +39,44 @@ def write_selection_files(
     out: PathLike,
     rows: Iterable[Mapping[str, Any]],
     meta: Mapping[str, Any],
-    write_records: Callable[[], None],
+    write_records: Callable[[Path], None],
     *,
     overwrite: bool = False,
+    records_folder: bool = False,
+    run: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``OUT.scores.jsonl`` (``rows``), ``OUT.meta.json`` (``meta``), then the records
-    (``write_records`` writes ``OUT``).  Each file is atomic; when any of them fails or is
-    interrupted, the ones already written are removed too, so no incomplete set is left
-    behind.  The records come last: when ``OUT`` exists, its sidecars are complete."""
+    """Write the selection ``OUT`` as one transaction: the records (``write_records(path)``
+    writes them to the temporary ``path`` it is given), ``OUT.scores.jsonl`` (``rows``) and
+    ``OUT.meta.json`` (``meta``) are all written and synced, then moved into place together
+    (:func:`iterit.utils.atomic.atomic_set`).  On any failure or signal the previous selection
+    is left whole, all three files, and nothing partial remains; a second writer to the same
+    ``OUT`` meanwhile fails instead of mixing its files with these.
+
+    ``run``: what depends on the run rather than the inputs (command line, timings), written to
+    ``OUT.run.json`` in the same transaction, so the other files are reproducible byte for byte.
+
+    ``records_folder``: the records are a folder (a saved dataset), written by
+    ``write_records(OUT)`` itself (atomically) just before the sidecars are moved into place."""
     scores_path, meta_path = selection_sidecars(Path(out))
-    written: list[Path] = []
-    try:
-        with atomic_open(scores_path, "w", overwrite=overwrite) as f:
+    paths = [scores_path, meta_path, selection_run_file(Path(out))]
+    if not records_folder:
+        paths.insert(0, Path(out))
+    with atomic_set(paths, overwrite=overwrite) as tmps:
+        if not records_folder:
+            write_records(tmps.pop(0))
+        tmp_scores, tmp_meta, tmp_run = tmps
+        with open(tmp_scores, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(dict(row)))
                 f.write("\n")
-        written.append(scores_path)
-        with atomic_open(meta_path, "w", overwrite=overwrite) as f:
+        with open(tmp_meta, "w", encoding="utf-8") as f:
             json.dump(dict(meta), f, indent=2)
             f.write("\n")
-        written.append(meta_path)
-        write_records()
-    except BaseException:
-        for path in written:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise
+        with open(tmp_run, "w", encoding="utf-8") as f:
+            json.dump(dict(run or {}), f, indent=2)
+            f.write("\n")
+        if records_folder:
+            write_records(Path(out))
 
 
 def read_selection_meta(out: PathLike) -> dict[str, Any]:

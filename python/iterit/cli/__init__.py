@@ -3,7 +3,8 @@
 Entry point ``iterit.cli:main`` (also ``python -m iterit.cli``).  Commands are imported only
 when run, so ``iterit --help`` stays fast and ``iterit select`` with ``--scores`` never imports
 torch.  User errors (bad data, bad options, an existing output) print one line and exit with a
-non-zero status; an interruption (Ctrl-C, SIGTERM) leaves no partial output file.
+non-zero status (``ITERIT_DEBUG=1`` shows the traceback instead); an interruption (Ctrl-C,
+SIGTERM) leaves no partial output file.  Under torchrun only rank 0 prints to stdout.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["DEBUG_ENV", "main"]
+
+#: Set to 1 to see the traceback of a user error instead of its one ``Error:`` line.
+DEBUG_ENV = "ITERIT_DEBUG"
 
 try:
     import click
@@ -42,6 +47,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "iterit.cli.train",
         "train_command",
         "Fine-tune with per-epoch re-selection (IterIT).",
+    ),
+    "compare": (
+        "iterit.cli.compare",
+        "compare_command",
+        "Train one model per selection strategy and compare them on held-out NLL.",
     ),
 }
 
@@ -108,10 +118,13 @@ else:
             try:
                 return super().invoke(ctx)
             except _user_error_types() as e:
+                if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                    raise  # the whole traceback, for a bug report
                 # The one place where an error becomes the single `Error: ...` line.
                 raise click.ClickException(_one_line(e)) from None
 
         def main(self, *args: Any, **kwargs: Any) -> Any:
+            _quiet_other_ranks()
             previous = None
             with contextlib.suppress(ValueError, OSError):  # not the main thread
                 previous = signal.signal(signal.SIGTERM, _sigterm)
@@ -121,6 +134,12 @@ else:
                 if previous is not None:
                     with contextlib.suppress(ValueError, OSError):
                         signal.signal(signal.SIGTERM, previous)
+
+    def _quiet_other_ranks() -> None:
+        # Under torchrun / accelerate every process runs the command: only rank 0 prints its
+        # summaries (errors, on stderr, still come from every rank).
+        if os.environ.get("RANK", "0") != "0":
+            sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
 
     def _listing(ctx: click.Context) -> bool:
         # True while click formats the group's help (the command list).

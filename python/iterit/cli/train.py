@@ -78,7 +78,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 )
 @click.option(
     "--loss-ema",
-    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    type=options.FiniteFloatRange(min=0.0, max=1.0, max_open=True),
     default=SelectionConfig.loss_ema,
     show_default=True,
     help="In-loop loss smoothing: ema = BETA * ema + (1 - BETA) * this epoch's loss.",
@@ -93,23 +93,19 @@ def _resume_value(value: str | None) -> str | bool | None:
 )
 @click.option(
     "--warmup-ratio",
-    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    type=options.FiniteFloatRange(min=0.0, max=1.0, max_open=True),
     default=0.03,
     show_default=True,
     help="Share of all optimizer steps spent warming up.",
 )
-@click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
 @click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    default="float32",
-    show_default=True,
-    help="Dtype of the loaded weights.",
+    "--weight-decay", type=options.FiniteFloatRange(min=0.0), default=0.0, show_default=True
 )
 @click.option(
     "--bf16/--no-bf16",
     default=None,
-    help="bf16 mixed precision (default: on when CUDA supports it).",
+    help="bf16 mixed precision (default: on when CUDA supports it, and on a CPU with native "
+    "bfloat16 under --dtype auto).",
 )
 @click.option("--gradient-checkpointing", is_flag=True, default=False)
 @click.option(
@@ -149,6 +145,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--trust-remote-code", is_flag=True, default=False)
+@options.lora_options
 @options.overwrite_option
 @options.progress_option
 def train_command(**params: Any) -> None:
@@ -178,12 +175,13 @@ def train_command(**params: Any) -> None:
         click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
     cfg = _train_config(params, model_name, loaded.format)
     try:
-        from iterit.training.run import train
+        from iterit.training.run import precision_note, train
     except ImportError as e:
         raise MissingDependencyError(
             f"training needs torch, transformers and accelerate ({e}); install them with "
             "pip install 'iterit[train]'"
         ) from None
+    click.echo(f"training {precision_note(cfg)}", err=True)
     result = train(cfg, samples=loaded.samples)
     if not result.trainer.is_world_process_zero():
         return
@@ -192,8 +190,10 @@ def train_command(**params: Any) -> None:
 
 def _check_output(params: dict[str, Any]) -> None:
     """Usage errors the options alone reveal: a steps schedule without steps, a previous run
-    in the output folder, a missing parent folder."""
+    in the output folder.  A missing output folder is created, parents included."""
     output_dir: Path = params["output_dir"]
+    if params["merge_lora"] and not params["lora"]:
+        raise click.UsageError("--merge-lora needs --lora")
     if params["save_strategy"] == "steps" and params["save_steps"] is None:
         raise click.UsageError("--save-strategy steps needs --save-steps")
     if (
@@ -206,8 +206,6 @@ def _check_output(params: dict[str, Any]) -> None:
             f"{output_dir} holds a previous run ({SELECTION_LOG}); resume it with --resume, or "
             "pass --overwrite to start over there"
         )
-    if not output_dir.parent.exists():
-        raise click.UsageError(f"the folder {output_dir.parent} does not exist (create it first)")
 
 
 # Options passed to TrainConfig under their own names, as given.
@@ -228,7 +226,6 @@ _SAME_NAME = (
     "batch_size",
     "micro_batch_size",
     "weight_decay",
-    "dtype",
     "bf16",
     "gradient_checkpointing",
     "seed",
@@ -240,9 +237,14 @@ _SAME_NAME = (
     "report_to",
     "progress",
     "trust_remote_code",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "merge_lora",
 )
 # Choices, lower-cased (click matched them case-insensitively).
-_CHOICES = ("diversity", "strategy", "rescore", "lr_scheduler", "save_strategy")
+_CHOICES = ("diversity", "strategy", "rescore", "lr_scheduler", "save_strategy", "ifd_variant")
 
 
 def _train_config(params: dict[str, Any], model_name: str, data_format: str) -> TrainConfig:
@@ -259,9 +261,20 @@ def _train_config(params: dict[str, Any], model_name: str, data_format: str) -> 
         score_cache=cache,
         resume_from_checkpoint=_resume_value(p["resume"]),
         trainer=p["trainer_kind"].lower(),
+        dtype=p["dtype"].lower(),
+        lora_targets=_lora_targets(p["lora_targets"]),
         **{name: p[name] for name in _SAME_NAME},
         **{name: p[name].lower() for name in _CHOICES},
     )
+
+
+def _lora_targets(value: str | None) -> tuple[str, ...] | str | None:
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("give at least one module name", param_hint="--lora-targets")
+    return names[0] if names == ("all-linear",) else names
 
 
 def _print_summary(summary: dict[str, Any], out: Path, seconds: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ def _read_text(path: Path) -> str:
             raw = fh.read()
     except FileNotFoundError:
         raise DataError("no such file", path=path) from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: damaged gzip data
         raise DataError(f"cannot read the file: {e}", path=path) from None
     try:
         return raw.decode("utf-8-sig")

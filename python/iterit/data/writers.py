@@ -43,7 +43,7 @@ def write_json_records(
     in ``.gz``; values JSON lacks (numpy scalars, dates, bytes) are converted."""
     gz = out.suffix.lower() == ".gz"
     with atomic_open(out, "wb", overwrite=overwrite) as raw:
-        fh: Any = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw
+        fh: Any = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
         if kind == "jsonl":
             for rec in records:

@@ -36,6 +36,8 @@ class IFDResult:
     nll_prior: np.ndarray
     n_tokens: np.ndarray
     model: str = ""
+    #: the dtype the model ran in (``float32``, ``bfloat16``, ...), empty when nothing was scored
+    dtype: str = ""
     n_cached: int = 0
     load_seconds: float = 0.0
     score_seconds: float = 0.0
@@ -106,15 +108,19 @@ def score_samples(
     max_length: int = 1024,
     batch_tokens: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     cache: str | os.PathLike[str] | None = None,
     progress: bool = True,
     log: Log | None = None,
+    ifd_variant: str = "iterit",
 ) -> IFDResult:
     """IFD of every sample with ``model`` (a hub id, a local folder or a ``.gguf`` file).
 
     Samples with an empty response are not sent to the model.  With ``cache`` (a folder,
     created if needed) the scores go through the resumable score cache, so an interrupted run
-    resumes where it stopped.  A model that cannot be loaded is a
+    resumes where it stopped.  ``dtype``: one of :data:`iterit.config.DTYPES` (``None`` is
+    ``auto``: bfloat16 on CUDA and on CPUs with native bfloat16, else float32; see
+    :mod:`iterit.scoring.device`).  A model that cannot be loaded is a
     :class:`~iterit.errors.ModelError`."""
     result = IFDResult.empty(len(samples), model)
     todo = [i for i, s in enumerate(samples) if s.response.strip()]
@@ -125,14 +131,17 @@ def score_samples(
     with quiet_loaders(not progress):
         say(f"loading {describe_model(model)} ...")
         t0 = time.perf_counter()
-        mdl, tok = load_scoring_model(model, device=device)
+        mdl, tok = load_scoring_model(model, device=device, dtype=dtype)
         result.load_seconds = time.perf_counter() - t0
-        say(f"model loaded in {result.load_seconds:.1f} s")
+        choice = mdl.iterit_dtype_choice
+        result.dtype = choice.name
+        say(f"model loaded in {result.load_seconds:.1f} s, running in {choice.describe()}")
         kwargs: dict[str, Any] = {"template": template, "max_length": max_length}
+        kwargs["variant"] = ifd_variant
         if batch_tokens is not None:
             kwargs["batch_tokens"] = batch_tokens
         if cache is not None:
-            Path(cache).mkdir(parents=True, exist_ok=True)
+            # Created on the first write; one that cannot be written warns and is skipped.
             kwargs["cache"] = Path(cache)
         scorer = scorer_class(mdl, tok, device=device, progress=progress, **kwargs)
         t1 = time.perf_counter()

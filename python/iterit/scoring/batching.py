@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BatchArrays", "ScoredSequence", "batch_arrays", "prefix_groups", "take_batch"]
+__all__ = [
+    "BatchArrays",
+    "ScoredSequence",
+    "balanced_shards",
+    "batch_arrays",
+    "plan_batches",
+    "prefix_groups",
+    "take_batch",
+]
 
 
 @dataclass
@@ -133,3 +141,29 @@ def batch_arrays(batch: list[ScoredSequence], *, pad: int, left: bool) -> BatchA
         cols=np.concatenate(g_col),
         targets=np.concatenate(target).astype(np.int64),
     )
+
+
+def balanced_shards(costs: list[int], world: int) -> list[list[int]]:
+    """Positions ``0..len(costs)-1`` dealt to ``world`` shards with near-equal total cost:
+    longest first, each to the shard with the least cost so far (ties: the lowest shard), so
+    every rank gets the same deterministic plan.  Each shard lists its positions longest first.
+    """
+    shards: list[list[int]] = [[] for _ in range(max(1, world))]
+    load = [0] * len(shards)
+    for j in sorted(range(len(costs)), key=lambda j: (-costs[j], j)):
+        r = min(range(len(shards)), key=lambda r: (load[r], r))
+        shards[r].append(j)
+        load[r] += costs[j]
+    return shards
+
+
+def plan_batches(
+    seqs: list[ScoredSequence], budget: int, pad_slack: float
+) -> list[list[ScoredSequence]]:
+    """All of ``seqs`` cut into forward batches by :func:`take_batch`, in order."""
+    out, pos = [], 0
+    while pos < len(seqs):
+        batch = take_batch(seqs, pos, budget, pad_slack)
+        out.append(batch)
+        pos += len(batch)
+    return out

@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+
+from iterit.utils.optional import requires_extra
+
+with requires_extra("torch"):
+    import torch
 
 __all__ = ["LOGIT_ELEMENTS", "OutputHead", "head_logit_error", "token_nll"]
 

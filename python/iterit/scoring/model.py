@@ -11,9 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from iterit.errors import InvalidTypeError, ModelError
+from iterit.scoring.device import choose_dtype
+from iterit.utils.optional import requires_extra
+
+with requires_extra("torch"):
+    import torch
 
 __all__ = [
     "OOM_ERRORS",
@@ -34,10 +37,13 @@ OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
 
 
 def unwrap_model(model: Any) -> Any:
-    """The Hugging Face model inside DDP / PEFT wrappers."""
+    """The Hugging Face model inside DDP / FSDP1 / DeepSpeed / PEFT wrappers."""
     inner = model
     for _ in range(4):
-        if isinstance(inner, torch.nn.parallel.DistributedDataParallel):
+        if isinstance(inner, torch.nn.parallel.DistributedDataParallel) or (
+            type(inner).__name__ in ("FullyShardedDataParallel", "DeepSpeedEngine")
+            and isinstance(getattr(inner, "module", None), torch.nn.Module)
+        ):
             inner = inner.module
         elif hasattr(inner, "get_base_model") and callable(inner.get_base_model):
             inner = inner.get_base_model()
@@ -127,7 +133,10 @@ def model_fingerprint(model: Any) -> str:
     with torch.no_grad():
         for name, p in model.named_parameters():
             h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
-            flat = p.detach().reshape(-1)
+            flat = p.detach()
+            if hasattr(flat, "to_local"):  # an FSDP2 DTensor: this rank's shard
+                flat = flat.to_local()
+            flat = flat.reshape(-1)
             step = max(1, flat.numel() // 64)
             samples.append(flat[::step][:64].to(torch.float64))
             sums.append(flat.sum(dtype=torch.float64))
@@ -148,12 +157,6 @@ def kv_cache_copy(cache: Any, rows: int) -> Any:
     return out
 
 
-def _default_dtype(dev: torch.device) -> torch.dtype:
-    if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
 def load_model(
     name_or_path: str | os.PathLike[str],
     *,
@@ -166,9 +169,13 @@ def load_model(
     """Load ``(model, tokenizer)`` from a hub id, a local folder or a ``.gguf`` file.
 
     A path ending in ``.gguf`` is split into its folder and ``gguf_file``.  Default device:
-    CUDA when available (bfloat16, or float16 where bf16 is unsupported), else CPU (float32).
-    ``trust_remote_code`` stays off unless asked.  Extra keyword arguments go to
-    ``AutoModelForCausalLM.from_pretrained``.  The model is returned in eval mode.
+    CUDA when available, else CPU.  ``dtype``: a ``torch.dtype``, one of
+    :data:`iterit.config.DTYPES`, or ``None`` / ``"auto"``: bfloat16 on CUDA (float16 where
+    bf16 is unsupported), bfloat16 on a CPU with native bfloat16, float32 elsewhere
+    (:func:`iterit.scoring.device.choose_dtype`; the choice is the model's
+    ``iterit_dtype_choice`` attribute).  ``trust_remote_code`` stays off unless asked.  Extra
+    keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.  The model is returned in
+    eval mode.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -181,25 +188,37 @@ def load_model(
         if device is not None
         else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
-    if dtype is None:
-        dtype = _default_dtype(dev)
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    choice = choose_dtype(dtype, dev)
     extra: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         extra["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.dtype, **extra, **kwargs)
     if "device_map" not in kwargs:
         model.to(dev)
+    if next(model.parameters()).dtype != choice.dtype:  # a loader that ignored the dtype
+        model.to(choice.dtype)
+    model.iterit_dtype_choice = choice
     model.eval()
     return model, tokenizer
+
+
+def looks_like_local_path(name: str) -> bool:
+    """Whether a model name is a local path rather than a hub id (``org/name``): it exists, or
+    it is written as a path on any platform (``/m``, ``./m``, ``~/m``, ``C:\\m``, ``.\\m``,
+    ``models\\m``: a hub id never holds a backslash or a drive), or it names a ``.gguf`` file."""
+    if Path(name).expanduser().exists():
+        return True
+    if name.startswith(("/", "./", "../", "~")) or name.endswith(".gguf"):
+        return True
+    drive = len(name) >= 2 and name[1] == ":" and name[0].isalpha()
+    return drive or "\\" in name
 
 
 def load_scoring_model(name: str, **kwargs: Any) -> tuple[Any, Any]:
     """:func:`load_model` for a model named by a user: a local path (``~`` expanded) that does
     not exist, or any failure to load, is a :class:`~iterit.errors.ModelError` in one line."""
-    looks_local = name.startswith(("/", "./", "../", "~")) or name.endswith(".gguf")
+    looks_local = looks_like_local_path(name)
     if looks_local and not Path(name).expanduser().exists():
         raise ModelError(f"{name}: no such model file or folder")
     try:

@@ -7,13 +7,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from iterit.data.sample import Sample, as_sample
 from iterit.data.templates import Template, render_prompt
 from iterit.scoring.encoding import EMPTY_RESPONSE, PROMPT_TOO_LONG, eos_token, start_token
 from iterit.scoring.model import EvalMode
 from iterit.scoring.results import IFDScores, scores_from_nll
+from iterit.utils.optional import requires_extra
+
+with requires_extra("torch"):
+    import torch
 
 __all__ = ["reference_ifd"]
 

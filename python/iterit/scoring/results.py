@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from iterit.data.candidates import IFD_MAX, candidate_mask
-from iterit.scoring.encoding import EMPTY_RESPONSE, OK, PROMPT_TOO_LONG
+from iterit.scoring.encoding import EMPTY_RESPONSE, OK, PROMPT_TOO_LONG, check_variant
 
-__all__ = ["IFDScores", "scores_from_nll"]
+__all__ = ["IFDScores", "ifd_from_nll", "scores_from_nll"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class IFDScores:
     n_empty_response: int = 0
     n_prompt_too_long: int = 0
     n_truncated: int = 0
+    #: How the scores count tokens and combine the passes (:data:`iterit.config.IFD_VARIANTS`).
+    variant: str = "iterit"
     stats: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
@@ -41,13 +43,29 @@ class IFDScores:
         return candidate_mask(self.ifd, IFD_MAX)
 
 
+def ifd_from_nll(
+    nll_cond: np.ndarray, nll_prior: np.ndarray, variant: str = "iterit"
+) -> np.ndarray:
+    """IFD from the two mean NLLs: the ratio of perplexities ``exp(nll_cond - nll_prior)``, or
+    the ratio of mean losses ``nll_cond / nll_prior`` for ``variant="loss-ratio"``."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if check_variant(variant) == "loss-ratio":
+            return np.asarray(nll_cond, dtype=np.float64) / np.asarray(nll_prior, dtype=np.float64)
+        return np.exp(np.asarray(nll_cond, dtype=np.float64) - nll_prior)
+
+
 def scores_from_nll(
-    nll_cond: np.ndarray, nll_prior: np.ndarray, n_tokens: np.ndarray, reasons: np.ndarray, **stats
+    nll_cond: np.ndarray,
+    nll_prior: np.ndarray,
+    n_tokens: np.ndarray,
+    reasons: np.ndarray,
+    *,
+    variant: str = "iterit",
+    **stats: Any,
 ) -> IFDScores:
-    """``IFD = exp(nll_cond - nll_prior)`` with the counts of invalid samples by reason;
-    ``n_truncated`` in ``stats`` becomes the field of that name, the rest ``IFDScores.stats``."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        ifd = np.exp(nll_cond - nll_prior)
+    """IFD (:func:`ifd_from_nll`) with the counts of invalid samples by reason; ``n_truncated``
+    in ``stats`` becomes the field of that name, the rest ``IFDScores.stats``."""
+    ifd = ifd_from_nll(nll_cond, nll_prior, variant)
     return IFDScores(
         ifd=ifd,
         nll_cond=nll_cond,
@@ -59,5 +77,6 @@ def scores_from_nll(
         n_empty_response=int(np.count_nonzero(reasons == EMPTY_RESPONSE)),
         n_prompt_too_long=int(np.count_nonzero(reasons == PROMPT_TOO_LONG)),
         n_truncated=int(stats.pop("n_truncated", 0)),
+        variant=variant,
         stats=stats,
     )

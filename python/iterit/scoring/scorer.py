@@ -18,15 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from iterit.data.keys import content_keys
 from iterit.data.sample import Sample, as_sample
 from iterit.data.templates import Template, check_template, template_identity
 from iterit.errors import ConfigError
-from iterit.scoring.batching import ScoredSequence, batch_arrays, prefix_groups, take_batch
-from iterit.scoring.cache import CACHE_VERSION, ScoreCache
-from iterit.scoring.encoding import OK, EncodedSamples, encode_for_scoring, eos_token, start_token
+from iterit.scoring.batching import (
+    ScoredSequence,
+    balanced_shards,
+    batch_arrays,
+    plan_batches,
+    prefix_groups,
+    take_batch,
+)
+from iterit.scoring.cache import CACHE_VERSION, ScoreCache, TimedFlush, tokenizer_fingerprint
+from iterit.scoring.device import model_dtype_name
+from iterit.scoring.encoding import (
+    OK,
+    EncodedSamples,
+    check_variant,
+    encode_for_scoring,
+    eos_token,
+    start_token,
+)
 from iterit.scoring.logprobs import LOGIT_ELEMENTS, OutputHead, head_logit_error, token_nll
 from iterit.scoring.model import (
     OOM_ERRORS,
@@ -37,13 +51,19 @@ from iterit.scoring.model import (
     model_fingerprint,
 )
 from iterit.scoring.results import IFDScores, scores_from_nll
+from iterit.scoring.synced import forward_accepts, is_sharded_model, run_synced
 from iterit.utils import distributed
+from iterit.utils.optional import requires_extra
+
+with requires_extra("torch"):
+    import torch
 
 __all__ = ["IFDScorer"]
 
 _CHUNK_SAMPLES = 2048
 #: Counters summed over ranks after a distributed run.
 _SUMMED_STATS = ("forward_calls", "real_tokens", "padded_tokens", "sequences", "oom_retries")
+_SUMMED_STATS += ("idle_calls",)  # synced mode: dummy forwards of ranks that ran out of work
 
 
 @dataclass
@@ -102,6 +122,13 @@ class IFDScorer:
     model_id:
         identity of the model for the cache key; default: :func:`model_fingerprint` of the
         current weights (so a model that keeps training never reuses stale scores).
+    synced:
+        every rank makes the same forward calls (through the model's root forward), as a
+        sharded model (FSDP, DeepSpeed ZeRO-3) needs; default ``None``: on exactly when the
+        model is sharded (:func:`iterit.scoring.synced.is_sharded_model`).
+    variant:
+        how IFD counts tokens and combines the passes, one of
+        :data:`iterit.config.IFD_VARIANTS` (default ``"iterit"``; docs/ifd.md, "Variants").
     """
 
     def __init__(
@@ -116,7 +143,10 @@ class IFDScorer:
         progress: bool = True,
         cache: str | os.PathLike[str] | None = None,
         model_id: str | None = None,
+        synced: bool | None = None,
+        variant: str = "iterit",
     ):
+        self.variant = check_variant(variant)
         self.model = model
         self.hf_model, self.decoder, head = causal_parts(model)
         self.head = head
@@ -140,6 +170,9 @@ class IFDScorer:
         self.model_id = model_id
         self.pad_slack = 0.05  # padding allowed in a batch: 5% of its padded tokens
         self.chunk_samples = _CHUNK_SAMPLES
+        #: Finished samples go to the cache at least this often (seconds), not only per chunk.
+        self.flush_seconds = 30.0
+        self._flush: TimedFlush | None = None
         self._head = OutputHead(head, self.hf_model.config)
         self._full_logits: bool | None = None  # decided by a self-check on first use
         #: Compute the keys/values of a preamble shared by many prompts (the template's header)
@@ -149,6 +182,8 @@ class IFDScorer:
         self._prefixes: list[tuple[list[int], Any]] = []
         self._warned_oom = False
         self.last_stats: dict[str, Any] = {}
+        self.synced = is_sharded_model(model) if synced is None else bool(synced)
+        self._logits_to_keep: bool | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -173,7 +208,7 @@ class IFDScorer:
         owner, uniq = _first_occurrences(keys)
         unique_keys = [keys[i] for i in uniq]
         enc = encode_for_scoring(
-            self.tokenizer, [items[i] for i in uniq], self.template, self.max_length
+            self.tokenizer, [items[i] for i in uniq], self.template, self.max_length, self.variant
         )
         found = _Partial.empty(len(uniq))
         todo = [j for j in range(len(uniq)) if enc.reason[j] == OK]
@@ -194,19 +229,25 @@ class IFDScorer:
     def _open_cache(self, folder: Path) -> ScoreCache:
         tok = self.tokenizer
         key = {
-            "model": self.model_id or model_fingerprint(self.model),
+            "model": self.model_id or self._fingerprint(),
             "template": template_identity(self.template, tok),
             "max_length": self.max_length,
-            "tokenizer": [
-                type(tok).__name__,
-                getattr(tok, "name_or_path", ""),
-                len(tok),
-                getattr(tok, "bos_token_id", None),
-                getattr(tok, "eos_token_id", None),
-            ],
+            # By content, never by the path it was loaded from (``../m`` and ``/abs/m`` agree).
+            "tokenizer": tokenizer_fingerprint(tok),
             "scorer": CACHE_VERSION,
         }
+        if self.variant != "iterit":  # the default keeps the key (and the caches) it always had
+            key["variant"] = self.variant
+        dtype = model_dtype_name(self.hf_model)
+        if dtype != "float32":  # float32 keeps the key it always had; 16-bit scores differ
+            key["dtype"] = dtype
         return ScoreCache(folder, key)
+
+    def _fingerprint(self) -> str:
+        if not self.synced:
+            return model_fingerprint(self.model)
+        # A sharded model's ranks each hold part of the weights: rank 0's identity for all.
+        return distributed.broadcast_object(model_fingerprint(self.model))
 
     @staticmethod
     def _read_cache(
@@ -222,7 +263,7 @@ class IFDScorer:
         rest = []
         for j in todo:
             hit = stored.get(keys[j])
-            if hit is not None and hit[2] == len(enc.prior[j]) - 1:
+            if hit is not None and hit[2] == enc.n_tokens[j]:
                 found.set(j, *hit)
             else:
                 rest.append(j)
@@ -232,11 +273,11 @@ class IFDScorer:
 
     @staticmethod
     def _shard(todo: list[int], enc: EncodedSamples, rank: int, world: int) -> list[int]:
-        """This rank's share, balanced by cost (longest first, dealt round-robin)."""
+        """This rank's share, balanced by tokens (both passes) over the ranks."""
         if world <= 1:
             return todo
-        todo = sorted(todo, key=lambda j: (-(len(enc.cond[j]) + len(enc.prior[j])), j))
-        return todo[rank::world]
+        costs = [len(enc.cond[j]) + len(enc.prior[j]) for j in todo]
+        return [todo[i] for i in balanced_shards(costs, world)[rank]]
 
     def _score_shard(
         self,
@@ -249,26 +290,45 @@ class IFDScorer:
         rank: int,
     ) -> None:
         """Score ``mine`` chunk by chunk, adding each chunk to the cache as it is done."""
-        with EvalMode(self.model), torch.inference_mode():
+        # Synced mode: no inference tensors in the parameters a sharded model gathers and
+        # keeps for training, and no self-checks (extra forwards, or submodule calls that do
+        # not gather parameters): full logits through the root forward, no prefix sharing.
+        grad_off = torch.no_grad() if self.synced else torch.inference_mode()
+        with EvalMode(self.model), grad_off:
+            if self.synced:
+                self._full_logits, self._prefix_ok = True, False
             self._check_projection()
             self._check_prefix()
             stats["prefix_sharing"] = bool(self.share_prefix and self._prefix_ok)
+            stats["synced"] = self.synced
             bar = self._progress_bar(enc, mine, rank)
+            n_chunks = -(-len(mine) // self.chunk_samples)
+            if self.synced:  # a rank with fewer (or no) chunks joins the others' forwards
+                n_chunks = distributed.all_reduce_max(n_chunks)
+            self._flush = (
+                None
+                if store is None
+                else TimedFlush(
+                    store,
+                    keys,
+                    enc.n_tokens,
+                    enc.n_prior,
+                    tag=f"r{rank}",
+                    seconds=self.flush_seconds,
+                )
+            )
             try:
-                for c0 in range(0, len(mine), self.chunk_samples):
+                for c0 in range(0, n_chunks * self.chunk_samples, self.chunk_samples):
                     chunk = mine[c0 : c0 + self.chunk_samples]
+                    if self._flush is not None:
+                        self._flush.begin(chunk)
                     sc, sp = self._score_chunk(enc, chunk, stats, bar)
                     for j, a, b in zip(chunk, sc, sp, strict=True):
-                        found.set(j, a, b, len(enc.prior[j]) - 1)
-                    if store is not None:
-                        store.write(
-                            (
-                                (keys[j], found.nll_cond[j], found.nll_prior[j], found.n_tokens[j])
-                                for j in chunk
-                            ),
-                            tag=f"r{rank}",
-                        )
+                        found.set(j, a, b, enc.n_tokens[j])
+                    if self._flush is not None and chunk:
+                        self._flush.end(chunk, found.nll_cond, found.nll_prior, found.n_tokens)
             finally:
+                self._flush = None
                 if bar is not None:
                     bar.close()
         stats["scored"] = len(mine)
@@ -294,7 +354,12 @@ class IFDScorer:
         stats["n_truncated"] = int(np.count_nonzero(enc.truncated[src]))
         self.last_stats = dict(stats)
         return scores_from_nll(
-            found.nll_cond[src], found.nll_prior[src], found.n_tokens[src], enc.reason[src], **stats
+            found.nll_cond[src],
+            found.nll_prior[src],
+            found.n_tokens[src],
+            enc.reason[src],
+            variant=self.variant,
+            **stats,
         )
 
     def _progress_bar(self, enc: EncodedSamples, mine: list[int], rank: int) -> Any:
@@ -331,8 +396,10 @@ class IFDScorer:
         seqs = self._chunk_sequences(enc, chunk)
         where = {j: i for i, j in enumerate(chunk)}
         sums = np.zeros((2, len(chunk)), dtype=np.float64)
-        pos = 0
+        pos = len(seqs) if self.synced else 0
         try:
+            if self.synced:
+                self._score_synced(seqs, sums, where, stats, bar)
             while pos < len(seqs):
                 batch = self._take_batch(seqs, pos)
                 try:
@@ -350,13 +417,36 @@ class IFDScorer:
                     sums[q.kind, where[q.sample]] = v
                 self._count_batch(batch, stats, bar)
                 pos += len(batch)
+                if self._flush is not None:  # keep finished samples every ~30 s
+                    self._flush.batch_done(batch, sums)
         finally:
             stats["prefix_tokens_computed"] += sum(
                 len(p) for p, c in self._prefixes if c is not None
             )
             self._prefixes.clear()  # prefix caches live for one chunk only
-        k = np.array([len(enc.prior[j]) - 1 for j in chunk], dtype=np.float64)
-        return sums[0] / k, sums[1] / k
+        n_cond = np.array([enc.n_tokens[j] for j in chunk], dtype=np.float64)
+        n_prior = np.array([enc.n_prior[j] for j in chunk], dtype=np.float64)
+        return sums[0] / n_cond, sums[1] / n_prior
+
+    def _score_synced(
+        self,
+        seqs: list[ScoredSequence],
+        sums: np.ndarray,
+        where: dict[int, int],
+        stats: dict[str, Any],
+        bar: Any,
+    ) -> None:
+        """The chunk's batches with every rank making the same forward calls (no retry on
+        out-of-memory: the other ranks would be inside the same collective)."""
+        batches = plan_batches(seqs, self.batch_tokens, self.pad_slack)
+        start = start_token(self.tokenizer)
+        dummy = [ScoredSequence(-1, 1, [start, start], 1)]
+        results, idle = run_synced(batches, self._run_batch, dummy)
+        for batch, nll in zip(batches, results, strict=True):
+            for q, v in zip(batch, nll, strict=True):
+                sums[q.kind, where[q.sample]] = v
+            self._count_batch(batch, stats, bar)
+        stats["idle_calls"] += idle
 
     @staticmethod
     def _count_batch(batch: list[ScoredSequence], stats: dict[str, Any], bar: Any) -> None:
@@ -419,17 +509,29 @@ class IFDScorer:
         if batch[0].prefix:
             cache = kv_cache_copy(self._prefix_cache(batch[0].group), len(batch))
             inputs.update(past_key_values=cache, use_cache=True)
+        cols = a.cols
         if self._full_logits:
+            if self.synced and self._keeps_logits():
+                # Logits of the last positions only, from the first scored one on.
+                first = int(cols.min())
+                inputs["logits_to_keep"] = a.input_ids.shape[1] - first
+                cols = cols - first
             out = self.model(**inputs).logits
         else:
             out = self.decoder(**inputs)
             out = out[0] if not hasattr(out, "last_hidden_state") else out.last_hidden_state
         dev = out.device  # the last stage's device when the model is split
-        rows = out[torch.from_numpy(a.rows).to(dev), torch.from_numpy(a.cols).to(dev)]
+        rows = out[torch.from_numpy(a.rows).to(dev), torch.from_numpy(cols).to(dev)]
         del out
         targets = torch.from_numpy(a.targets).to(dev)
         nll = token_nll(rows, targets) if self._full_logits else self._head.nll(rows, targets)
         return np.bincount(a.rows, weights=nll.astype(np.float64), minlength=len(batch))
+
+    def _keeps_logits(self) -> bool:
+        """Whether the model's forward can return the logits of the last positions only."""
+        if self._logits_to_keep is None:
+            self._logits_to_keep = forward_accepts(self.hf_model, "logits_to_keep")
+        return self._logits_to_keep
 
     # -- self-checks ------------------------------------------------------------------------
 

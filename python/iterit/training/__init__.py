@@ -4,7 +4,8 @@ Modules: ``datasets`` (tokenised samples, collators), ``sampler`` (IterITSampler
 (the torch-free per-epoch selection policy), ``state`` (checkpoint state), ``callback``
 (IterITCallback, the event glue), ``scoring_adapter`` (IFDScoreFn), ``inloop`` (in-loop
 losses), ``trainers`` (IterITTrainer, IterITSFTTrainer, attach), ``compat`` (transformers / TRL
-release differences), ``run`` (build_trainer, train), ``learning_percentage``.
+release differences), ``lora`` (peft adapters), ``gguf`` (models de-quantized from GGUF),
+``run`` (build_trainer, train), ``learning_percentage``.
 
 The names below are importable from here; they load on first use, so ``import
 iterit.training`` (and the torch-free ``iterit.training.planner``) needs no torch.
@@ -34,6 +35,8 @@ _EXPORTS = {
     "build_trainer": "iterit.training.run",
     "encode_samples": "iterit.training.datasets",
     "jaccard": "iterit.training.planner",
+    "lora_config": "iterit.training.lora",
+    "mixed_precision_kwargs": "iterit.training.compat",
     "sft_dataset": "iterit.training.datasets",
     "train": "iterit.training.run",
 }

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import TrainerCallback
 
 from iterit.artifacts.names import SELECTION_SUMMARY, TRAINER_STATE_KEY
 from iterit.artifacts.run_files import selection_log_path, write_selection_log, write_summary
@@ -33,6 +32,10 @@ from iterit.training.planner import ScoredPass, SelectionPlanner
 from iterit.training.sampler import IterITSampler
 from iterit.training.scoring_adapter import ScoreFn, score_pass, uses_training_model
 from iterit.utils.distributed import broadcast_object
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    from transformers import TrainerCallback
 
 __all__ = ["IterITCallback"]
 

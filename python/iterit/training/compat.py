@@ -9,6 +9,8 @@ names, changed between releases.  Each helper here says which releases it bridge
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import sys
 from typing import Any
 
 from iterit.errors import MissingDependencyError
@@ -17,12 +19,15 @@ __all__ = [
     "TRAIN_SAMPLER_ARGS",
     "checkpointing_kwargs",
     "cpu_kwargs",
+    "is_sft_trainer",
     "lm_output_parts",
+    "mixed_precision_kwargs",
     "sampling_strategy",
     "set_signature_columns",
     "sft_classes",
     "signature_columns",
     "stateful_callbacks",
+    "takes_peft_config",
     "trainer_tokenizer",
     "uses_packing",
     "warmup_kwargs",
@@ -118,3 +123,35 @@ def sft_classes() -> tuple[type, type]:
             f"the TRL trainer needs trl ({e}); install it with pip install trl"
         ) from None
     return SFTTrainer, SFTConfig
+
+
+def is_sft_trainer(trainer_class: type) -> bool:
+    """Whether ``trainer_class`` is ``trl.SFTTrainer`` or a subclass (False without TRL loaded:
+    an SFTTrainer class exists only once trl is imported)."""
+    trl = sys.modules.get("trl")
+    sft = getattr(trl, "SFTTrainer", None) if trl is not None else None
+    return isinstance(sft, type) and issubclass(trainer_class, sft)
+
+
+def takes_peft_config(trainer_class: type) -> bool:
+    """Whether the trainer class IterIT extends wraps the model with peft itself (its
+    ``__init__`` takes ``peft_config``: ``trl.SFTTrainer``; ``transformers.Trainer`` does not).
+    The IterIT mixin's own ``__init__`` is skipped."""
+    for klass in trainer_class.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass.__module__ == "iterit.training.trainers":
+            continue
+        try:
+            return "peft_config" in inspect.signature(init).parameters
+        except (TypeError, ValueError):  # pragma: no cover - a builtin __init__
+            return False
+    return False
+
+
+def mixed_precision_kwargs() -> dict[str, bool]:
+    """Mixed precision for this device: bf16 where CUDA supports it, else none.  TRL's
+    ``SFTConfig`` turns bf16 on by default, and ``TrainingArguments`` then fails on a CPU
+    ("Your setup doesn't support bf16/gpu"); pass these to choose it for the device instead."""
+    import torch
+
+    return {"bf16": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())}

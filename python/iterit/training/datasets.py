@@ -17,10 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    import torch
 
 __all__ = [
     "INDEX_KEY",

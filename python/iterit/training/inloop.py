@@ -33,13 +33,16 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from iterit.errors import ConfigError, ModelError
 from iterit.scoring.signals import ifd_equivalent
 from iterit.training.compat import lm_output_parts
 from iterit.training.datasets import INDEX_KEY, IndexingCollator
 from iterit.utils.distributed import dist
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    import torch
 
 __all__ = [
     "INDEX_KEY",

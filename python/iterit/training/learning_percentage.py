@@ -31,13 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import TrainerCallback
 
 from iterit.data.candidates import candidate_mask
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
 from iterit.scoring.signals import learning_percentage, lp_complexity
 from iterit.utils.distributed import rank
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    from transformers import TrainerCallback
 
 __all__ = [
     "LPScores",

@@ -32,11 +32,12 @@ import numpy as np
 from iterit.artifacts.run_files import selection_log_path, train_config_path, write_train_config
 from iterit.config import TrainConfig
 from iterit.data.sample import Sample, as_sample
-from iterit.errors import ConfigError
+from iterit.errors import ConfigError, MissingDependencyError
 from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples, sft_dataset
 from iterit.training.scoring_adapter import IFDScoreFn
+from iterit.training.state import resolve_checkpoint
 from iterit.training.trainers import IterITTrainer, iterit_trainer_class
 from iterit.utils.distributed import launched_world_size
 
@@ -45,6 +46,7 @@ __all__ = [
     "TrainResult",
     "build_trainer",
     "gradient_accumulation",
+    "load_training_model",
     "train",
     "training_arguments",
 ]
@@ -85,13 +87,14 @@ def _args_class(cfg: TrainConfig) -> type:
 def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     """The ``TrainingArguments`` (``SFTConfig`` for the TRL trainer) :class:`TrainConfig`
     describes; ``accum`` defaults to the gradient accumulation of the launched processes."""
-    import torch
-
     if accum is None:
         accum = gradient_accumulation(cfg.batch_size, cfg.micro_batch_size, launched_world_size())
     bf16 = cfg.bf16
+    cpu_autocast = False
     if bf16 is None:
-        bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        bf16 = compat.mixed_precision_kwargs()["bf16"]
+        cpu_autocast = not bf16 and _cpu_autocast(cfg)
+        bf16 = bf16 or cpu_autocast
     cls = _args_class(cfg)
     kwargs: dict[str, Any] = {
         "output_dir": str(cfg.output_dir),
@@ -116,22 +119,57 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     if cfg.save_total_limit is not None:
         kwargs["save_total_limit"] = cfg.save_total_limit
     if cfg.deepspeed is not None:
+        _require_deepspeed(cfg.deepspeed)
         kwargs["deepspeed"] = cfg.deepspeed
-    if cfg.device is not None and str(cfg.device).startswith("cpu"):
-        kwargs.update(compat.cpu_kwargs(cls))
+    if cpu_autocast or (cfg.device is not None and str(cfg.device).startswith("cpu")):
+        kwargs.update(compat.cpu_kwargs(cls))  # the Trainer's bf16 on a CPU needs use_cpu
     if cfg.trainer == "trl":
         kwargs.update(packing=False, max_length=cfg.max_length)
     kwargs.update(cfg.training_args)
     return cls(**kwargs)
 
 
-def _load(name: str, cfg: TrainConfig, device: str | None = None) -> tuple[Any, Any]:
+def _cpu_autocast(cfg: TrainConfig) -> bool:
+    """``auto`` precision on a CPU with native bfloat16: float32 weights, bfloat16 autocast
+    (a dtype asked for by name keeps its weights in it, without mixing)."""
+    from iterit.scoring.device import cpu_bf16_autocast
+
+    return cfg.dtype in (None, "auto") and cpu_bf16_autocast("auto", cfg.device)
+
+
+def load_training_model(cfg: TrainConfig) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of ``cfg.model`` loaded as :func:`train` loads it."""
+    if cfg.model is None:
+        raise ConfigError("give the model to train: config.model or model=")
+    return _load(cfg.model, cfg)
+
+
+def precision_note(cfg: TrainConfig) -> str:
+    """What the trained model computes in, and why, in one line (for the model-load message)."""
+    from iterit.scoring.device import choose_dtype
+
+    if cfg.dtype not in (None, "auto"):
+        return f"weights in {cfg.dtype} (as asked)"
+    mixed = cfg.bf16
+    if mixed is None:
+        mixed = compat.mixed_precision_kwargs()["bf16"] or _cpu_autocast(cfg)
+    how = "bfloat16 mixed precision" if mixed else "no mixed precision"
+    return f"float32 weights, {how} (auto: {choose_dtype('auto', cfg.device).reason})"
+
+
+def _load(
+    name: str, cfg: TrainConfig, device: str | None = None, *, trains: bool = True
+) -> tuple[Any, Any]:
+    """The model to train (``trains``: float32 weights unless a dtype is named, mixed precision
+    comes from the Trainer's switches) or a separate scorer (``cfg.dtype``, ``auto`` resolved
+    per device)."""
     from iterit.scoring import load_model
 
+    dtype = cfg.dtype if cfg.dtype not in (None, "auto") or not trains else "float32"
     return load_model(
         name,
         device=device or "cpu",  # the trainer places the training model (one device per rank)
-        dtype=cfg.dtype or "float32",
+        dtype=dtype,
         trust_remote_code=cfg.trust_remote_code,
     )
 
@@ -150,7 +188,9 @@ def _initial_scores(
     path = Path(cfg.scores)
     cols = read_table(path)
     column = "complexity" if "complexity" in cols else "ifd"
-    scores = read_scores(path, samples, column=column)
+    scores = read_scores(
+        path, samples, column=column, variant=cfg.ifd_variant if column == "ifd" else None
+    )
     if column == "ifd":
         return scores["ifd"], scores.get("nll_prior"), "ifd"
     # A complexity that is not IFD has no nll_prior to put in-loop losses on its scale.
@@ -172,7 +212,17 @@ def _score_fn(cfg: TrainConfig, tokenizer: Any, scorer: tuple[Any, Any] | None) 
         scorer_tokenizer=s_tok,
         progress=cfg.progress,
         cache=cfg.score_cache,
+        variant=cfg.ifd_variant,
     )
+
+
+def _peft_config(cfg: TrainConfig) -> Any:
+    """The ``peft.LoraConfig`` of ``cfg`` (None without LoRA)."""
+    if not cfg.lora:
+        return None
+    from iterit.training.lora import lora_config
+
+    return lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
 
 
 def build_trainer(
@@ -215,6 +265,7 @@ def build_trainer(
         "initial_nll_prior": initial_nll_prior,
         "initial_source": initial_source,
         "batch_tokens": cfg.batch_tokens,
+        "peft_config": _peft_config(cfg),
         **encode,
     }
     if cfg.trainer == "trl":
@@ -253,8 +304,38 @@ def _write_config(cfg: TrainConfig, trainer: Any, n_samples: int, budget: int, a
             "world_size": launched_world_size(),
             "steps_per_epoch": math.ceil(trainer.state.max_steps / max(cfg.epochs, 1)),
             "global_step": trainer.state.global_step,
+            "precision": _precision(trainer),
         },
     )
+
+
+def _precision(trainer: Any) -> dict[str, Any]:
+    """What the run computed in (run log): the trained weights' dtype, the Trainer's mixed
+    precision, and the separate scorer's dtype with why it was chosen."""
+    from iterit.scoring.device import model_dtype_name
+
+    args = trainer.args
+    mixed = "bf16" if getattr(args, "bf16", False) else "fp16" if args.fp16 else "none"
+    out: dict[str, Any] = {"weights": model_dtype_name(trainer.model), "mixed_precision": mixed}
+    if mixed != "none" and str(getattr(args, "device", "")).startswith("cpu"):
+        out["mixed_precision"] += " (CPU autocast)"
+    score_fn = getattr(getattr(trainer, "iterit", None), "score_fn", None)
+    scorer = getattr(score_fn, "scorer_model", None)
+    choice = getattr(scorer, "iterit_dtype_choice", None)
+    if choice is not None:
+        out["scorer"] = choice.as_dict()
+    return out
+
+
+def _require_deepspeed(config_file: Any) -> None:
+    """A DeepSpeed config needs the deepspeed package: say so in one line, before any work."""
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        raise MissingDependencyError(
+            f"the DeepSpeed config {str(config_file)!r} needs the deepspeed package "
+            "(pip install deepspeed)"
+        )
 
 
 def train(
@@ -294,7 +375,7 @@ def train(
         raise ConfigError("give the tokenizer with the model")
     scorer = None
     if cfg.scorer_model is not None and cfg.selection().needs_scores:
-        scorer = _load(cfg.scorer_model, cfg, device=str(args.device))
+        scorer = _load(cfg.scorer_model, cfg, device=str(args.device), trains=False)
     initial, initial_prior, initial_source = _initial_scores(cfg, samples)
 
     trainer, callback = build_trainer(
@@ -309,8 +390,15 @@ def train(
         initial_source=initial_source,
         callbacks=callbacks,
     )
-    output = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint or None)
-    trainer.save_model(str(out))
+    # Incomplete checkpoints (killed while being written) are skipped, naming each one.
+    resume = resolve_checkpoint(out, cfg.resume_from_checkpoint)
+    output = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out))  # with LoRA: the adapter, as peft saves it
+    if cfg.merge_lora and trainer.is_world_process_zero():
+        from iterit.artifacts.names import MERGED_MODEL_DIR
+        from iterit.training.lora import merge_and_save
+
+        merge_and_save(trainer.model, tokenizer, out / MERGED_MODEL_DIR)
     if trainer.is_world_process_zero():
         _write_config(cfg, trainer, len(samples), callback.budget, accum)
     return TrainResult(

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import torch
 
 from iterit.errors import ConfigError, InternalError, InvalidInputError
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    import torch
 
 __all__ = ["IterITSampler"]
 

@@ -10,12 +10,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from iterit.data.sample import Sample
 from iterit.errors import InvalidInputError
 from iterit.training.planner import ScoredPass
 from iterit.utils.distributed import rank
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    import torch
 
 __all__ = ["IFDScoreFn", "ScoreFn", "score_pass", "uses_training_model"]
 
@@ -42,8 +45,10 @@ class IFDScoreFn:
         scorer_tokenizer: Any = None,
         progress: bool = True,
         cache: str | os.PathLike[str] | None = None,
+        variant: str = "iterit",
     ) -> None:
         self.tokenizer = tokenizer
+        self.variant = variant
         self.template = template
         self.max_length = max_length
         self.batch_tokens = batch_tokens
@@ -53,6 +58,8 @@ class IFDScoreFn:
         self.cache = cache
         self.calls = 0
         self.last: Any = None  # the last IFDScores
+        #: Tokens run through the model by all calls so far (shared prefixes counted once).
+        self.forward_tokens = 0
 
     @property
     def uses_training_model(self) -> bool:
@@ -63,7 +70,11 @@ class IFDScoreFn:
 
         m = model if self.scorer_model is None else self.scorer_model
         tok = self.tokenizer if self.scorer_tokenizer is None else self.scorer_tokenizer
-        kwargs: dict[str, Any] = {"template": self.template, "max_length": self.max_length}
+        kwargs: dict[str, Any] = {
+            "template": self.template,
+            "max_length": self.max_length,
+            "variant": self.variant,
+        }
         if self.batch_tokens is not None:
             kwargs["batch_tokens"] = self.batch_tokens
         if self.cache is not None and self.calls == 0:
@@ -73,6 +84,9 @@ class IFDScoreFn:
         self.calls += 1
         progress = self.progress and rank() == 0
         self.last = IFDScorer(m, tok, progress=progress, **kwargs).score(list(samples))
+        stats = self.last.stats
+        self.forward_tokens += int(stats.get("real_tokens", 0))
+        self.forward_tokens += int(stats.get("prefix_tokens_computed", 0))
         return np.asarray(self.last.ifd, dtype=np.float64)
 
 

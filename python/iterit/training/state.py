@@ -7,7 +7,11 @@ difference.  Torch-free: the in-loop recorder is passed in as an object with
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +19,7 @@ import numpy as np
 from iterit.errors import CheckpointError
 from iterit.training.planner import SelectionPlanner, floats
 
-__all__ = ["STATE_VERSION", "export_state", "fingerprint", "load_state"]
+__all__ = ["STATE_VERSION", "export_state", "fingerprint", "load_state", "resolve_checkpoint"]
 
 #: Version of the saved layout; a checkpoint with another version is refused.
 STATE_VERSION = 1
@@ -98,3 +102,55 @@ def load_state(planner: SelectionPlanner, saved: dict[str, Any], losses: Any = N
     inloop = saved.get("inloop") or {}
     losses.load_state(inloop)
     return inloop.get("partial_epoch")
+
+
+_CHECKPOINT_PREFIX = "checkpoint-"
+_TRAINER_STATE_FILE = "trainer_state.json"
+
+
+def _checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete checkpoint (None when it is): the trainer writes
+    ``trainer_state.json`` last, so a checkpoint killed while being written lacks it, or has
+    an empty or truncated file somewhere."""
+    state = folder / _TRAINER_STATE_FILE
+    if not state.is_file():
+        return f"no {_TRAINER_STATE_FILE}"
+    empty = sorted(p.name for p in folder.iterdir() if p.is_file() and p.stat().st_size == 0)
+    if empty:
+        return f"empty file {empty[0]}"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        return f"{_TRAINER_STATE_FILE} is damaged ({e})"
+    return None
+
+
+def resolve_checkpoint(output_dir: str | os.PathLike[str], resume: str | bool | None) -> str | None:
+    """The checkpoint folder to resume from: ``resume`` itself (a folder, checked), or with
+    ``True`` the last complete ``checkpoint-N`` in ``output_dir``, skipping incomplete ones
+    (killed while being written) with a warning naming each one.  ``None``/``False``: none."""
+    if not resume:
+        return None
+    if resume is not True:
+        folder = Path(resume)
+        if not folder.is_dir():
+            raise CheckpointError(f"the checkpoint folder {str(folder)!r} does not exist")
+        state = folder / _TRAINER_STATE_FILE
+        problem = _checkpoint_problem(folder)
+        if problem is not None:
+            raise CheckpointError(f"{str(state)!r}: the checkpoint is incomplete ({problem})")
+        return str(folder)
+    found = []
+    out = Path(output_dir)
+    for p in out.glob(_CHECKPOINT_PREFIX + "*") if out.is_dir() else ():
+        step = p.name[len(_CHECKPOINT_PREFIX) :]
+        if p.is_dir() and step.isdigit():
+            found.append((int(step), p))
+    for _step, folder in sorted(found, reverse=True):
+        problem = _checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        warnings.warn(
+            f"skipping the incomplete checkpoint {str(folder)!r} ({problem})", stacklevel=2
+        )
+    raise CheckpointError(f"no complete checkpoint to resume from in {str(out)!r}")

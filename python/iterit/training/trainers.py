@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import transformers
 
 from iterit.config import SelectionConfig, resolve_budget
 from iterit.data.sample import Sample, as_sample
@@ -49,8 +48,14 @@ from iterit.training.datasets import (
     has_index,
     sample_rows,
 )
+from iterit.training.gguf import as_float_model
+from iterit.training.lora import apply_lora, require_peft
 from iterit.training.sampler import IterITSampler
 from iterit.training.scoring_adapter import IFDScoreFn, ScoreFn
+from iterit.utils.optional import requires_extra
+
+with requires_extra("train"):
+    import transformers
 
 __all__ = [
     "IterITSFTTrainer",  # noqa: F822 - created on first use (module __getattr__)
@@ -89,10 +94,13 @@ class IterITTrainerMixin:
         batch_tokens: int | None = None,
         progress: bool = True,
         log_path: str | os.PathLike[str] | None = None,
+        peft_config: Any = None,
         **kwargs: Any,
     ) -> None:
         if samples is None:
             raise ConfigError("an IterIT trainer needs the samples it selects from (samples=)")
+        args, kwargs = _prepare_model(type(self), args, kwargs, peft_config)
+        _default_sft_args(type(self), args, kwargs, max_length)
         super().__init__(*args, **kwargs)
         self.setup_iterit(
             samples,
@@ -208,6 +216,46 @@ class IterITTrainerMixin:
             return super().compute_loss(model, inputs, *args, **kwargs)
         finally:
             losses.set_batch(None, None)
+
+
+def _prepare_model(
+    cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], peft_config: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The trainer's model as it trains: a model de-quantized from GGUF loses transformers'
+    quantization marks (:mod:`iterit.training.gguf`); with ``peft_config`` it is wrapped with
+    peft, unless the trainer takes ``peft_config`` itself (``trl.SFTTrainer``)."""
+    positional = "model" not in kwargs and len(args) > 0
+    model = args[0] if positional else kwargs.get("model")
+    if model is not None and not isinstance(model, str):
+        model = as_float_model(model)
+        if peft_config is not None and not compat.takes_peft_config(cls):
+            model = apply_lora(model, peft_config)
+        if positional:
+            args = (model, *args[1:])
+        else:
+            kwargs["model"] = model
+    if peft_config is not None and compat.takes_peft_config(cls):
+        require_peft()
+        kwargs["peft_config"] = peft_config
+    return args, kwargs
+
+
+def _default_sft_args(
+    cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], max_length: int
+) -> None:
+    """Without training arguments, TRL builds an ``SFTConfig`` whose bf16 is on by default,
+    which fails on a CPU (or a GPU without bf16); build it with the device's mixed precision,
+    as ``iterit train`` does, no packing and the IterIT ``max_length``."""
+    if len(args) > 1 or kwargs.get("args") is not None or not compat.is_sft_trainer(cls):
+        return
+    sft_config = compat.sft_classes()[1]
+    model = args[0] if args else kwargs.get("model")
+    config = getattr(model, "config", None)
+    name = model if isinstance(model, str) else getattr(config, "_name_or_path", "")
+    output_dir = f"{str(name).rstrip('/').split('/')[-1] or 'model'}-SFT"
+    kwargs["args"] = sft_config(
+        output_dir, packing=False, max_length=max_length, **compat.mixed_precision_kwargs()
+    )
 
 
 def _check_trainer(trainer: Any) -> None:

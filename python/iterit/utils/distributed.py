@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "all_gather_object",
+    "all_reduce_max",
     "barrier",
     "broadcast_object",
     "dist",
@@ -79,3 +80,19 @@ def all_gather_object(obj: Any) -> list[Any]:
     out: list[Any] = [None] * d.get_world_size()
     d.all_gather_object(out, obj)
     return out
+
+
+def all_reduce_max(value: int) -> int:
+    """The largest ``value`` over the ranks (``value`` itself for a single process); every
+    rank must call it."""
+    d = dist()
+    if d is None:
+        return int(value)
+    torch = sys.modules["torch"]  # loaded: a process group is running
+
+    device = torch.device("cpu")
+    if "nccl" in str(d.get_backend()).lower() and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
+    box = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    d.all_reduce(box, op=d.ReduceOp.MAX)
+    return int(box.item())

@@ -54,6 +54,7 @@ def learning_percentage(
     max_length: int = 1024,
     batch_tokens: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     learning_rate: float = 2e-5,
     batch_size: int = 32,
     micro_batch_size: int = 4,
@@ -63,8 +64,10 @@ def learning_percentage(
 ) -> Any:
     """Learning percentage of every sample (:mod:`iterit.training.learning_percentage`):
     ``model`` (a small one) is trained on the data for ``epochs`` epochs; returns the
-    ``LPScores``."""
+    ``LPScores``.  The weights stay float32; where ``dtype`` (``None``: ``auto``) resolves to
+    bfloat16 on a CPU run, training mixes precision in bfloat16 (CPU autocast)."""
     try:
+        from iterit.scoring.device import cpu_bf16_autocast
         from iterit.scoring.model import load_scoring_model
         from iterit.training.learning_percentage import score_learning_percentage
     except ImportError as e:
@@ -79,6 +82,10 @@ def learning_percentage(
     extra: dict[str, Any] = {"report_to": "none", "logging_steps": 10**9}
     if device is not None and str(device).startswith("cpu"):
         extra["use_cpu"] = True
+    if cpu_bf16_autocast(dtype, device):
+        extra.update(bf16=True, use_cpu=True)
+        if log is not None:
+            log("training in bfloat16 mixed precision on the CPU")
     try:
         return score_learning_percentage(
             samples,
@@ -131,10 +138,16 @@ def score_to_file(
     if metric == "learning-percentage":
         from iterit.training.learning_percentage import lp_columns
 
+        settings.pop("ifd_variant", None)  # the learning percentage is not IFD
         scores = learning_percentage(samples, model=model, log=log, **settings)
         columns = lp_columns(scores, sample_keys(samples))
     else:
         scores = score_samples(samples, model=model, cache=cache, log=log, **settings)
-        columns = ifd_columns(scores.as_dict(), samples)
+        columns = ifd_columns(
+            scores.as_dict(),
+            samples,
+            dtype=scores.dtype or None,
+            variant=settings.get("ifd_variant", "iterit"),
+        )
     write_table(out, columns, overwrite=overwrite)
     return ScoreOutcome(out, metric, scores, columns, time.perf_counter() - t0)

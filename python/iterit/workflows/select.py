@@ -14,7 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from iterit.artifacts.names import selection_sidecars
 from iterit.artifacts.selection_files import write_selection_files
 from iterit.data import LoadedData
 from iterit.data.candidates import IFD_MAX
+from iterit.data.files import output_file_type
 from iterit.errors import ConfigError, DataError
 from iterit.selection.strategies import SampleSelection, response_words, select_samples
+from iterit.utils.atomic import refuse_same_file
 
 __all__ = [
     "COMPLEXITY_KINDS",
@@ -40,15 +42,20 @@ __all__ = [
 #: Where each sample's complexity comes from: IFD, the response length in words, nothing (pure
 #: diversity), or ``column:NAME``, a numeric field of the records.
 COMPLEXITY_KINDS = ("ifd", "length", "none", "column:NAME")
+#: Metadata that depends on the run, not on the inputs: written to ``OUT.run.json`` rather than
+#: ``OUT.meta.json``, which stays the same byte for byte for the same inputs and options.
+RUN_FIELDS = ("command", "load_seconds", "score_seconds", "select_seconds")
 
 
 @dataclass
 class DatasetSelection:
-    """What :func:`select_dataset` did: the selection (indices into the data's records) and the
-    metadata written to ``OUT.meta.json``."""
+    """What :func:`select_dataset` did: the selection (indices into the data's records), the
+    metadata written to ``OUT.meta.json`` and the run's own to ``OUT.run.json``."""
 
     selection: SampleSelection
     meta: dict[str, Any]
+    #: What was written to ``OUT.run.json`` (:data:`RUN_FIELDS`: command line, timings).
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_complexity_kind(value: str) -> str:
@@ -80,9 +87,11 @@ def ifd_scores(
     max_length: int = 1024,
     batch_tokens: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     cache: Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    ifd_variant: str = "iterit",
 ) -> dict[str, np.ndarray]:
     """IFD (and, when scored, ``nll_cond``, ``nll_prior``, ``n_tokens``) of every record: read
     from ``scores_file`` (checked against the data), else computed with ``model``; ``log``
@@ -92,7 +101,7 @@ def ifd_scores(
     if scores_file is not None:
         from iterit.artifacts.score_files import read_scores
 
-        return read_scores(scores_file, loaded.samples)
+        return read_scores(scores_file, loaded.samples, variant=ifd_variant)
     if model is None:
         raise ConfigError("IFD needs a scoring model or a scores file")
     from iterit.scoring.api import score_ifd
@@ -104,9 +113,11 @@ def ifd_scores(
         max_length=max_length,
         batch_tokens=batch_tokens,
         device=device,
+        dtype=dtype,
         cache=cache,
         progress=progress,
         log=log,
+        ifd_variant=ifd_variant,
     )
 
 
@@ -238,6 +249,7 @@ def select_dataset(
     when ``complexity_kind`` is ``ifd`` and the strategy uses it); ``meta``: extra entries for
     ``OUT.meta.json``."""
     t0 = time.perf_counter()
+    refuse_same_file(out, [loaded.path])  # even with overwrite: it would destroy the input
     complexity, max_complexity = complexity_values(loaded, complexity_kind, scores)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shortfall is in the result and the metadata
@@ -280,11 +292,22 @@ def select_dataset(
         response_words(loaded.samples),
         empty,
     )
+    kind = output_file_type(out, loaded.file_type)
+
+    def write_records(path: Path) -> None:
+        # ``path`` is the set's temporary file (already there), or OUT itself for a folder.
+        folder = kind == "hf"
+        loaded.write(selection.indices, path, overwrite=overwrite or not folder, file_type=kind)
+
+    run = {k: meta_all[k] for k in RUN_FIELDS if k in meta_all}
+    reproducible = {k: v for k, v in meta_all.items() if k not in RUN_FIELDS}
     write_selection_files(
         out,
         rows,
-        meta_all,
-        lambda: loaded.write(selection.indices, out, overwrite=overwrite),
+        reproducible,
+        write_records,
         overwrite=overwrite,
+        records_folder=kind == "hf",
+        run=run,
     )
-    return DatasetSelection(selection, meta_all)
+    return DatasetSelection(selection, reproducible, run)

@@ -1,9 +1,9 @@
 //! The IterIT selection core, in plain Rust (no Python types anywhere in this crate).
 //!
 //! * [`text`]: tokenisation with a caller-supplied word-character table, so that the Python
-//!   binding can hand over exactly the `\w` of the running interpreter (DESIGN 3.3).
+//!   binding can hand over exactly the `\w` of the running interpreter (docs/design.md, "TF-IDF").
 //! * [`tfidf`]: n-gram extraction (token ids, never a string per occurrence) and TF-IDF rows.
-//! * [`select`]: the lazy greedy selector with decay (DESIGN 3.4).
+//! * [`select`]: the lazy greedy selector with decay (docs/design.md, "Greedy selection").
 //! * [`exact_sum`]: a correctly rounded float64 sum, which makes every score independent of
 //!   summation order, so that the Rust core, the pure-Python reference and any thread count
 //!   give bit-identical scores and therefore identical tie-breaking.

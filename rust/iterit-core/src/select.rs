@@ -1,4 +1,4 @@
-//! Greedy selection with decay (DESIGN 3.4), as a lazy greedy over a max-heap of stale upper
+//! Greedy selection with decay (docs/design.md, "Greedy selection"), as a lazy greedy over a max-heap of stale upper
 //! bounds.
 //!
 //! `score[i] = c[i] * sum_g alpha[g] * w[i, g]`; after each pick every n-gram of the picked
@@ -208,7 +208,7 @@ fn canonicalise<P: Index, I: Index>(
     (indptr, indices, data)
 }
 
-/// Picks up to `opts.budget` rows (DESIGN 3.4). `complexity = None` gives every row
+/// Picks up to `opts.budget` rows (docs/design.md, "Greedy selection"). `complexity = None` gives every row
 /// complexity 1 (pure diversity) and ignores `max_complexity`.
 pub fn select<P: Index, I: Index>(
     rows: &CsrRows<'_, P, I>,

@@ -1,4 +1,4 @@
-//! N-gram extraction and TF-IDF rows (DESIGN 3.3).
+//! N-gram extraction and TF-IDF rows (docs/design.md, "TF-IDF").
 //!
 //! Tokens are interned to `u32` ids in order of first occurrence, and an n-gram of length
 //! `n > 1` is interned as the pair (id of its (n-1)-gram prefix, id of its last token), so no

@@ -1,4 +1,4 @@
-"""Prompt templates of IFD scoring (iterit.data.templates, issue 3)."""
+"""Prompt templates of IFD scoring (iterit.data.templates)."""
 
 from __future__ import annotations
 

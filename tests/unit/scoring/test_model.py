@@ -58,3 +58,26 @@ def test_missing_local_model_is_a_model_error(tmp_path):
         load_scoring_model(str(tmp_path / "nothing-here"))
     with pytest.raises(ModelError, match="cannot load or run the scoring model"):
         load_scoring_model(str(tmp_path))  # a folder without a model
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/m", "./m", "../m", "~/m", "m.gguf", "C:\\models\\m", "c:/models/m", ".\\m", "models\\m"],
+)
+def test_paths_of_any_platform_are_local(name):
+    from iterit.scoring.model import looks_like_local_path
+
+    assert looks_like_local_path(name)
+    # Missing, it is a ModelError, not a request to the hub.
+    with pytest.raises(ModelError, match="no such model file or folder"):
+        load_scoring_model(name + "-iterit-missing" if not name.endswith(".gguf") else "x/" + name)
+
+
+def test_hub_ids_are_not_local(tmp_path, monkeypatch):
+    from iterit.scoring.model import looks_like_local_path
+
+    monkeypatch.chdir(tmp_path)
+    assert not looks_like_local_path("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert not looks_like_local_path("gpt2")
+    (tmp_path / "org" / "model").mkdir(parents=True)
+    assert looks_like_local_path("org/model")  # a folder that exists is local

@@ -15,7 +15,8 @@ from tests.helpers.word_llama import MAX_LEN  # noqa: E402
 
 
 def test_reference_matches_hand_computation(model, tok):
-    """The oracle itself, against DESIGN 3.2 spelled out with the model's loss."""
+    """The oracle itself, against the definition (docs/design.md, "IFD") written out
+    with the model's loss."""
     s = Sample("write a poem", "the sea at night")
     out = reference_ifd(model, tok, [s], template="plain", max_length=MAX_LEN)
     start, eos = tok.bos_token_id, tok.eos_token_id

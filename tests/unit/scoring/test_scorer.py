@@ -254,8 +254,8 @@ def test_cache_resumes_and_is_keyed_by_model(model, tok, samples, ref, tmp_path)
         sc.score(samples)
     parts = list(cache.rglob("part-*.jsonl"))
     assert parts and not list(cache.rglob("*.tmp*"))
-    for line in parts[0].read_text().splitlines():  # plain JSON, no pickle
-        assert set(json.loads(line)) == {"h", "c", "p", "k"}
+    for line in parts[0].read_text().splitlines():  # plain JSON, no pickle; "s": a checksum
+        assert set(json.loads(line)) == {"h", "c", "p", "k", "s"}
 
     resumed = scorer(model, tok, batch_tokens=200, cache=cache)
     out = resumed.score(samples)
@@ -372,7 +372,8 @@ def test_import_iterit_needs_no_torch():
 
 @pytest.fixture(scope="module")
 def smollm2(smollm2_path):
-    model, tokenizer = load_model(smollm2_path, device="cpu")
+    # float32 pinned: an exactness test compares float32 with float32 (auto may pick bfloat16)
+    model, tokenizer = load_model(smollm2_path, device="cpu", dtype="float32")
     assert model.dtype == torch.float32 and not model.training
     return model, tokenizer
 

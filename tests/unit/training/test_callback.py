@@ -13,18 +13,10 @@ transformers = pytest.importorskip("transformers")
 
 from iterit.config import SelectionConfig  # noqa: E402
 from iterit.errors import ShortfallWarning  # noqa: E402
-from tests.helpers.tiny_llama import tiny_tokenizer  # noqa: E402
 from tests.helpers.training import (  # noqa: E402
     make_trainer,
     read_log,
-    real_samples,
 )
-
-
-@pytest.fixture(scope="module")
-def data():
-    samples = real_samples(60)
-    return samples, tiny_tokenizer(samples)
 
 
 class CountingScores:

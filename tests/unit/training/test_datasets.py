@@ -11,16 +11,7 @@ from iterit.training.datasets import (  # noqa: E402
     ResponseOnlyCollator,
     encode_samples,
 )
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
-from tests.helpers.training import (  # noqa: E402
-    real_samples,
-)
-
-
-@pytest.fixture(scope="module")
-def data():
-    samples = real_samples(60)
-    return samples, tiny_tokenizer(samples)
+from tests.helpers.tiny_llama import tiny_model  # noqa: E402
 
 
 def test_training_rows_are_the_scored_sequences(data):

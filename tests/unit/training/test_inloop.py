@@ -24,19 +24,12 @@ from iterit.training.datasets import (  # noqa: E402
 from iterit.training.inloop import InLoopLosses, per_sample_nll  # noqa: E402
 from iterit.training.sampler import IterITSampler  # noqa: E402
 from iterit.training.trainers import attach  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model  # noqa: E402
 from tests.helpers.training import (  # noqa: E402
     MAX_LEN,
     make_trainer,
     read_log,
-    real_samples,
 )
-
-
-@pytest.fixture(scope="module")
-def data():
-    samples = real_samples(60)
-    return samples, tiny_tokenizer(samples)
 
 
 def reference_losses(model, input_ids, attention_mask, labels) -> np.ndarray:

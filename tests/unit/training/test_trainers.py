@@ -19,20 +19,13 @@ from iterit.training.datasets import (  # noqa: E402
     sft_dataset,
 )
 from iterit.training.trainers import IterITTrainer, attach  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
+from tests.helpers.tiny_llama import tiny_model  # noqa: E402
 from tests.helpers.training import (  # noqa: E402
     MAX_LEN,
     make_trainer,
     read_log,
-    real_samples,
     training_args,
 )
-
-
-@pytest.fixture(scope="module")
-def data():
-    samples = real_samples(60)
-    return samples, tiny_tokenizer(samples)
 
 
 def test_attach_checks(tmp_path, data):

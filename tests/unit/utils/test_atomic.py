@@ -52,10 +52,12 @@ def test_existing_output_is_a_file_exists_error(tmp_path):
         check_output(tmp_path / "x")
 
 
-def test_missing_output_folder(tmp_path):
-    with pytest.raises(OutputFolderError, match="does not exist"):
-        atomic_write_text(tmp_path / "nope" / "out.json", "{}")
-    assert not (tmp_path / "nope").exists()
+def test_missing_output_folder_is_created(tmp_path):
+    atomic_write_text(tmp_path / "nope" / "deeper" / "out.json", "{}")
+    assert (tmp_path / "nope" / "deeper" / "out.json").read_text() == "{}"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputFolderError, match=r"in the way|not a folder"):
+        atomic_write_text(tmp_path / "file" / "out.json", "{}")
     assert isinstance(OutputFolderError(), FileNotFoundError)
 
 
@@ -156,8 +158,9 @@ def test_atomic_dir(tmp_path):
         (tmp / "b.txt").write_text("2")
     assert sorted(os.listdir(out)) == ["b.txt"]
     assert _leftovers(tmp_path) == []
-    with pytest.raises(OutputFolderError), atomic_dir(tmp_path / "no" / "r"):
-        pass
+    with atomic_dir(tmp_path / "no" / "r") as tmp:
+        (tmp / "c.txt").write_text("3")
+    assert sorted(os.listdir(tmp_path / "no" / "r")) == ["c.txt"]
 
 
 def test_bad_mode(tmp_path):

@@ -2,7 +2,7 @@ use super::*;
 use crate::exact_sum::exact_sum;
 use proptest::prelude::*;
 
-/// DESIGN 3.4 literally: recompute every candidate's score at every step.
+/// The greedy selection of docs/design.md literally: recompute every candidate's score at every step.
 fn naive(
     rows: &[Vec<(usize, f64)>],
     n_cols: usize,

@@ -1,0 +1,164 @@
+"""``iterit compare``: train one model per selection arm through the code of ``iterit train``
+and compare them on held-out NLL after every epoch (docs/compare.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from iterit.cli import options
+from iterit.config import COMPARE_ARMS, LR_SCHEDULERS, TrainConfig
+from iterit.errors import MissingDependencyError
+
+__all__ = ["compare_command"]
+
+#: Options passed to TrainConfig under their own names.
+_SAME_NAME = (
+    "split",
+    "budget",
+    "pool_factor",
+    "decay",
+    "template",
+    "max_length",
+    "batch_tokens",
+    "epochs",
+    "learning_rate",
+    "warmup_ratio",
+    "batch_size",
+    "micro_batch_size",
+    "seed",
+    "device",
+    "progress",
+    "save_strategy",
+)
+
+
+@click.command("compare")
+@options.model_options
+@options.data_argument_option
+@options.data_options
+@click.option(
+    "--output-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Comparison folder: compare.csv, compare.json, compare.html, scores.jsonl and each "
+    "arm's training run under arms/<arm>/.",
+)
+@click.option(
+    "--arms",
+    default="random,iterit,iterit-static",
+    show_default=True,
+    help=f"Comma-separated arms among: {', '.join(COMPARE_ARMS)}.",
+)
+@click.option(
+    "--eval",
+    "eval_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Evaluation file (instruction/response data, any format iterit reads); repeatable. "
+    "Default: a deterministic held-out split of --data (see --held-out).",
+)
+@click.option(
+    "--held-out",
+    type=options.FiniteFloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of --data held out for evaluation when no --eval is given (chosen by each "
+    "record's content hash, so the split does not depend on the order of the data).",
+)
+@options.selection_options
+@options.training_options()
+@click.option(
+    "--lr-scheduler",
+    type=click.Choice(LR_SCHEDULERS, case_sensitive=False),
+    default=TrainConfig.lr_scheduler,
+    show_default=True,
+)
+@click.option(
+    "--warmup-ratio",
+    type=options.FiniteFloatRange(min=0.0, max=1.0, max_open=True),
+    default=0.03,
+    show_default=True,
+)
+@click.option(
+    "--save-strategy",
+    type=click.Choice(["epoch", "no"], case_sensitive=False),
+    default="epoch",
+    show_default=True,
+    help="epoch: checkpoint every epoch, so an interrupted arm resumes.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--lm-eval",
+    "lm_eval_tasks",
+    default=None,
+    metavar="TASKS",
+    help="Also run lm-evaluation-harness (comma-separated tasks) on each arm's final model; "
+    "needs the lm_eval package.",
+)
+@options.progress_option
+def compare_command(**params: Any) -> None:
+    """Which selection trains the better model?  Train one model per arm on --data (same
+    weights, seed, budget, schedule and effective batch) and report the mean NLL of the
+    reference responses of the evaluation data after every epoch.
+
+    \b
+    Example:
+      iterit compare --model HuggingFaceTB/SmolLM2-135M --data alpaca.jsonl \\
+        --arms random,iterit,iterit-static --budget 0.05 --epochs 3 --output-dir cmp/
+    """
+    t0 = time.perf_counter()
+    tasks = params.pop("lm_eval_tasks")
+    if tasks:
+        from iterit.workflows.lm_eval import require_lm_eval
+
+        require_lm_eval()
+    loaded = options.load_data(
+        params["data"], params["data_format"], params["fields"], params["split"]
+    )
+    cfg = _config(params, params["model"] or options.default_model(), loaded.format)
+    try:
+        from iterit.report.compare import compare_table, write_compare_html
+        from iterit.workflows.compare import compare
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"iterit compare needs torch, transformers and accelerate ({e}); install them with "
+            "pip install 'iterit[train]'"
+        ) from None
+    result = compare(
+        cfg,
+        params["arms"],
+        eval_files=params["eval_files"],
+        held_out=params["held_out"],
+        log=lambda m: click.echo(m, err=True),
+    )
+    html = write_compare_html(result.output_dir, result.rows, result.arms, result.settings)
+    click.echo(compare_table(result.rows, result.arms))
+    if tasks:
+        from iterit.workflows.lm_eval import run_lm_eval
+
+        for arm in result.arms:
+            res = run_lm_eval(result.output_dir / "arms" / arm, tasks, device=cfg.device)
+            click.echo(f"lm-eval {arm}: {res}")
+    click.echo(f"written {result.output_dir} ({html.name}) in {time.perf_counter() - t0:.1f} s")
+
+
+def _config(params: dict[str, Any], model: str, data_format: str) -> TrainConfig:
+    p = params
+    cache = None if p["no_cache"] else str(p["cache"] or options.default_cache_dir())
+    return TrainConfig(
+        model=model,
+        data=str(p["data"]),
+        output_dir=str(p["output_dir"]),
+        data_format=data_format,
+        fields=p["fields"] or None,
+        score_cache=cache,
+        dtype=p["dtype"].lower(),
+        ifd_variant=p["ifd_variant"].lower(),
+        lr_scheduler=p["lr_scheduler"].lower(),
+        diversity=p["diversity"].lower(),
+        **{name: p[name] for name in _SAME_NAME},
+    )

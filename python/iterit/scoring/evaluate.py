@@ -1,0 +1,63 @@
+"""Judge-free evaluation: the mean per-token negative log-likelihood of reference responses
+given their instructions (docs/compare.md, "Evaluation").
+
+The tokens are IFD's conditional pass (:mod:`iterit.scoring.encoding`: start token, prompt in
+the template, response and end token, truncated to ``max_length``), run by the batched
+:class:`iterit.scoring.IFDScorer`; the result is weighted by tokens, so a long response counts
+as many tokens as it has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iterit.data.sample import Sample
+
+__all__ = ["EvalNLL", "eval_nll"]
+
+
+@dataclass(frozen=True)
+class EvalNLL:
+    """``nll``: mean -log p per response token over the samples with a score; ``n_tokens``:
+    the tokens it covers; ``n_samples``: the samples that have a score; ``seconds``: wall time;
+    ``forward_tokens``: tokens run through the model (both IFD passes)."""
+
+    nll: float
+    n_tokens: int
+    n_samples: int
+    seconds: float
+    forward_tokens: int
+
+
+def eval_nll(
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[Sample],
+    *,
+    template: Any = "alpaca",
+    max_length: int = 1024,
+    batch_tokens: int | None = None,
+) -> EvalNLL:
+    """The token-weighted mean NLL of the responses of ``samples`` given their prompts.
+
+    Runs IFD's batched scorer (its prior pass is computed and not used: evaluation sets are
+    small next to training, and the scorer is the one exact batched forward the project has)."""
+    from iterit.scoring.scorer import IFDScorer
+
+    t0 = time.perf_counter()
+    kwargs: dict[str, Any] = {"template": template, "max_length": max_length}
+    if batch_tokens is not None:
+        kwargs["batch_tokens"] = batch_tokens
+    scores = IFDScorer(model, tokenizer, progress=False, **kwargs).score(list(samples))
+    ok = np.isfinite(scores.nll_cond) & (scores.n_tokens > 0)
+    k = scores.n_tokens[ok].astype(np.float64)
+    total = float(k.sum())
+    nll = float(np.dot(scores.nll_cond[ok], k) / total) if total else float("nan")
+    stats = scores.stats
+    forward = int(stats.get("real_tokens", 0)) + int(stats.get("prefix_tokens_computed", 0))
+    return EvalNLL(nll, int(total), int(ok.sum()), time.perf_counter() - t0, forward)

