@@ -13,7 +13,6 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from iterit.data.templates import Template, check_template, template_identity
 from iterit.errors import ConfigError
 from iterit.scoring.batching import (
     ScoredSequence,
-    balanced_shards,
     batch_arrays,
     plan_batches,
     prefix_groups,
@@ -51,6 +49,13 @@ from iterit.scoring.model import (
     model_fingerprint,
 )
 from iterit.scoring.results import IFDScores, scores_from_nll
+from iterit.scoring.sharding import (
+    Partial,
+    first_occurrences,
+    gather_shards,
+    new_stats,
+    shard_for_rank,
+)
 from iterit.scoring.synced import forward_accepts, is_sharded_model, run_synced
 from iterit.utils import distributed
 from iterit.utils.optional import requires_extra
@@ -61,41 +66,6 @@ with requires_extra("torch"):
 __all__ = ["IFDScorer"]
 
 _CHUNK_SAMPLES = 2048
-#: Counters summed over ranks after a distributed run.
-_SUMMED_STATS = ("forward_calls", "real_tokens", "padded_tokens", "sequences", "oom_retries")
-_SUMMED_STATS += ("idle_calls",)  # synced mode: dummy forwards of ranks that ran out of work
-
-
-@dataclass
-class _Partial:
-    """Scores of the unique samples, filled in as they come (from the cache, then the model)."""
-
-    nll_cond: np.ndarray
-    nll_prior: np.ndarray
-    n_tokens: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int) -> _Partial:
-        return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64))
-
-    def set(self, j: int, c: float, p: float, k: int) -> None:
-        self.nll_cond[j], self.nll_prior[j], self.n_tokens[j] = c, p, k
-
-
-def _new_stats(n: int, world: int) -> dict[str, Any]:
-    stats: dict[str, Any] = dict.fromkeys(
-        (*_SUMMED_STATS, "cached", "scored", "prefix_tokens_saved", "prefix_tokens_computed"), 0
-    )
-    stats.update(samples=n, world_size=world)
-    return stats
-
-
-def _first_occurrences(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(owner, unique)``: for every item the index of its first identical item, and the
-    indices of the first occurrences (identical samples are scored once)."""
-    first: dict[str, int] = {}
-    owner = np.array([first.setdefault(k, i) for i, k in enumerate(keys)], dtype=np.int64)
-    return owner, np.flatnonzero(owner == np.arange(len(keys)))
 
 
 class IFDScorer:
@@ -203,23 +173,23 @@ class IFDScorer:
         t0 = time.perf_counter()
         items = [as_sample(s, i) for i, s in enumerate(samples)]
         rank, world = distributed.rank(), distributed.world_size()
-        stats = _new_stats(len(items), world)
+        stats = new_stats(len(items), world)
         keys = content_keys(items)
-        owner, uniq = _first_occurrences(keys)
+        owner, uniq = first_occurrences(keys)
         unique_keys = [keys[i] for i in uniq]
         enc = encode_for_scoring(
             self.tokenizer, [items[i] for i in uniq], self.template, self.max_length, self.variant
         )
-        found = _Partial.empty(len(uniq))
+        found = Partial.empty(len(uniq))
         todo = [j for j in range(len(uniq)) if enc.reason[j] == OK]
         cache_dir = Path(cache) if cache is not None else self.cache_dir
         store = self._open_cache(cache_dir) if cache_dir is not None else None
         if store is not None and todo:
             todo = self._read_cache(store, todo, unique_keys, enc, found, stats)
-        mine = self._shard(todo, enc, rank, world)
+        mine = shard_for_rank(todo, enc, rank, world)
         self._score_shard(enc, mine, unique_keys, found, store, stats, rank)
         if world > 1:
-            found = self._gather(mine, found, stats)
+            found = gather_shards(mine, found, stats)
         if store is not None and world == 1 and len(store.parts()) > 32:
             store.compact()
         return self._in_input_order(enc, found, owner, uniq, stats, t0)
@@ -255,7 +225,7 @@ class IFDScorer:
         todo: list[int],
         keys: list[str],
         enc: EncodedSamples,
-        found: _Partial,
+        found: Partial,
         stats: dict[str, Any],
     ) -> list[int]:
         """Fill ``found`` from the cache; returns the samples still to score."""
@@ -271,20 +241,12 @@ class IFDScorer:
         distributed.barrier()  # every rank has read the cache before any rank adds to it
         return rest
 
-    @staticmethod
-    def _shard(todo: list[int], enc: EncodedSamples, rank: int, world: int) -> list[int]:
-        """This rank's share, balanced by tokens (both passes) over the ranks."""
-        if world <= 1:
-            return todo
-        costs = [len(enc.cond[j]) + len(enc.prior[j]) for j in todo]
-        return [todo[i] for i in balanced_shards(costs, world)[rank]]
-
     def _score_shard(
         self,
         enc: EncodedSamples,
         mine: list[int],
         keys: list[str],
-        found: _Partial,
+        found: Partial,
         store: ScoreCache | None,
         stats: dict[str, Any],
         rank: int,
@@ -336,7 +298,7 @@ class IFDScorer:
     def _in_input_order(
         self,
         enc: EncodedSamples,
-        found: _Partial,
+        found: Partial,
         owner: np.ndarray,
         uniq: np.ndarray,
         stats: dict[str, Any],
@@ -574,25 +536,3 @@ class IFDScorer:
             self._prefix_ok = False
         finally:
             self._prefixes.clear()
-
-    # -- distributed ------------------------------------------------------------------------
-
-    @staticmethod
-    def _gather(mine: list[int], found: _Partial, stats: dict[str, Any]) -> _Partial:
-        """Every rank's shard of scores, and the counters summed over ranks."""
-        idx = np.asarray(mine, dtype=np.int64)
-        payload = (
-            idx,
-            found.nll_cond[idx],
-            found.nll_prior[idx],
-            found.n_tokens[idx],
-            {k: stats[k] for k in (*_SUMMED_STATS, "scored")},
-        )
-        out = _Partial(found.nll_cond.copy(), found.nll_prior.copy(), found.n_tokens.copy())
-        for k in _SUMMED_STATS:
-            stats[k] = 0
-        for gi, gc, gp, gk, gs in distributed.all_gather_object(payload):
-            out.nll_cond[gi], out.nll_prior[gi], out.n_tokens[gi] = gc, gp, gk
-            for k in _SUMMED_STATS:
-                stats[k] += gs[k]
-        return out

@@ -1,0 +1,87 @@
+"""The scorer's bookkeeping across samples and ranks: identical samples scored once, each
+rank's share balanced by tokens, partial results filled in as they come (cache, then model),
+and the gather that puts every rank's shard back in input order with counters summed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iterit.scoring.batching import balanced_shards
+from iterit.scoring.encoding import EncodedSamples
+from iterit.utils import distributed
+
+__all__ = [
+    "SUMMED_STATS",
+    "Partial",
+    "first_occurrences",
+    "gather_shards",
+    "new_stats",
+    "shard_for_rank",
+]
+
+#: Counters summed over ranks after a distributed run.
+SUMMED_STATS = ("forward_calls", "real_tokens", "padded_tokens", "sequences", "oom_retries")
+SUMMED_STATS += ("idle_calls",)  # synced mode: dummy forwards of ranks that ran out of work
+
+
+@dataclass
+class Partial:
+    """Scores of the unique samples, filled in as they come (from the cache, then the model)."""
+
+    nll_cond: np.ndarray
+    nll_prior: np.ndarray
+    n_tokens: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> Partial:
+        return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64))
+
+    def set(self, j: int, c: float, p: float, k: int) -> None:
+        self.nll_cond[j], self.nll_prior[j], self.n_tokens[j] = c, p, k
+
+
+def new_stats(n: int, world: int) -> dict[str, Any]:
+    stats: dict[str, Any] = dict.fromkeys(
+        (*SUMMED_STATS, "cached", "scored", "prefix_tokens_saved", "prefix_tokens_computed"), 0
+    )
+    stats.update(samples=n, world_size=world)
+    return stats
+
+
+def first_occurrences(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, unique)``: for every item the index of its first identical item, and the
+    indices of the first occurrences (identical samples are scored once)."""
+    first: dict[str, int] = {}
+    owner = np.array([first.setdefault(k, i) for i, k in enumerate(keys)], dtype=np.int64)
+    return owner, np.flatnonzero(owner == np.arange(len(keys)))
+
+
+def shard_for_rank(todo: list[int], enc: EncodedSamples, rank: int, world: int) -> list[int]:
+    """This rank's share, balanced by tokens (both passes) over the ranks."""
+    if world <= 1:
+        return todo
+    costs = [len(enc.cond[j]) + len(enc.prior[j]) for j in todo]
+    return [todo[i] for i in balanced_shards(costs, world)[rank]]
+
+
+def gather_shards(mine: list[int], found: Partial, stats: dict[str, Any]) -> Partial:
+    """Every rank's shard of scores, and the counters summed over ranks."""
+    idx = np.asarray(mine, dtype=np.int64)
+    payload = (
+        idx,
+        found.nll_cond[idx],
+        found.nll_prior[idx],
+        found.n_tokens[idx],
+        {k: stats[k] for k in (*SUMMED_STATS, "scored")},
+    )
+    out = Partial(found.nll_cond.copy(), found.nll_prior.copy(), found.n_tokens.copy())
+    for k in SUMMED_STATS:
+        stats[k] = 0
+    for gi, gc, gp, gk, gs in distributed.all_gather_object(payload):
+        out.nll_cond[gi], out.nll_prior[gi], out.n_tokens[gi] = gc, gp, gk
+        for k in SUMMED_STATS:
+            stats[k] += gs[k]
+    return out
