@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY, TRAIN_CONFIG
+from iterit.data.files import read_jsonl_records
 from iterit.errors import DataError
 from iterit.utils.atomic import atomic_write_text
 
@@ -49,16 +50,10 @@ def write_selection_log(path: PathLike, records: Iterable[Mapping[str, Any]]) ->
 
 
 def read_selection_log(path: PathLike) -> list[dict[str, Any]]:
-    """The epoch records of a selection log (blank lines skipped)."""
+    """The epoch records of a selection log, in file order (blank lines skipped); a line that
+    is not a JSON object raises :class:`DataError` naming the file and line."""
     path = Path(path)
-    records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"not a JSON line ({e.msg})", path=path, line=line_no) from None
+    records, _ = read_jsonl_records(path, path.read_text(encoding="utf-8"))
     return records
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from iterit.cli import options
-from iterit.config import COMPARE_ARMS, LR_SCHEDULERS, TrainConfig
+from iterit.config import COMPARE_ARMS, TrainConfig
 from iterit.errors import MissingDependencyError
 
 __all__ = ["compare_command"]
@@ -71,18 +71,7 @@ _SAME_NAME = (
 )
 @options.selection_options
 @options.training_options()
-@click.option(
-    "--lr-scheduler",
-    type=click.Choice(LR_SCHEDULERS, case_sensitive=False),
-    default=TrainConfig.lr_scheduler,
-    show_default=True,
-)
-@click.option(
-    "--warmup-ratio",
-    type=options.FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-    default=0.03,
-    show_default=True,
-)
+@options.schedule_options
 @click.option(
     "--save-strategy",
     type=click.Choice(["epoch", "no"], case_sensitive=False),

@@ -438,3 +438,28 @@ def check_outputs(paths: list[Path], overwrite: bool) -> None:
             ) from None
         except OutputFolderError as e:
             raise click.ClickException(e.strerror or str(e)) from None
+
+
+def schedule_options(func: F) -> F:
+    """The learning-rate schedule over all epochs, shared by `train` and `compare`."""
+    from iterit.config import LR_SCHEDULERS, TrainConfig
+
+    return _apply(
+        func,
+        [
+            click.option(
+                "--lr-scheduler",
+                type=click.Choice(LR_SCHEDULERS, case_sensitive=False),
+                default=TrainConfig.lr_scheduler,
+                show_default=True,
+                help="Learning-rate schedule over all epochs.",
+            ),
+            click.option(
+                "--warmup-ratio",
+                type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
+                default=TrainConfig.warmup_ratio,
+                show_default=True,
+                help="Share of all optimizer steps spent warming up.",
+            ),
+        ],
+    )

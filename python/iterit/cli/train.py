@@ -13,7 +13,7 @@ import click
 
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
-from iterit.config import LR_SCHEDULERS, RESCORE, STRATEGIES, TRAINERS, SelectionConfig, TrainConfig
+from iterit.config import RESCORE, STRATEGIES, TRAINERS, SelectionConfig, TrainConfig
 from iterit.errors import MissingDependencyError
 
 __all__ = ["train_command"]
@@ -84,20 +84,7 @@ def _resume_value(value: str | None) -> str | bool | None:
     help="In-loop loss smoothing: ema = BETA * ema + (1 - BETA) * this epoch's loss.",
 )
 @options.training_options()
-@click.option(
-    "--lr-scheduler",
-    type=click.Choice(LR_SCHEDULERS, case_sensitive=False),
-    default=TrainConfig.lr_scheduler,
-    show_default=True,
-    help="Learning-rate schedule over all epochs.",
-)
-@click.option(
-    "--warmup-ratio",
-    type=options.FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-    default=0.03,
-    show_default=True,
-    help="Share of all optimizer steps spent warming up.",
-)
+@options.schedule_options
 @click.option(
     "--weight-decay", type=options.FiniteFloatRange(min=0.0), default=0.0, show_default=True
 )

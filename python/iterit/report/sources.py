@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from iterit.artifacts import run_files
 from iterit.artifacts.names import RUN_LOG_NAMES
 from iterit.errors import DataError
 
@@ -16,23 +17,11 @@ __all__ = ["find_run_data", "find_run_log", "read_selection_log"]
 def read_selection_log(path: str | Path) -> list[dict[str, Any]]:
     """The per-epoch records of a training run's selection log, one per epoch (the last line
     wins when an epoch appears twice, as after a resume), sorted by epoch.  Unknown fields are
-    kept; lines that are not objects with ``epoch`` and ``picks`` are skipped."""
+    kept; records without ``epoch`` and a ``picks`` list are skipped."""
     by_epoch: dict[int, dict[str, Any]] = {}
-    text = Path(path).read_text(encoding="utf-8")
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON: {e.msg}", path=path, line=lineno) from None
-        if (
-            not isinstance(rec, dict)
-            or "epoch" not in rec
-            or not isinstance(rec.get("picks"), list)
-        ):
-            continue
-        by_epoch[int(rec["epoch"])] = rec
+    for rec in run_files.read_selection_log(path):
+        if "epoch" in rec and isinstance(rec.get("picks"), list):
+            by_epoch[int(rec["epoch"])] = rec
     if not by_epoch:
         raise DataError("no epoch records (lines with 'epoch' and 'picks')", path=path)
     return [by_epoch[e] for e in sorted(by_epoch)]

@@ -332,19 +332,12 @@ def attach(
     trainer: Any,
     samples: Sequence[Sample | dict],
     config: SelectionConfig | None = None,
-    *,
-    score_fn: ScoreFn | None = None,
-    initial_scores: np.ndarray | Sequence[float] | None = None,
-    initial_nll_prior: np.ndarray | Sequence[float] | None = None,
-    initial_source: str = "ifd",
-    tokenizer: Any = None,
-    template: Any = "alpaca",
-    max_length: int = 1024,
-    batch_tokens: int | None = None,
-    progress: bool = True,
-    log_path: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> IterITCallback:
     """Add IterIT to an already built ``transformers.Trainer`` (or subclass: ``trl.SFTTrainer``).
+    ``options`` are those of :meth:`IterITTrainerMixin.setup_iterit` (``score_fn``,
+    ``initial_scores``, ``initial_nll_prior``, ``initial_source``, ``tokenizer``, ``template``,
+    ``max_length``, ``batch_tokens``, ``progress``, ``log_path``).
 
     The instance becomes the matching IterIT trainer class (:func:`iterit_trainer_class`) and
     gets an :class:`IterITSampler` of M samples per epoch and an :class:`IterITCallback`,
@@ -360,20 +353,6 @@ def attach(
     sample).
     """
     cls = iterit_trainer_class(type(trainer))
-    callback = cls.setup_iterit(
-        trainer,
-        samples,
-        config,
-        score_fn=score_fn,
-        initial_scores=initial_scores,
-        initial_nll_prior=initial_nll_prior,
-        initial_source=initial_source,
-        tokenizer=tokenizer,
-        template=template,
-        max_length=max_length,
-        batch_tokens=batch_tokens,
-        progress=progress,
-        log_path=log_path,
-    )
+    callback = cls.setup_iterit(trainer, samples, config, **options)
     trainer.__class__ = cls  # set up without error: the trainer becomes an IterIT trainer
     return callback
