@@ -1,7 +1,10 @@
 """Print the direct requirements an iterit wheel declares, one a line, for the extras named
-(comma-separated; extras that name other extras of iterit are followed), with their other
-markers kept. `.ci/floors` passes them to uv by name, because `--resolution lowest-direct`
-lowers only what is named on its command line.
+(comma-separated; extras that name other extras of iterit are followed), each pinned to its
+floor (its `>=` bound: `name>=1.2,<3` prints `name==1.2`), with their other markers kept.
+`.ci/floors` installs these pins: uv's `--resolution lowest-direct` alone quietly raises a floor
+where it conflicts with what the newest transitive dependencies need (it chose transformers
+5.0 over a floor of 4.56.2), and a floor that was not installed was not tested; a pin that
+cannot be met fails, with the conflict.
 
     python .ci/direct_requirements.py WHEEL EXTRAS [TORCH_VERSION]
 
@@ -15,10 +18,20 @@ import sys
 import zipfile
 
 EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+LOWER_BOUND = re.compile(r">=\s*([^\s,;]+)")
 
 
 def requirement_name(spec: str) -> str:
     return re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0].lower()
+
+
+def pinned_to_floor(spec: str) -> str:
+    """``name[extras]==floor`` for a requirement with a ``>=`` bound; others unchanged."""
+    bound = LOWER_BOUND.search(spec)
+    if bound is None:
+        return spec
+    head = re.match(r"[^\s<>=!~;]+", spec).group(0)  # the name, with its [extras]
+    return f"{head}=={bound.group(1)}"
 
 
 def main(wheel: str, extras_arg: str, torch_version: str = "") -> None:
@@ -49,7 +62,7 @@ def main(wheel: str, extras_arg: str, torch_version: str = "") -> None:
             continue
         if requirement_name(spec) == "torch" and torch_version:
             spec = f"torch=={torch_version}"
-        print(spec + (f" ; {rest}" if rest else ""))
+        print(pinned_to_floor(spec) + (f" ; {rest}" if rest else ""))
 
 
 if __name__ == "__main__":

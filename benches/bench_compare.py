@@ -41,6 +41,25 @@ def write_jsonl(samples, path: Path) -> None:
             f.write(json.dumps(rec) + "\n")
 
 
+def dequantised_copy(gguf: str, folder: Path) -> str:
+    """The GGUF de-quantised once into a float32 safetensors folder: every arm, the epoch-0
+    scoring and the base evaluation load the model again, and de-quantising takes 25-40 s
+    each time; the weights are the same either way."""
+    from iterit.scoring import load_model
+
+    t0 = time.perf_counter()
+    model, tok = load_model(gguf, device="cpu", dtype="float32")
+    # transformers marks a model read from a GGUF as quantised and refuses to save it; after
+    # de-quantisation it is a plain float32 model, so drop the mark.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    print(f"de-quantised {Path(gguf).name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return str(folder)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny random model, seconds")
@@ -77,6 +96,8 @@ def main() -> None:
         a.budget, a.epochs, a.batch_size, a.micro_batch_size = 4, 2, 4, 2
     else:
         model, lr, max_length = a.model or default_model(), a.learning_rate, a.max_length
+        if model.endswith(".gguf"):
+            model = dequantised_copy(model, work / "model")
         picked = read_samples(a.data, a.pool + a.eval_records, a.seed)
         # Seeded, so the pool and the evaluation records are disjoint and the same every run.
         order = np.random.default_rng(a.seed + 1).permutation(len(picked))

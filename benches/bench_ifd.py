@@ -34,6 +34,7 @@ from iterit.scoring import IFDScorer, encode_for_scoring, load_model, reference_
 from iterit.scoring.default_model import embedded_model
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.helpers: the tiny model of --tiny is the tests' one
 DATA = Path(os.environ.get("ITERIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEFAULT_DATA = DATA / "general" / "alpaca_union_dedup.jsonl"
 
@@ -49,10 +50,7 @@ def default_model() -> str:
 
 def tiny_setup(n: int, seed: int) -> tuple[object, object, list[Sample]]:
     """A tiny random Llama, a word-level tokenizer trained here and ``n`` synthetic samples."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from iterit.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
+    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
 
     rng = np.random.default_rng(seed)
     words = [f"w{i}" for i in range(200)]
@@ -63,27 +61,8 @@ def tiny_setup(n: int, seed: int) -> tuple[object, object, list[Sample]]:
     samples = [
         Sample(text(3, 15), text(5, 60), input=text(1, 8) if i % 3 else "") for i in range(n)
     ]
-    tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"])
-    tk.train_from_iterator([ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, *words], trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
-    )
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    return LlamaForCausalLM(config).eval(), tok, samples
+    tok = tiny_tokenizer(samples)
+    return tiny_model(tok, seed).eval(), tok, samples
 
 
 def read_samples(path: Path, n: int, seed: int) -> list:
@@ -194,7 +173,20 @@ def profile(label: str, fn, device: torch.device, rows: int = 12) -> None:
     print(events.table(sort_by=key, row_limit=rows))
 
 
-def main(argv: list[str] | None = None) -> None:
+def batched_scorer(model, tok, args: argparse.Namespace, budget: int) -> IFDScorer:
+    """The IFDScorer of the configuration ``batch_tokens=budget`` (template and max_length from
+    the command line, no progress bar)."""
+    return IFDScorer(
+        model,
+        tok,
+        template=args.template,
+        max_length=args.max_length,
+        batch_tokens=budget,
+        progress=False,
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=200, help="number of real Alpaca samples")
     ap.add_argument("--model", default=None, help="hub id, folder or .gguf (default SmolLM2)")
@@ -221,7 +213,118 @@ def main(argv: list[str] | None = None) -> None:
         args.n, args.max_length, args.repeats, args.profile_n = 8, 96, 1, 0
         args.threads = args.threads or 1
         args.budgets = args.budgets or [256]
+    return args
 
+
+def time_configurations(model, tok, samples, args, n_valid: int, device: torch.device):
+    """Every configuration scores all samples; the configurations take turns, ``--repeats``
+    times, and each keeps its fastest run (this machine may be shared: the minimum is the
+    least disturbed measurement).  Peak memory comes from each configuration's first run.
+    Returns (label, best seconds, forward calls, padding efficiency, peak memory, scores) per
+    configuration, every run's seconds per label, and the reference's scores (or None)."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    configs: list[tuple[str, int | None]] = []
+    if not args.no_reference:
+        configs.append(("per-sample reference", None))
+    configs += [(f"IFDScorer batch_tokens={b}", b) for b in args.budgets]
+    best: dict[str, float] = {}
+    runs: dict[str, list[float]] = {label: [] for label, _ in configs}
+    info: dict[str, tuple[int, float, int, object]] = {}
+    ref = None
+    for rep in range(args.repeats):
+        for label, budget in configs:
+            with PeakMemory(device) as mem:
+                sync()
+                t = time.perf_counter()
+                if budget is None:
+                    out = reference_ifd(
+                        model, tok, samples, template=args.template, max_length=args.max_length
+                    )
+                    calls, eff = 2 * n_valid, 1.0
+                else:
+                    scorer = batched_scorer(model, tok, args, budget)
+                    out = scorer.score(samples)
+                    st = scorer.last_stats
+                    calls, eff = st["forward_calls"], st["padding_efficiency"]
+                    if rep == 0:
+                        print(
+                            f"  {label}: {st['sequences']} sequences in {calls} forward "
+                            f"calls, {st['real_tokens']:,} real / {st['padded_tokens']:,} "
+                            f"padded tokens, prefix sharing {st['prefix_sharing']} "
+                            f"({st['prefix_tokens_saved']:,} tokens not recomputed, "
+                            f"{st['prefix_tokens_computed']:,} prefix tokens run once)"
+                        )
+                sync()
+                dt = time.perf_counter() - t
+            runs[label].append(dt)
+            best[label] = min(best.get(label, dt), dt)
+            if rep == 0:
+                info[label] = (calls, eff, mem.peak, out)
+                if budget is None:
+                    ref = out
+            print(f"  run {rep + 1}/{args.repeats} {label}: {dt:.1f} s", flush=True)
+    return [(label, best[label], *info[label]) for label, _ in configs], runs, ref
+
+
+def print_results(results, runs, ref, n_samples: int, tokens: int) -> None:
+    """The table of speeds and the agreement of each batched configuration with the
+    reference."""
+    base = results[0][1] if ref is not None else None
+    print(
+        f"\n{'':34s} {'seconds':>8s} {'samples/s':>10s} {'tokens/s':>10s} {'ratio':>6s} "
+        f"{'pad eff':>7s} {'fwd/1k':>7s} {'peak mem':>10s}"
+    )
+    for label, dt, calls, eff, peak, _ in results:
+        ratio = f"{base / dt:.2f}x" if base else "-"
+        print(
+            f"{label:34s} {dt:8.2f} {n_samples / dt:10.2f} {tokens / dt:10.1f} {ratio:>6s} "
+            f"{eff:7.3f} {1000 * calls / n_samples:7.0f} {mib(peak):>10s}"
+        )
+
+    for label, runs_ in runs.items():
+        print(f"{label}: runs {', '.join(f'{x:.1f}' for x in runs_)} s")
+    for label, _, _, _, _, out in results[1 if ref is not None else 0 :]:
+        finite = np.isfinite(out.ifd)
+        share = float(np.mean(out.ifd[finite] >= 1.0)) if finite.any() else float("nan")
+        line = (
+            f"{label}: {int(finite.sum())} finite, {out.n_invalid} invalid, "
+            f"{out.n_truncated} truncated, share IFD >= 1: {share:.3f}"
+        )
+        if ref is not None:
+            both = finite & np.isfinite(ref.ifd)
+            rel = np.max(np.abs(out.ifd[both] / ref.ifd[both] - 1)) if both.any() else 0.0
+            same = np.array_equal(finite, np.isfinite(ref.ifd))
+            line += f"; max rel. diff to reference {rel:.2e}, same NaN pattern: {same}"
+        print(line)
+
+
+def profile_scoring(model, tok, samples, args, device: torch.device) -> None:
+    """Where the time goes: the first budget's IFDScorer and the reference on ``--profile-n``
+    samples."""
+    sub = samples[: args.profile_n]
+    budget = args.budgets[0]
+    scorer = batched_scorer(model, tok, args, budget)
+    profile(
+        f"IFDScorer, {len(sub)} samples, batch_tokens={budget}",
+        lambda: scorer.score(sub),
+        device,
+    )
+    if not args.no_reference:
+        profile(
+            f"per-sample reference, {len(sub)} samples",
+            lambda: reference_ifd(
+                model, tok, sub, template=args.template, max_length=args.max_length
+            ),
+            device,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -254,114 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     IFDScorer(model, tok, template=args.template, progress=False).score(samples[:2])
     reference_ifd(model, tok, samples[:2], template=args.template)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    # Every configuration scores all samples; the configurations take turns, ``--repeats``
-    # times, and each keeps its fastest run (this machine may be shared: the minimum is the
-    # least disturbed measurement).  Peak memory comes from each configuration's first run.
-    configs: list[tuple[str, int | None]] = []
-    if not args.no_reference:
-        configs.append(("per-sample reference", None))
-    configs += [(f"IFDScorer batch_tokens={b}", b) for b in args.budgets]
-    best: dict[str, float] = {}
-    runs: dict[str, list[float]] = {label: [] for label, _ in configs}
-    info: dict[str, tuple[int, float, int, object]] = {}
-    ref = None
-    for rep in range(args.repeats):
-        for label, budget in configs:
-            with PeakMemory(device) as mem:
-                sync()
-                t = time.perf_counter()
-                if budget is None:
-                    out = reference_ifd(
-                        model, tok, samples, template=args.template, max_length=args.max_length
-                    )
-                    calls, eff = 2 * len(valid), 1.0
-                else:
-                    scorer = IFDScorer(
-                        model,
-                        tok,
-                        template=args.template,
-                        max_length=args.max_length,
-                        batch_tokens=budget,
-                        progress=False,
-                    )
-                    out = scorer.score(samples)
-                    st = scorer.last_stats
-                    calls, eff = st["forward_calls"], st["padding_efficiency"]
-                    if rep == 0:
-                        print(
-                            f"  {label}: {st['sequences']} sequences in {calls} forward "
-                            f"calls, {st['real_tokens']:,} real / {st['padded_tokens']:,} "
-                            f"padded tokens, prefix sharing {st['prefix_sharing']} "
-                            f"({st['prefix_tokens_saved']:,} tokens not recomputed, "
-                            f"{st['prefix_tokens_computed']:,} prefix tokens run once)"
-                        )
-                sync()
-                dt = time.perf_counter() - t
-            runs[label].append(dt)
-            best[label] = min(best.get(label, dt), dt)
-            if rep == 0:
-                info[label] = (calls, eff, mem.peak, out)
-                if budget is None:
-                    ref = out
-            print(f"  run {rep + 1}/{args.repeats} {label}: {dt:.1f} s", flush=True)
-    results = [(label, best[label], *info[label]) for label, _ in configs]
-
-    base = results[0][1] if ref is not None else None
-    print(
-        f"\n{'':34s} {'seconds':>8s} {'samples/s':>10s} {'tokens/s':>10s} {'ratio':>6s} "
-        f"{'pad eff':>7s} {'fwd/1k':>7s} {'peak mem':>10s}"
-    )
-    for label, dt, calls, eff, peak, _ in results:
-        ratio = f"{base / dt:.2f}x" if base else "-"
-        print(
-            f"{label:34s} {dt:8.2f} {len(samples) / dt:10.2f} {tokens / dt:10.1f} {ratio:>6s} "
-            f"{eff:7.3f} {1000 * calls / len(samples):7.0f} {mib(peak):>10s}"
-        )
-
-    for label, runs_ in runs.items():
-        print(f"{label}: runs {', '.join(f'{x:.1f}' for x in runs_)} s")
-    for label, _, _, _, _, out in results[1 if ref is not None else 0 :]:
-        finite = np.isfinite(out.ifd)
-        share = float(np.mean(out.ifd[finite] >= 1.0)) if finite.any() else float("nan")
-        line = (
-            f"{label}: {int(finite.sum())} finite, {out.n_invalid} invalid, "
-            f"{out.n_truncated} truncated, share IFD >= 1: {share:.3f}"
-        )
-        if ref is not None:
-            both = finite & np.isfinite(ref.ifd)
-            rel = np.max(np.abs(out.ifd[both] / ref.ifd[both] - 1)) if both.any() else 0.0
-            same = np.array_equal(finite, np.isfinite(ref.ifd))
-            line += f"; max rel. diff to reference {rel:.2e}, same NaN pattern: {same}"
-        print(line)
-
+    results, runs, ref = time_configurations(model, tok, samples, args, len(valid), device)
+    print_results(results, runs, ref, len(samples), tokens)
     if args.profile_n > 0:
-        sub = samples[: args.profile_n]
-        budget = args.budgets[0]
-        scorer = IFDScorer(
-            model,
-            tok,
-            template=args.template,
-            max_length=args.max_length,
-            batch_tokens=budget,
-            progress=False,
-        )
-        profile(
-            f"IFDScorer, {len(sub)} samples, batch_tokens={budget}",
-            lambda: scorer.score(sub),
-            device,
-        )
-        if not args.no_reference:
-            profile(
-                f"per-sample reference, {len(sub)} samples",
-                lambda: reference_ifd(
-                    model, tok, sub, template=args.template, max_length=args.max_length
-                ),
-                device,
-            )
+        profile_scoring(model, tok, samples, args, device)
 
 
 if __name__ == "__main__":

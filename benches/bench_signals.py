@@ -25,7 +25,6 @@ import copy
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,18 +34,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benches"))
-DATA = Path(os.environ.get("ITERIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-ALPACA = DATA / "general" / "alpaca_union_dedup.jsonl"
 
 
 def run(rescore: str, samples, tok, model, a) -> dict:
     from transformers import TrainerCallback
 
-    from bench_train import ForwardCounter, cpu_training_args
+    from bench_train import ForwardCounter, train_timed
     from iterit.config import SelectionConfig
-    from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
-    from iterit.training.run import gradient_accumulation
-    from iterit.training.trainers import IterITTrainer
+    from iterit.training.datasets import TokenizedSamples
 
     counter = ForwardCounter(model.get_decoder())
     per_epoch: list[dict] = []
@@ -55,25 +50,16 @@ def run(rescore: str, samples, tok, model, a) -> dict:
         def on_epoch_end(self, args, state, control, **kw):
             per_epoch.append(copy.deepcopy(counter.counts))
 
-    accum = gradient_accumulation(32, a.micro_batch_size, 1)
-    with tempfile.TemporaryDirectory() as out:
-        args = cpu_training_args(out, a.micro_batch_size, accum, a.epochs, 1e-3)
-        trainer = IterITTrainer(
-            model=model,
-            args=args,
-            train_dataset=TokenizedSamples(samples, tok, max_length=a.max_length),
-            data_collator=ResponseOnlyCollator(tok.pad_token_id),
-            processing_class=tok,
-            callbacks=[Snap()],
-            samples=samples,
-            selection_config=SelectionConfig(budget=a.budget, rescore=rescore, loss_ema=a.loss_ema),
-            max_length=a.max_length,
-            progress=False,
-        )
-        cb = trainer.iterit
-        t0 = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - t0
+    cb, wall = train_timed(
+        model,
+        tok,
+        samples,
+        TokenizedSamples(samples, tok, max_length=a.max_length),
+        SelectionConfig(budget=a.budget, rescore=rescore, loss_ema=a.loss_ema),
+        a,
+        1e-3,
+        callbacks=[Snap()],
+    )
     prev = {"calls": 0, "sequences": 0}
     scoring = []
     for snap in per_epoch:
@@ -88,34 +74,9 @@ def run(rescore: str, samples, tok, model, a) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--budget", type=float, default=0.05)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--micro-batch-size", type=int, default=8)
-    ap.add_argument("--loss-ema", type=float, default=0.5)
-    ap.add_argument("--lp", action="store_true", help="also score the learning percentage")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON too")
-    ap.add_argument(
-        "--tiny", action="store_true", help="a few seconds: 48 records, M=12, 2 epochs, --lp (CI)"
-    )
-    a = ap.parse_args()
-    if a.tiny:
-        a.n, a.budget, a.epochs, a.max_length, a.lp = 48, 0.25, 2, 48, True
-
-    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
-
-    from iterit.data import load_samples
+def print_runs(res: dict, a: argparse.Namespace) -> None:
+    """The per-epoch table of the two runs and their totals."""
     from iterit.training.planner import jaccard
-
-    if not ALPACA.is_file():
-        sys.exit(f"{ALPACA} is not present")
-    samples = [s for s in load_samples(ALPACA)[: a.n] if s.response.strip()]
-    tok = tiny_tokenizer(samples, vocab_size=2000)
-    init = tiny_model(tok, seed=1)
-    res = {r: run(r, samples, tok, copy.deepcopy(init), a) for r in ("ifd", "in-loop")}
 
     s = res["ifd"]["summary"]
     print(
@@ -151,39 +112,63 @@ def main() -> None:
             f"{r:>8}: whole run {res[r]['wall_s']:.1f} s, scoring + selecting "
             f"{100 * sel / res[r]['wall_s']:.1f}% of it, {calls} scoring forward calls"
         )
+
+
+def learning_percentage(samples, init, tok, a: argparse.Namespace, ifd_picks) -> dict:
+    """Scores the learning percentage, prints its cost and its agreement with epoch-0 IFD."""
+    from iterit.training.learning_percentage import score_learning_percentage
+    from iterit.training.planner import jaccard
+
+    t0 = time.perf_counter()
+    lp = score_learning_percentage(
+        samples,
+        copy.deepcopy(init),
+        tok,
+        epochs=a.epochs,
+        max_length=a.max_length,
+        learning_rate=1e-3,
+        batch_size=32,
+        micro_batch_size=a.micro_batch_size,
+        seed=0,
+        training_args={"use_cpu": True, "report_to": "none", "logging_steps": 10**9},
+    )
+    wall = time.perf_counter() - t0
+    ppl_s = sum(p["seconds"] for p in lp.passes)
+    m = len(ifd_picks)
+    c = lp.complexity
+    ok = np.flatnonzero(np.isfinite(c))
+    top_lp = ok[np.argsort(-c[ok], kind="stable")[:m]]
+    calls = ", ".join(str(p["forward_calls"]) for p in lp.passes)
+    print(
+        f"learning percentage: {lp.epochs} epochs on {len(samples)} samples in {wall:.1f} s, "
+        f"{len(lp.passes)} perplexity passes ({calls} forward calls) = "
+        f"{100 * ppl_s / wall:.1f}% of it; median LP "
+        f"{float(np.nanmedian(lp.lp)):.3f}; Jaccard(top-{m} by LP, IFD epoch-0 picks) "
+        f"{jaccard(top_lp, ifd_picks):.3f}"
+    )
+    return {"wall_s": wall, "passes": lp.passes}
+
+
+def main() -> None:
+    from bench_train import alpaca_samples, parse_run_options
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--loss-ema", type=float, default=0.5)
+    ap.add_argument("--lp", action="store_true", help="also score the learning percentage")
+    a = parse_run_options(ap, "a few seconds: 48 records, M=12, 2 epochs, --lp (CI)")
+    if a.tiny:
+        a.lp = True
+
+    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+
+    samples = alpaca_samples(a.n)
+    tok = tiny_tokenizer(samples, vocab_size=2000)
+    init = tiny_model(tok, seed=1)
+    res = {r: run(r, samples, tok, copy.deepcopy(init), a) for r in ("ifd", "in-loop")}
+    print_runs(res, a)
     out = {"runs": {r: {k: v for k, v in res[r].items() if k != "picks"} for r in res}}
-
     if a.lp:
-        from iterit.training.learning_percentage import score_learning_percentage
-
-        t0 = time.perf_counter()
-        lp = score_learning_percentage(
-            samples,
-            copy.deepcopy(init),
-            tok,
-            epochs=a.epochs,
-            max_length=a.max_length,
-            learning_rate=1e-3,
-            batch_size=32,
-            micro_batch_size=a.micro_batch_size,
-            seed=0,
-            training_args={"use_cpu": True, "report_to": "none", "logging_steps": 10**9},
-        )
-        wall = time.perf_counter() - t0
-        ppl_s = sum(p["seconds"] for p in lp.passes)
-        m = s["budget"]
-        c = lp.complexity
-        ok = np.flatnonzero(np.isfinite(c))
-        top_lp = ok[np.argsort(-c[ok], kind="stable")[:m]]
-        calls = ", ".join(str(p["forward_calls"]) for p in lp.passes)
-        print(
-            f"learning percentage: {lp.epochs} epochs on {len(samples)} samples in {wall:.1f} s, "
-            f"{len(lp.passes)} perplexity passes ({calls} forward calls) = "
-            f"{100 * ppl_s / wall:.1f}% of it; median LP "
-            f"{float(np.nanmedian(lp.lp)):.3f}; Jaccard(top-{m} by LP, IFD epoch-0 picks) "
-            f"{jaccard(top_lp, res['ifd']['picks'][0]):.3f}"
-        )
-        out["lp"] = {"wall_s": wall, "passes": lp.passes}
+        out["lp"] = learning_percentage(samples, init, tok, a, res["ifd"]["picks"][0])
     if a.json:
         print(json.dumps(out, default=float))
 

@@ -54,53 +54,80 @@ class ForwardCounter:
         c["tokens"] += tokens or int(shape[0] * shape[1])
 
 
-def cpu_training_args(out: str, micro_batch_size: int, accumulation: int, epochs: int, lr: float):
-    """The benchmarks' training settings: the paper's cosine schedule with 3% warm-up, on the
-    CPU, no checkpoints, no logging."""
-    from transformers import TrainingArguments
+def train_timed(model, tok, samples, dataset, config, a, lr: float, callbacks=()):
+    """Trains ``model`` on ``dataset`` with an IterITTrainer selecting by ``config``: effective
+    batch 32 in micro-batches of ``a.micro_batch_size``, ``a.epochs`` epochs, the paper's cosine
+    schedule with 3% warm-up, on the CPU, no checkpoints, no logging.  Returns the IterIT
+    callback and the wall seconds of ``trainer.train()``."""
+    from tests.helpers.training import training_args
 
-    return TrainingArguments(
-        output_dir=out,
-        per_device_train_batch_size=micro_batch_size,
-        gradient_accumulation_steps=accumulation,
-        num_train_epochs=epochs,
-        learning_rate=lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.03,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=10_000,
-        seed=0,
-    )
+    from iterit.training.datasets import ResponseOnlyCollator
+    from iterit.training.run import gradient_accumulation
+    from iterit.training.trainers import IterITTrainer
+
+    accum = gradient_accumulation(32, a.micro_batch_size, 1)
+    with tempfile.TemporaryDirectory() as out:
+        args = training_args(
+            out,
+            per_device_train_batch_size=a.micro_batch_size,
+            gradient_accumulation_steps=accum,
+            num_train_epochs=a.epochs,
+            learning_rate=lr,
+            logging_steps=10_000,
+        )
+        trainer = IterITTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=ResponseOnlyCollator(tok.pad_token_id),
+            processing_class=tok,
+            callbacks=list(callbacks),
+            samples=samples,
+            selection_config=config,
+            max_length=a.max_length,
+            progress=False,
+        )
+        t0 = time.perf_counter()
+        trainer.train()
+        return trainer.iterit, time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_run_options(ap: argparse.ArgumentParser, tiny_help: str) -> argparse.Namespace:
+    """Adds the options of the training benches (this one and bench_signals.py) to ``ap``,
+    parses the command line and applies ``--tiny`` (48 records, M=12, 2 epochs)."""
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--budget", type=float, default=0.05)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--micro-batch-size", type=int, default=8)
-    ap.add_argument("--model", default="tiny")
-    ap.add_argument("--json", action="store_true", help="print the summary as JSON too")
-    ap.add_argument(
-        "--tiny", action="store_true", help="a few seconds: 48 records, M=12, 2 epochs (CI)"
-    )
+    ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    ap.add_argument("--tiny", action="store_true", help=tiny_help)
     a = ap.parse_args()
     if a.tiny:
-        a.n, a.budget, a.epochs, a.max_length, a.model = 48, 0.25, 2, 48, "tiny"
+        a.n, a.budget, a.epochs, a.max_length = 48, 0.25, 2, 48
+    return a
 
-    from iterit.config import SelectionConfig
+
+def alpaca_samples(n: int) -> list:
+    """The first ``n`` real Alpaca records, less those with an empty response."""
     from iterit.data import load_samples
-    from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
-    from iterit.training.run import gradient_accumulation
-    from iterit.training.trainers import IterITTrainer
 
     if not ALPACA.is_file():
         sys.exit(f"{ALPACA} is not present")
-    samples = [s for s in load_samples(ALPACA)[: a.n] if s.response.strip()]
+    return [s for s in load_samples(ALPACA)[:n] if s.response.strip()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="tiny")
+    a = parse_run_options(ap, "a few seconds: 48 records, M=12, 2 epochs (CI)")
+    if a.tiny:
+        a.model = "tiny"
+
+    from iterit.config import SelectionConfig
+    from iterit.training.datasets import TokenizedSamples
+
+    samples = alpaca_samples(a.n)
     if a.model == "tiny":
         from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
 
@@ -113,30 +140,12 @@ def main() -> None:
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
     counter = ForwardCounter(model.get_decoder())
-    accum = gradient_accumulation(32, a.micro_batch_size, 1)
-    with tempfile.TemporaryDirectory() as out:
-        args = cpu_training_args(
-            out, a.micro_batch_size, accum, a.epochs, 2e-5 if a.model != "tiny" else 1e-3
-        )
-        t_tok = time.perf_counter()
-        dataset = TokenizedSamples(samples, tok, max_length=a.max_length)
-        t_tok = time.perf_counter() - t_tok
-        trainer = IterITTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            data_collator=ResponseOnlyCollator(tok.pad_token_id),
-            processing_class=tok,
-            samples=samples,
-            selection_config=SelectionConfig(budget=a.budget),
-            max_length=a.max_length,
-            progress=False,
-        )
-        cb = trainer.iterit
-        t0 = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - t0
-        summary = cb.summary()
+    t_tok = time.perf_counter()
+    dataset = TokenizedSamples(samples, tok, max_length=a.max_length)
+    t_tok = time.perf_counter() - t_tok
+    lr = 2e-5 if a.model != "tiny" else 1e-3
+    cb, wall = train_timed(model, tok, samples, dataset, SelectionConfig(budget=a.budget), a, lr)
+    summary = cb.summary()
 
     n, m, pool = summary["n_samples"], summary["budget"], summary["pool_size"]
     steps = math.ceil(m / 32)

@@ -7,44 +7,16 @@ is an :class:`IteritError` (the classes are in :mod:`iterit.errors`); the semant
 docs/design.md.
 """
 
+from iterit import errors
 from iterit._iterit import __version__
 from iterit.data.sample import Sample, as_sample
-from iterit.errors import (
-    CapacityError,
-    CheckpointError,
-    ConfigError,
-    DataError,
-    InternalError,
-    InvalidInputError,
-    InvalidTypeError,
-    IteritError,
-    MissingDependencyError,
-    ModelError,
-    OutputExistsError,
-    OutputFolderError,
-    ScoresFileError,
-    ShortfallWarning,
-)
+from iterit.errors import *  # noqa: F403  (every error class, listed once in iterit.errors)
 from iterit.selection import reference
 from iterit.selection.selector import Selection, TfidfMatrix, resolve_budget, select, tfidf
 
 __all__ = [
-    "CapacityError",
-    "CheckpointError",
-    "ConfigError",
-    "DataError",
-    "InternalError",
-    "InvalidInputError",
-    "InvalidTypeError",
-    "IteritError",
-    "MissingDependencyError",
-    "ModelError",
-    "OutputExistsError",
-    "OutputFolderError",
     "Sample",
-    "ScoresFileError",
     "Selection",
-    "ShortfallWarning",
     "TfidfMatrix",
     "__version__",
     "as_sample",
@@ -53,3 +25,4 @@ __all__ = [
     "select",
     "tfidf",
 ]
+__all__ += errors.__all__

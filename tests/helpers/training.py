@@ -26,6 +26,8 @@ def real_samples(n: int, offset: int = 0) -> list:
 def training_args(out, **kw):
     from transformers import TrainingArguments
 
+    from iterit.training.compat import warmup_kwargs
+
     base = {
         "output_dir": str(out),
         "per_device_train_batch_size": 2,
@@ -33,7 +35,7 @@ def training_args(out, **kw):
         "num_train_epochs": 3,
         "learning_rate": 1e-2,
         "lr_scheduler_type": "cosine",
-        "warmup_steps": 0.03,
+        **warmup_kwargs(TrainingArguments, 0.03),
         "save_strategy": "no",
         "report_to": "none",
         "use_cpu": True,

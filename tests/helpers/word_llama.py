@@ -42,16 +42,13 @@ def make_tokenizer(*, bos: bool = True):
 
 def make_model(vocab_size: int, *, seed: int = 0, cls=None):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
+    from tests.helpers.tiny_llama import tiny_llama_config
+
+    config = tiny_llama_config(
+        vocab_size,
+        max_positions=256,
         initializer_range=0.2,  # sharp predictions: errors in positions or masks show up
         bos_token_id=1,
         eos_token_id=2,

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from iterit.cli import main
-from iterit.data import LoadedData, load
+from iterit.data import LoadedData
 from tests.helpers.cli import EXAMPLE, fail, leftovers, run
 from tests.helpers.shared import ROOT
 
@@ -281,23 +281,15 @@ def test_debug_switch_shows_the_traceback(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ scoring
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    fast = tiny_tokenizer(load(EXAMPLE).samples, vocab_size=400)
-    tiny_model(fast, max_positions=1024).save_pretrained(folder, safe_serialization=True)
-    fast.save_pretrained(folder)
-    return folder
-
-
 def _small_data(tmp_path: Path, n: int = 30) -> Path:
     data = tmp_path / "d.jsonl"
     data.write_text("".join(EXAMPLE.read_text(encoding="utf-8").splitlines(True)[:n]))
     return data
+
+
+def _score_args(tmp_path: Path, model_dir: Path, out: Path, *more) -> list:
+    """``iterit score`` of :func:`_small_data` with the model in ``model_dir`` into ``out``."""
+    return ["score", _small_data(tmp_path), "--model", model_dir, "--out", out, *more]
 
 
 _SLOW_SCORER = textwrap.dedent(
@@ -325,8 +317,7 @@ _SLOW_SCORER = textwrap.dedent(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_signal_while_scoring_keeps_the_scores_done(tmp_path, tiny_model_dir, sig):
     cache, out = tmp_path / "cache", tmp_path / "scores.jsonl"
-    data = _small_data(tmp_path)
-    args = ["score", data, "--model", tiny_model_dir, "--out", out, "--cache", cache]
+    args = _score_args(tmp_path, tiny_model_dir, out, "--cache", cache)
     proc = _start(_SLOW_SCORER, *args, "--no-progress")
     _wait_for(proc, "SCORING", timeout=240)
     proc.send_signal(sig)
@@ -340,17 +331,8 @@ def test_signal_while_scoring_keeps_the_scores_done(tmp_path, tiny_model_dir, si
 def test_unwritable_cache_folder_warns_and_scores(tmp_path, tiny_model_dir):
     (tmp_path / "afile").write_text("")
     out = tmp_path / "scores.jsonl"
-    res = run(
-        "score",
-        _small_data(tmp_path),
-        "--model",
-        tiny_model_dir,
-        "--out",
-        out,
-        "--no-progress",
-        "--cache",
-        tmp_path / "afile" / "cache",
-    )
+    cache = tmp_path / "afile" / "cache"
+    res = run(*_score_args(tmp_path, tiny_model_dir, out, "--no-progress", "--cache", cache))
     assert len(out.read_text().splitlines()) == 30
     assert res.output.count("cannot be written") <= 1
 
@@ -363,16 +345,7 @@ def test_full_disk_when_writing_scores_is_one_error_line(tmp_path, tiny_model_di
 
     monkeypatch.setattr(atomic, "_publish", full)
     out = tmp_path / "scores.jsonl"
-    msg = fail(
-        "score",
-        _small_data(tmp_path),
-        "--model",
-        tiny_model_dir,
-        "--out",
-        out,
-        "--no-progress",
-        "--no-cache",
-    )
+    msg = fail(*_score_args(tmp_path, tiny_model_dir, out, "--no-progress", "--no-cache"))
     assert "No space left" in msg
     assert not out.exists() and leftovers(tmp_path) == []
 

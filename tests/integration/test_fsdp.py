@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.helpers.shared import shared_file  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
-from tests.helpers.training import ALPACA  # noqa: E402
+import torch
+
+from tests.helpers.shared import shared_file
+from tests.helpers.tiny_llama import save_scoring_inputs, tiny_model, tiny_tokenizer
+from tests.helpers.training import ALPACA
 
 ROOT = str(Path(__file__).resolve().parents[2])
 TIMEOUT_S = 300  # a hang fails here; generous for a loaded 2-core machine
@@ -98,21 +100,23 @@ SCORE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_fsdp2_two_processes_score_as_one(tmp_path):
-    from iterit.scoring import IFDScorer
-
+def _score_in_two_processes(tmp_path: Path, script_text: str):
+    """Runs ``script_text`` (:data:`SCORE_SCRIPT` or a variant) over a tiny Llama and
+    :func:`_samples` saved under ``tmp_path``; returns the samples, tokenizer and model."""
     samples = _samples()
     tok = tiny_tokenizer(samples)
     model = tiny_model(tok)
-    folder = tmp_path / "tiny"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    (folder / "samples.json").write_text(
-        json.dumps([[s.instruction, s.response, s.input] for s in samples])
-    )
+    folder = save_scoring_inputs(tmp_path / "tiny", model, tok, samples)
     script = tmp_path / "fsdp_score.py"
-    script.write_text(SCORE_SCRIPT)
+    script.write_text(script_text)
     _run(script, str(folder), f"file://{tmp_path / 'rendezvous'}", str(tmp_path))
+    return samples, tok, model
+
+
+def test_fsdp2_two_processes_score_as_one(tmp_path):
+    from iterit.scoring import IFDScorer
+
+    samples, tok, model = _score_in_two_processes(tmp_path, SCORE_SCRIPT)
 
     one = IFDScorer(model, tok, max_length=64, batch_tokens=64, progress=False)
     single = one.score(samples)
@@ -222,16 +226,6 @@ def _gpus() -> int:
 @pytest.mark.cuda
 @pytest.mark.skipif(_gpus() < 2, reason="needs two CUDA GPUs")
 def test_fsdp2_two_gpus_score_as_one(tmp_path):
-    samples = _samples()
-    tok = tiny_tokenizer(samples)
-    model = tiny_model(tok)
-    folder = tmp_path / "tiny"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    (folder / "samples.json").write_text(
-        json.dumps([[s.instruction, s.response, s.input] for s in samples])
-    )
-    script = tmp_path / "fsdp_score_gpu.py"
     gpu = (
         SCORE_SCRIPT.replace('"gloo"', '"nccl"')
         .replace(
@@ -243,8 +237,7 @@ def test_fsdp2_two_gpus_score_as_one(tmp_path):
             "ids = torch.tensor([[2, 5, 6, 7, 8]])", "ids = torch.tensor([[2, 5, 6, 7, 8]]).cuda()"
         )
     )
-    script.write_text(gpu)
-    _run(script, str(folder), f"file://{tmp_path / 'rendezvous'}", str(tmp_path))
+    samples, tok, model = _score_in_two_processes(tmp_path, gpu)
     from iterit.scoring import IFDScorer
 
     single = IFDScorer(model, tok, max_length=64, batch_tokens=64, progress=False).score(samples)

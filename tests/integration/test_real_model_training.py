@@ -13,14 +13,14 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.artifacts import MERGED_MODEL_DIR, TRAIN_CONFIG  # noqa: E402
-from iterit.config import TrainConfig  # noqa: E402
-from iterit.training.run import train  # noqa: E402
-from tests.helpers.shared import smollm2_gguf_path  # noqa: E402
-from tests.helpers.training import read_log, real_samples  # noqa: E402
+from iterit.artifacts import MERGED_MODEL_DIR, TRAIN_CONFIG
+from iterit.config import TrainConfig
+from iterit.training.run import train
+from tests.helpers.shared import smollm2_gguf_path
+from tests.helpers.training import read_log, real_samples
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

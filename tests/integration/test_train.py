@@ -15,7 +15,13 @@ pytest.importorskip("transformers")
 from iterit.artifacts import SELECTION_LOG, SELECTION_SUMMARY, TRAIN_CONFIG
 from iterit.config import TrainConfig
 from iterit.training.run import gradient_accumulation, train
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+from tests.helpers.tiny_llama import save_tiny_model, tiny_model, tiny_tokenizer
+from tests.helpers.tiny_run import (
+    TINY_RUN_OPTIONS,
+    alpaca_record,
+    tiny_train_config,
+    write_alpaca_jsonl,
+)
 from tests.helpers.training import read_log, real_samples
 
 N = 40
@@ -31,29 +37,7 @@ def data():
 def model_dir(tmp_path_factory, data):
     """The tiny model and its tokenizer saved as a local model folder (what --model takes)."""
     _samples, tok = data
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model(tok, seed=1).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
-def small(out, **kw) -> TrainConfig:
-    base = {
-        "output_dir": str(out),
-        "budget": 4,
-        "epochs": 2,
-        "batch_size": 4,
-        "micro_batch_size": 2,
-        "learning_rate": 1e-2,
-        "max_length": 96,
-        "device": "cpu",
-        "progress": False,
-        "save_strategy": "no",
-        "logging_steps": 100,
-        "seed": 0,
-    }
-    base.update(kw)
-    return TrainConfig(**base)
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), tok, seed=1)
 
 
 def test_paper_defaults_and_validation():
@@ -80,16 +64,11 @@ def test_paper_defaults_and_validation():
 
 def test_train_end_to_end_from_files(tmp_path, data, model_dir):
     samples, _tok = data
-    data_file = tmp_path / "data.jsonl"
-    data_file.write_text(
-        "".join(
-            json.dumps({"instruction": s.instruction, "input": s.input, "output": s.response})
-            + "\n"
-            for s in samples
-        )
-    )
+    data_file = write_alpaca_jsonl(tmp_path / "data.jsonl", samples)
     out = tmp_path / "run"
-    res = train(small(out, model=str(model_dir), data=str(data_file), save_strategy="epoch"))
+    res = train(
+        tiny_train_config(out, model=str(model_dir), data=str(data_file), save_strategy="epoch")
+    )
     steps = 2 * math.ceil(4 / 4)
     assert res.train_output.global_step == steps
     recs = read_log(out)
@@ -111,7 +90,9 @@ def test_train_end_to_end_from_files(tmp_path, data, model_dir):
 def _run(tmp_path, data, **kw):
     samples, tok = data
     out = tmp_path / "run"
-    res = train(small(out, **kw), samples=samples, model=tiny_model(tok, seed=1), tokenizer=tok)
+    res = train(
+        tiny_train_config(out, **kw), samples=samples, model=tiny_model(tok, seed=1), tokenizer=tok
+    )
     return res, read_log(out)
 
 
@@ -195,9 +176,7 @@ def test_cli_train(tmp_path, data, model_dir):
 
     samples, _tok = data
     data_file = tmp_path / "data.json"
-    records = [
-        {"instruction": s.instruction, "input": s.input, "output": s.response} for s in samples
-    ]
+    records = [alpaca_record(s) for s in samples]
     data_file.write_text(json.dumps(records))
     out = tmp_path / "run"
     args = [
@@ -220,18 +199,7 @@ def test_cli_train(tmp_path, data, model_dir):
         "2",
         "--learning-rate",
         "0.01",
-        "--batch-size",
-        "4",
-        "--micro-batch-size",
-        "2",
-        "--max-length",
-        "96",
-        "--device",
-        "cpu",
-        "--no-cache",
-        "--save-strategy",
-        "no",
-        "--no-progress",
+        *TINY_RUN_OPTIONS,
     ]
     runner = click_testing.CliRunner()
     result = runner.invoke(main, args)

@@ -9,12 +9,14 @@ import re
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.helpers.shared import ROOT  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model  # noqa: E402
-from tests.helpers.training import MAX_LEN, real_samples  # noqa: E402
+import torch
+
+from tests.helpers.shared import ROOT
+from tests.helpers.tiny_llama import tiny_model
+from tests.helpers.training import MAX_LEN, real_samples
 
 DOC = ROOT / "docs" / "training.md"
 

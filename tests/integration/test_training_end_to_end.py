@@ -5,32 +5,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.artifacts import (  # noqa: E402
-    SELECTION_SUMMARY,
-    TRAINER_STATE_KEY,
-)
-from iterit.config import SelectionConfig  # noqa: E402
-from iterit.errors import CheckpointError  # noqa: E402
-from iterit.training.datasets import (  # noqa: E402
-    ResponseOnlyCollator,
-)
-from tests.helpers.shared import shared_file  # noqa: E402
-from tests.helpers.training import (  # noqa: E402
-    ALPACA,
-    make_trainer,
-    read_log,
-)
+import transformers
+
+from iterit.artifacts import SELECTION_SUMMARY, TRAINER_STATE_KEY
+from iterit.config import SelectionConfig
+from iterit.errors import CheckpointError
+from iterit.training.datasets import ResponseOnlyCollator
+from tests.helpers.processes import run_two_ranks
+from tests.helpers.shared import shared_file
+from tests.helpers.training import ALPACA, make_trainer, read_log
 
 
 @pytest.fixture(scope="module")
@@ -170,21 +160,7 @@ DDP_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_two_process_gloo_identical_selections(tmp_path):
     shared_file(ALPACA)
-    root = str(Path(__file__).resolve().parents[2])
-    script = tmp_path / "ddp_run.py"
-    script.write_text(DDP_SCRIPT.format(root=root, out=str(tmp_path)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(script),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    r0, r1 = run_two_ranks(DDP_SCRIPT, tmp_path)
     assert r0["world"] == r1["world"] == 2
     assert r0["picks"] == r1["picks"] and len(r0["picks"]) == 3
     assert all(len(p) == 8 for p in r0["picks"])

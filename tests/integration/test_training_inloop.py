@@ -4,35 +4,29 @@ mid-epoch, losses gathered with their indices across two processes (gloo)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.artifacts import (  # noqa: E402
-    TRAINER_STATE_KEY,
-)
-from iterit.config import SelectionConfig  # noqa: E402
-from tests.helpers.shared import shared_file  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model  # noqa: E402
-from tests.helpers.training import (  # noqa: E402
-    ALPACA,
-    MAX_LEN,
-    make_trainer,
-    read_log,
-)
+import torch
+import transformers
+
+from iterit.artifacts import TRAINER_STATE_KEY
+from iterit.config import SelectionConfig
+from tests.helpers.processes import run_two_ranks
+from tests.helpers.shared import shared_file
+from tests.helpers.tiny_llama import tiny_model
+from tests.helpers.tiny_run import TINY_RUN_OPTIONS, tiny_train_config, write_tiny_run_inputs
+from tests.helpers.training import ALPACA, MAX_LEN, make_trainer, read_log
 
 
 def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):
     import iterit
-    from iterit.training.run import TrainConfig, train
+    from iterit.training.run import train
 
     samples, tok = data
     model = tiny_model(tok, seed=1)
@@ -51,21 +45,8 @@ def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):
             per_epoch.append(no_grad_calls[0])
             no_grad_calls[0] = 0
 
-    cfg = TrainConfig(
-        output_dir=str(tmp_path),
-        budget=6,
-        epochs=3,
-        batch_size=4,
-        micro_batch_size=2,
-        learning_rate=1e-2,
-        max_length=MAX_LEN,
-        device="cpu",
-        progress=False,
-        save_strategy="no",
-        logging_steps=100,
-        seed=0,
-        rescore="in-loop",
-        loss_ema=0.3,
+    cfg = tiny_train_config(
+        tmp_path, budget=6, epochs=3, max_length=MAX_LEN, rescore="in-loop", loss_ema=0.3
     )
     res = train(cfg, samples=samples, model=model, tokenizer=tok, callbacks=[PerEpoch()])
     recs = read_log(tmp_path)
@@ -119,22 +100,10 @@ def test_cli_train_rescore_in_loop(tmp_path, data):
     from iterit.cli import main
 
     samples, tok = data
-    model_dir = tmp_path / "tiny"
-    tiny_model(tok, seed=1).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    data_file = tmp_path / "data.jsonl"
-    data_file.write_text(
-        "".join(
-            json.dumps({"instruction": s.instruction, "input": s.input, "output": s.response})
-            + "\n"
-            for s in samples[:30]
-        )
-    )
+    inputs = write_tiny_run_inputs(tmp_path, samples[:30], tok)
     out = tmp_path / "run"
-    args = ["train", "--model", str(model_dir), "--data", str(data_file), "--output-dir"]
-    args += [str(out), "--budget", "4", "--epochs", "2", "--batch-size", "4"]
-    args += ["--micro-batch-size", "2", "--max-length", str(MAX_LEN), "--device", "cpu"]
-    args += ["--no-cache", "--save-strategy", "no", "--no-progress"]
+    args = ["train", "--model", str(inputs / "model"), "--data", str(inputs / "data.jsonl")]
+    args += ["--output-dir", str(out), "--budget", "4", "--epochs", "2", *TINY_RUN_OPTIONS]
     args += ["--rescore", "in-loop", "--loss-ema", "0.2"]
     result = click_testing.CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -214,14 +183,7 @@ DDP_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_two_process_gloo_gathers_losses_with_their_indices(tmp_path):
     shared_file(ALPACA)
-    root = str(Path(__file__).resolve().parents[2])
-    script = tmp_path / "ddp_inloop.py"
-    script.write_text(DDP_SCRIPT.format(root=root, out=str(tmp_path)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = subprocess.run([*cmd, str(script)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    r0, r1 = run_two_ranks(DDP_SCRIPT, tmp_path)
     assert r0["world"] == r1["world"] == 2
     assert r0["epochs"] == r1["epochs"]  # every rank holds the same gathered losses
     assert r0["picks"] == r1["picks"] and r0["picks"][0] != []

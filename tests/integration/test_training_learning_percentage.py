@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.artifacts import (  # noqa: E402
-    SELECTION_LOG,
-)
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
-from tests.helpers.training import real_samples  # noqa: E402
+from iterit.artifacts import SELECTION_LOG
+from tests.helpers.tiny_llama import tiny_tokenizer
+from tests.helpers.tiny_run import write_tiny_run_inputs
+from tests.helpers.training import real_samples
 
 N = 16
 
@@ -33,17 +32,8 @@ def test_cli_score_learning_percentage_then_select_and_train(tmp_path, data):
     from iterit.cli import main
 
     samples, tok = data
-    model_dir = tmp_path / "tiny"
-    tiny_model(tok, seed=3).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    data_file = tmp_path / "data.jsonl"
-    data_file.write_text(
-        "".join(
-            json.dumps({"instruction": s.instruction, "input": s.input, "output": s.response})
-            + "\n"
-            for s in samples
-        )
-    )
+    inputs = write_tiny_run_inputs(tmp_path, samples, tok, seed=3)
+    model_dir, data_file = inputs / "model", inputs / "data.jsonl"
     runner = click_testing.CliRunner()
     scores = tmp_path / "lp.jsonl"
     common = ["--model", str(model_dir), "--max-length", str(MAX_LEN), "--device", "cpu"]

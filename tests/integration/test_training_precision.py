@@ -9,12 +9,12 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.scoring import load_model  # noqa: E402
-from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples  # noqa: E402
-from tests.helpers.training import real_samples  # noqa: E402
+from iterit.scoring import load_model
+from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
+from tests.helpers.training import real_samples, training_args
 
 #: Over 3 steps of 4 real Alpaca records (max_length 64, learning rate 1e-4) the bfloat16
 #: autocast losses stay within LOSS_ATOL of float32's.  Partly measured on the machine this was
@@ -26,20 +26,19 @@ LOSS_ATOL = 0.06
 
 
 def _losses(model, tok, samples, out, bf16: bool) -> list[float]:
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
-    args = TrainingArguments(
-        output_dir=str(out),
+    # One micro-batch a step, Hugging Face's default schedule (linear, no warm-up).
+    args = training_args(
+        out,
         per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
         max_steps=3,
         learning_rate=1e-4,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
         bf16=bf16,
-        seed=0,
-        disable_tqdm=True,
     )
     trainer = Trainer(
         model=copy.deepcopy(model),

@@ -10,42 +10,16 @@ from typing import Any
 import click
 
 from iterit.cli import options
-from iterit.config import COMPARE_ARMS, TrainConfig
-from iterit.errors import MissingDependencyError
+from iterit.cli.train_config import missing_training, run_inputs_options, train_config
+from iterit.config import COMPARE_ARMS
 
 __all__ = ["compare_command"]
 
-#: Options passed to TrainConfig under their own names.
-_SAME_NAME = (
-    "split",
-    "budget",
-    "pool_factor",
-    "decay",
-    "template",
-    "max_length",
-    "batch_tokens",
-    "epochs",
-    "learning_rate",
-    "warmup_ratio",
-    "batch_size",
-    "micro_batch_size",
-    "seed",
-    "device",
-    "progress",
-    "save_strategy",
-)
-
 
 @click.command("compare")
-@options.model_options
-@options.data_argument_option
-@options.data_options
-@click.option(
-    "--output-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Comparison folder: compare.csv, compare.json, compare.html, scores.jsonl and each "
-    "arm's training run under arms/<arm>/.",
+@run_inputs_options(
+    "Comparison folder: compare.csv, compare.json, compare.html, scores.jsonl and each "
+    "arm's training run under arms/<arm>/."
 )
 @click.option(
     "--arms",
@@ -79,7 +53,7 @@ _SAME_NAME = (
     show_default=True,
     help="epoch: checkpoint every epoch, so an interrupted arm resumes.",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@options.training_seed_option()
 @click.option(
     "--lm-eval",
     "lm_eval_tasks",
@@ -108,15 +82,13 @@ def compare_command(**params: Any) -> None:
     loaded = options.load_data(
         params["data"], params["data_format"], params["fields"], params["split"]
     )
-    cfg = _config(params, params["model"] or options.default_model(), loaded.format)
+    model = params["model"] or options.default_model()
+    cfg = train_config(params, model, loaded.format, names=("save_strategy",))
     try:
         from iterit.report.compare import compare_table, write_compare_html
         from iterit.workflows.compare import compare
     except ImportError as e:
-        raise MissingDependencyError(
-            f"iterit compare needs torch, transformers and accelerate ({e}); install them with "
-            "pip install 'iterit[train]'"
-        ) from None
+        raise missing_training("iterit compare", e) from None
     result = compare(
         cfg,
         params["arms"],
@@ -133,21 +105,3 @@ def compare_command(**params: Any) -> None:
             res = run_lm_eval(result.output_dir / "arms" / arm, tasks, device=cfg.device)
             click.echo(f"lm-eval {arm}: {res}")
     click.echo(f"written {result.output_dir} ({html.name}) in {time.perf_counter() - t0:.1f} s")
-
-
-def _config(params: dict[str, Any], model: str, data_format: str) -> TrainConfig:
-    p = params
-    cache = None if p["no_cache"] else str(p["cache"] or options.default_cache_dir())
-    return TrainConfig(
-        model=model,
-        data=str(p["data"]),
-        output_dir=str(p["output_dir"]),
-        data_format=data_format,
-        fields=p["fields"] or None,
-        score_cache=cache,
-        dtype=p["dtype"].lower(),
-        ifd_variant=p["ifd_variant"].lower(),
-        lr_scheduler=p["lr_scheduler"].lower(),
-        diversity=p["diversity"].lower(),
-        **{name: p[name] for name in _SAME_NAME},
-    )

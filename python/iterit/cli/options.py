@@ -59,9 +59,12 @@ __all__ = [
     "lora_options",
     "model_options",
     "overwrite_option",
+    "score_cache",
+    "scores_file_option",
     "seed_option",
     "selection_options",
     "training_options",
+    "training_seed_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -401,6 +404,22 @@ def seed_option(func: F) -> F:
     )(func)
 
 
+def training_seed_option(help: str | None = None) -> Callable[[F], F]:
+    """``--seed`` of a training run (``iterit train``, ``compare``, the learning percentage)."""
+    return click.option("--seed", type=int, default=42, show_default=True, help=help)
+
+
+def scores_file_option(help: str) -> Callable[[F], F]:
+    """``--scores FILE``: scores written by ``iterit score``; ``help`` says what they are for."""
+    return click.option(
+        "--scores",
+        "scores_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help=help,
+    )
+
+
 def progress_option(func: F) -> F:
     return click.option(
         "--progress/--no-progress",
@@ -423,6 +442,11 @@ def load_data(
     """Load ``path`` (a :class:`~iterit.data.DataError` reaches the one error handler of
     :mod:`iterit.cli`)."""
     return load(path, format=data_format, fields=fields, split=split)
+
+
+def score_cache(cache: Path | None, no_cache: bool) -> Path | None:
+    """The score cache folder of ``--cache`` and ``--no-cache`` (default: the user's cache)."""
+    return None if no_cache else (cache or default_cache_dir())
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:

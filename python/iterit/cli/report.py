@@ -28,12 +28,8 @@ __all__ = ["report_command"]
     help="A training run's data (response lengths, n-grams), when the run does not name it.",
 )
 @options.data_options
-@click.option(
-    "--scores",
-    "scores_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="IFD of every record (from `iterit score`), for a training run's IFD distribution.",
+@options.scores_file_option(
+    "IFD of every record (from `iterit score`), for a training run's IFD distribution."
 )
 @click.option(
     "--top",

@@ -41,9 +41,7 @@ def _log(message: str) -> None:
     "one-epoch proxy); see docs/signals.md.",
 )
 @options.training_options(prefix="learning-percentage: ")
-@click.option(
-    "--seed", type=int, default=42, show_default=True, help="learning-percentage: training seed."
-)
+@options.training_seed_option("learning-percentage: training seed.")
 @options.overwrite_option
 @options.progress_option
 def score_command(
@@ -84,7 +82,7 @@ def score_command(
         out,
         metric=metric,
         model=model or options.default_model(),
-        cache=None if lp or no_cache else (cache or options.default_cache_dir()),
+        cache=None if lp else options.score_cache(cache, no_cache),
         overwrite=overwrite,
         log=_log,
         **settings,

@@ -13,8 +13,8 @@ import click
 
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
+from iterit.cli.train_config import missing_training, run_inputs_options, train_config
 from iterit.config import RESCORE, STRATEGIES, TRAINERS, SelectionConfig, TrainConfig
-from iterit.errors import MissingDependencyError
 
 __all__ = ["train_command"]
 
@@ -26,15 +26,9 @@ def _resume_value(value: str | None) -> str | bool | None:
 
 
 @click.command("train")
-@options.model_options
-@options.data_argument_option
-@options.data_options
-@click.option(
-    "--output-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder: checkpoints, the selection log (iterit_selection.jsonl), the summary "
-    "and the fine-tuned model.",
+@run_inputs_options(
+    "Run folder: checkpoints, the selection log (iterit_selection.jsonl), the summary "
+    "and the fine-tuned model."
 )
 @options.selection_options
 @click.option(
@@ -58,13 +52,9 @@ def _resume_value(value: str | None) -> str | bool | None:
     help="Score IFD with this separate (smaller) model instead of the model being trained; "
     "its epoch-0 scores are reused (it does not train).",
 )
-@click.option(
-    "--scores",
-    "scores_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Epoch-0 complexity of every sample from `iterit score` (instead of scoring it here): "
-    "its 'complexity' column if it has one (learning percentage), else its 'ifd' column.",
+@options.scores_file_option(
+    "Epoch-0 complexity of every sample from `iterit score` (instead of scoring it here): "
+    "its 'complexity' column if it has one (learning percentage), else its 'ifd' column."
 )
 @click.option(
     "--rescore",
@@ -130,7 +120,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 @click.option(
     "--report-to", default="none", show_default=True, help="Trainer logging integrations."
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@options.training_seed_option()
 @click.option("--trust-remote-code", is_flag=True, default=False)
 @options.lora_options
 @options.overwrite_option
@@ -164,10 +154,7 @@ def train_command(**params: Any) -> None:
     try:
         from iterit.training.run import precision_note, train
     except ImportError as e:
-        raise MissingDependencyError(
-            f"training needs torch, transformers and accelerate ({e}); install them with "
-            "pip install 'iterit[train]'"
-        ) from None
+        raise missing_training("training", e) from None
     click.echo(f"training {precision_note(cfg)}", err=True)
     result = train(cfg, samples=loaded.samples)
     if not result.trainer.is_world_process_zero():
@@ -195,34 +182,19 @@ def _check_output(params: dict[str, Any]) -> None:
         )
 
 
-# Options passed to TrainConfig under their own names, as given.
+#: Options passed to TrainConfig under their own names, as given, besides the shared ones.
 _SAME_NAME = (
-    "split",
-    "budget",
-    "pool_factor",
-    "decay",
     "iterate",
     "scorer_model",
     "loss_ema",
-    "template",
-    "max_length",
-    "batch_tokens",
-    "epochs",
-    "learning_rate",
-    "warmup_ratio",
-    "batch_size",
-    "micro_batch_size",
     "weight_decay",
     "bf16",
     "gradient_checkpointing",
-    "seed",
     "save_steps",
     "save_total_limit",
     "logging_steps",
     "deepspeed",
-    "device",
     "report_to",
-    "progress",
     "trust_remote_code",
     "lora",
     "lora_r",
@@ -230,28 +202,20 @@ _SAME_NAME = (
     "lora_dropout",
     "merge_lora",
 )
-# Choices, lower-cased (click matched them case-insensitively).
-_CHOICES = ("diversity", "strategy", "rescore", "lr_scheduler", "save_strategy", "ifd_variant")
 
 
 def _train_config(params: dict[str, Any], model_name: str, data_format: str) -> TrainConfig:
     p = params
-    cache = None if p["no_cache"] else str(p["cache"] or options.default_cache_dir())
-    return TrainConfig(
-        model=model_name,
-        data=str(p["data"]),
-        output_dir=str(p["output_dir"]),
-        data_format=data_format,
-        fields=p["fields"] or None,
+    return train_config(
+        p,
+        model_name,
+        data_format,
+        names=_SAME_NAME,
+        choices=("strategy", "rescore", "save_strategy"),
         scores=str(p["scores_file"]) if p["scores_file"] else None,
-        # Epoch 0 scores the model as loaded: the score cache applies (resumable, reusable).
-        score_cache=cache,
         resume_from_checkpoint=_resume_value(p["resume"]),
         trainer=p["trainer_kind"].lower(),
-        dtype=p["dtype"].lower(),
         lora_targets=_lora_targets(p["lora_targets"]),
-        **{name: p[name] for name in _SAME_NAME},
-        **{name: p[name].lower() for name in _CHOICES},
     )
 
 

@@ -50,10 +50,15 @@ def eval_nll(
     from iterit.scoring.scorer import IFDScorer
 
     t0 = time.perf_counter()
-    kwargs: dict[str, Any] = {"template": template, "max_length": max_length}
-    if batch_tokens is not None:
-        kwargs["batch_tokens"] = batch_tokens
-    scores = IFDScorer(model, tokenizer, progress=False, **kwargs).score(list(samples))
+    scorer = IFDScorer(
+        model,
+        tokenizer,
+        template=template,
+        max_length=max_length,
+        batch_tokens=batch_tokens,  # None: the scorer's default
+        progress=False,
+    )
+    scores = scorer.score(list(samples))
     ok = np.isfinite(scores.nll_cond) & (scores.n_tokens > 0)
     k = scores.n_tokens[ok].astype(np.float64)
     total = float(k.sum())

@@ -1,9 +1,10 @@
 """Batched IFD scoring with a causal LM (docs/design.md, "IFD").
 
 :class:`IFDScorer` runs both passes of many samples in one padded forward batch, grouped by
-length under a token budget, projects only the hidden states that predict response tokens
-(log-softmax in float32), restores the input order, halves the budget on CUDA out-of-memory,
-shards the work over torch.distributed ranks and can resume from an on-disk cache.
+length under a token budget, restores the input order, halves the budget on CUDA
+out-of-memory, shards the work over torch.distributed ranks and can resume from an on-disk
+cache.  One forward batch (only the hidden states that predict response tokens are projected,
+log-softmax in float32) is :class:`iterit.scoring.forward.BatchForward`'s.
 :func:`iterit.scoring.reference_ifd` is the one-sequence-per-pass oracle it must equal.
 """
 
@@ -22,13 +23,7 @@ from iterit.data.keys import content_keys
 from iterit.data.sample import Sample, as_sample
 from iterit.data.templates import Template, check_template, template_identity
 from iterit.errors import ConfigError
-from iterit.scoring.batching import (
-    ScoredSequence,
-    batch_arrays,
-    plan_batches,
-    prefix_groups,
-    take_batch,
-)
+from iterit.scoring.batching import ScoredSequence, plan_batches, prefix_groups, take_batch
 from iterit.scoring.cache import CACHE_VERSION, ScoreCache, TimedFlush, tokenizer_fingerprint
 from iterit.scoring.device import model_dtype_name
 from iterit.scoring.encoding import (
@@ -36,18 +31,11 @@ from iterit.scoring.encoding import (
     EncodedSamples,
     check_variant,
     encode_for_scoring,
-    eos_token,
     start_token,
 )
-from iterit.scoring.logprobs import LOGIT_ELEMENTS, OutputHead, head_logit_error, token_nll
-from iterit.scoring.model import (
-    OOM_ERRORS,
-    EvalMode,
-    causal_parts,
-    input_device,
-    kv_cache_copy,
-    model_fingerprint,
-)
+from iterit.scoring.forward import BatchForward
+from iterit.scoring.logprobs import LOGIT_ELEMENTS
+from iterit.scoring.model import OOM_ERRORS, EvalMode, causal_parts, input_device, model_fingerprint
 from iterit.scoring.results import IFDScores, scores_from_nll
 from iterit.scoring.sharding import (
     Partial,
@@ -56,7 +44,7 @@ from iterit.scoring.sharding import (
     new_stats,
     shard_for_rank,
 )
-from iterit.scoring.synced import forward_accepts, is_sharded_model, run_synced
+from iterit.scoring.synced import is_sharded_model, run_synced
 from iterit.utils import distributed
 from iterit.utils.optional import requires_extra
 
@@ -143,17 +131,15 @@ class IFDScorer:
         #: Finished samples go to the cache at least this often (seconds), not only per chunk.
         self.flush_seconds = 30.0
         self._flush: TimedFlush | None = None
-        self._head = OutputHead(head, self.hf_model.config)
-        self._full_logits: bool | None = None  # decided by a self-check on first use
         #: Compute the keys/values of a preamble shared by many prompts (the template's header)
         #: once per chunk instead of once per sample; checked on first use, off if it fails.
         self.share_prefix = True
-        self._prefix_ok: bool | None = None
-        self._prefixes: list[tuple[list[int], Any]] = []
         self._warned_oom = False
         self.last_stats: dict[str, Any] = {}
         self.synced = is_sharded_model(model) if synced is None else bool(synced)
-        self._logits_to_keep: bool | None = None
+        self._forward = BatchForward(
+            model, self.hf_model, self.decoder, head, tokenizer, self.device, synced=self.synced
+        )
 
     # -- public ---------------------------------------------------------------------------
 
@@ -257,11 +243,10 @@ class IFDScorer:
         # not gather parameters): full logits through the root forward, no prefix sharing.
         grad_off = torch.no_grad() if self.synced else torch.inference_mode()
         with EvalMode(self.model), grad_off:
-            if self.synced:
-                self._full_logits, self._prefix_ok = True, False
-            self._check_projection()
-            self._check_prefix()
-            stats["prefix_sharing"] = bool(self.share_prefix and self._prefix_ok)
+            self._forward.check_projection()
+            if self.share_prefix:
+                self._forward.check_prefix()
+            stats["prefix_sharing"] = self._shares_prefix()
             stats["synced"] = self.synced
             bar = self._progress_bar(enc, mine, rank)
             n_chunks = -(-len(mine) // self.chunk_samples)
@@ -340,11 +325,9 @@ class IFDScorer:
         by position (a deterministic order whatever the input order)."""
         cond = [ScoredSequence(j, 0, enc.cond[j], enc.cond_offset[j]) for j in chunk]
         seqs = [ScoredSequence(j, 1, enc.prior[j], 1) for j in chunk]
-        if self.share_prefix and self._prefix_ok:
+        if self._shares_prefix():
             for prefix, members in prefix_groups(cond):
-                gid = len(self._prefixes) if prefix else -1
-                if prefix:
-                    self._prefixes.append((members[0].ids[:prefix], None))
+                gid = self._forward.add_prefix(members[0].ids[:prefix]) if prefix else -1
                 for q in members:
                     q.prefix, q.group = prefix, gid
         seqs += cond
@@ -382,10 +365,7 @@ class IFDScorer:
                 if self._flush is not None:  # keep finished samples every ~30 s
                     self._flush.batch_done(batch, sums)
         finally:
-            stats["prefix_tokens_computed"] += sum(
-                len(p) for p, c in self._prefixes if c is not None
-            )
-            self._prefixes.clear()  # prefix caches live for one chunk only
+            stats["prefix_tokens_computed"] += self._forward.clear_prefixes()
         n_cond = np.array([enc.n_tokens[j] for j in chunk], dtype=np.float64)
         n_prior = np.array([enc.n_prior[j] for j in chunk], dtype=np.float64)
         return sums[0] / n_cond, sums[1] / n_prior
@@ -424,8 +404,8 @@ class IFDScorer:
 
     def _take_batch(self, seqs: list[ScoredSequence], pos: int) -> list[ScoredSequence]:
         budget = self._budget
-        if self._full_logits:  # every position's logits are held: fewer rows per batch
-            budget = max(1, min(budget, LOGIT_ELEMENTS // max(1, self._head.vocab)))
+        if self._forward.full_logits:  # every position's logits are held: fewer rows per batch
+            budget = max(1, min(budget, LOGIT_ELEMENTS // max(1, self._forward.output_head.vocab)))
         return take_batch(seqs, pos, budget, self.pad_slack)
 
     def _on_oom(self, stats: dict[str, Any]) -> None:
@@ -444,95 +424,9 @@ class IFDScorer:
 
     # -- one forward batch ------------------------------------------------------------------
 
-    def _prefix_cache(self, group: int) -> Any:
-        ids, cache = self._prefixes[group]
-        if cache is None:
-            x = torch.tensor([ids], device=self.device)
-            cache = self.decoder(input_ids=x, use_cache=True).past_key_values
-            self._prefixes[group] = (ids, cache)
-        return cache
+    def _shares_prefix(self) -> bool:
+        return bool(self.share_prefix and self._forward.prefix_ok)
 
     def _run_batch(self, batch: list[ScoredSequence]) -> np.ndarray:
         """Sum of -log p over each sequence's scored tokens (float64, one per row)."""
-        pad = getattr(self.tokenizer, "pad_token_id", None)
-        pad = eos_token(self.tokenizer) if pad is None else int(pad)
-        left = getattr(self.tokenizer, "padding_side", "right") == "left"
-        a = batch_arrays(batch, pad=pad, left=left)
-
-        def tensor(x: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(x).to(self.device)
-
-        inputs: dict[str, Any] = {
-            "input_ids": tensor(a.input_ids),
-            "attention_mask": None if a.attention_mask is None else tensor(a.attention_mask),
-            "position_ids": tensor(a.position_ids),
-            "use_cache": False,
-        }
-        if batch[0].prefix:
-            cache = kv_cache_copy(self._prefix_cache(batch[0].group), len(batch))
-            inputs.update(past_key_values=cache, use_cache=True)
-        cols = a.cols
-        if self._full_logits:
-            if self.synced and self._keeps_logits():
-                # Logits of the last positions only, from the first scored one on.
-                first = int(cols.min())
-                inputs["logits_to_keep"] = a.input_ids.shape[1] - first
-                cols = cols - first
-            out = self.model(**inputs).logits
-        else:
-            out = self.decoder(**inputs)
-            out = out[0] if not hasattr(out, "last_hidden_state") else out.last_hidden_state
-        dev = out.device  # the last stage's device when the model is split
-        rows = out[torch.from_numpy(a.rows).to(dev), torch.from_numpy(cols).to(dev)]
-        del out
-        targets = torch.from_numpy(a.targets).to(dev)
-        nll = token_nll(rows, targets) if self._full_logits else self._head.nll(rows, targets)
-        return np.bincount(a.rows, weights=nll.astype(np.float64), minlength=len(batch))
-
-    def _keeps_logits(self) -> bool:
-        """Whether the model's forward can return the logits of the last positions only."""
-        if self._logits_to_keep is None:
-            self._logits_to_keep = forward_accepts(self.hf_model, "logits_to_keep")
-        return self._logits_to_keep
-
-    # -- self-checks ------------------------------------------------------------------------
-
-    def _check_projection(self) -> None:
-        """Check once that decoder + head reproduces the model's own logits; if it does not
-        (an architecture with an unknown output transform), fall back to full logits."""
-        if self._full_logits is not None:
-            return
-        probe = [start_token(self.tokenizer), *[(7 * i + 3) % self._head.vocab for i in range(7)]]
-        diff, tol = head_logit_error(self.model, self.decoder, self._head, probe, self.device)
-        self._full_logits = not diff <= tol
-        if self._full_logits:
-            warnings.warn(
-                f"{type(self.hf_model).__name__}: the output head alone does not reproduce the "
-                f"model's logits (max log-prob difference {diff:.3g}); IFD falls back to full "
-                "logits (slower, more memory)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    def _check_prefix(self) -> None:
-        """Check once that rows run after a shared prefix cache score as rows run whole."""
-        if self._prefix_ok is not None or not self.share_prefix:
-            return
-        vocab = self._head.vocab
-        ids = [start_token(self.tokenizer), *[(7 * i + 3) % vocab for i in range(11)]]
-        whole = self._run_batch([ScoredSequence(0, 0, ids, 6), ScoredSequence(1, 0, ids[:9], 6)])
-        self._prefixes.append((ids[:4], None))
-        try:
-            shared = self._run_batch(
-                [
-                    ScoredSequence(0, 0, ids, 6, prefix=4, group=0),
-                    ScoredSequence(1, 0, ids[:9], 6, prefix=4, group=0),
-                ]
-            )
-            fp32 = self.hf_model.get_input_embeddings().weight.dtype == torch.float32
-            tol = 1e-4 if fp32 else 5e-2
-            self._prefix_ok = bool(np.allclose(shared, whole, rtol=tol, atol=tol))
-        except Exception:  # a model whose cache cannot be shared this way: score rows whole
-            self._prefix_ok = False
-        finally:
-            self._prefixes.clear()
+        return self._forward.run(batch)

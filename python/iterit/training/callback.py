@@ -30,7 +30,12 @@ from iterit.training import state as checkpoint_state
 from iterit.training.compat import stateful_callbacks
 from iterit.training.planner import ScoredPass, SelectionPlanner
 from iterit.training.sampler import IterITSampler
-from iterit.training.scoring_adapter import ScoreFn, score_pass, uses_training_model
+from iterit.training.scoring_adapter import (
+    ScoreFn,
+    mixed_precision_dtype,
+    score_pass,
+    uses_training_model,
+)
 from iterit.utils.distributed import broadcast_object
 from iterit.utils.optional import requires_extra
 
@@ -192,7 +197,7 @@ class IterITCallback(TrainerCallback):
             self.sampler.set_selection(self.records[epoch]["picks"], epoch)
             self.timings[epoch] = {"score_s": 0.0, "select_s": 0.0, "restored": 1.0}
             return
-        record = self._plan(epoch, model)
+        record = self._plan(epoch, model, mixed_precision_dtype(args))
         record["global_step"] = int(state.global_step)
         record = broadcast_object(record)
         self.records[epoch] = record
@@ -237,9 +242,10 @@ class IterITCallback(TrainerCallback):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _plan(self, epoch: int, model: Any) -> dict[str, Any]:
+    def _plan(self, epoch: int, model: Any, autocast: Any = None) -> dict[str, Any]:
         def score(indices: np.ndarray) -> ScoredPass:
-            return score_pass(self.score_fn, model, [self.samples[int(i)] for i in indices])
+            picked = [self.samples[int(i)] for i in indices]
+            return score_pass(self.score_fn, model, picked, autocast=autocast)
 
         loss_ema = None if self.losses is None else self.losses.ema_array
         return self.planner.plan(epoch, None if self.score_fn is None else score, loss_ema)

@@ -19,6 +19,7 @@ __all__ = [
     "TRAIN_SAMPLER_ARGS",
     "checkpointing_kwargs",
     "cpu_kwargs",
+    "forward_hook_module",
     "is_sft_trainer",
     "lm_output_parts",
     "mixed_precision_kwargs",
@@ -112,6 +113,26 @@ def lm_output_parts(output: Any) -> tuple[Any, Any, Any]:
     if logits is None and isinstance(output, (tuple, list)) and len(output) > 1:
         logits = output[1] if output[0].dim() == 0 else output[0]
     return logits, None, None
+
+
+def forward_hook_module(model: Any) -> Any:
+    """The module whose forward hook sees every forward pass of the causal LM inside ``model``,
+    with that LM's output: the LM itself (:func:`iterit.scoring.unwrap_model`), except under a
+    peft adapter, whose tuner (``LoraModel``) called the LM's ``forward`` directly before peft
+    0.21, which skips the LM's hooks: the tuner is hooked there (its output is the LM's)."""
+    from iterit.scoring import unwrap_model
+
+    inner = unwrap_model(model)
+    node = model
+    for _ in range(4):  # through DDP / FSDP / DeepSpeed wrappers to the peft model
+        tuner = getattr(node, "base_model", None)
+        is_peft = callable(getattr(node, "get_base_model", None))
+        if is_peft and getattr(tuner, "model", None) is inner:
+            return tuner
+        node = getattr(node, "module", None)
+        if node is None:
+            break
+    return inner
 
 
 def sft_classes() -> tuple[type, type]:

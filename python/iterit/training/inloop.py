@@ -36,7 +36,7 @@ import numpy as np
 
 from iterit.errors import ConfigError, ModelError
 from iterit.scoring.signals import ifd_equivalent
-from iterit.training.compat import lm_output_parts
+from iterit.training.compat import forward_hook_module, lm_output_parts
 from iterit.training.datasets import INDEX_KEY, IndexingCollator
 from iterit.utils.distributed import dist
 from iterit.utils.optional import requires_extra
@@ -83,12 +83,6 @@ def _per_sample_from_log_probs(log_probs: torch.Tensor, mask: torch.Tensor) -> t
         return -(log_probs.float() * m).sum(-1) / m.sum(-1)
 
 
-def _unwrap(model: Any) -> Any:
-    from iterit.scoring import unwrap_model as unwrap
-
-    return unwrap(model)
-
-
 class InLoopLosses:
     """Records per-sample training losses and keeps their exponential moving average.
 
@@ -125,7 +119,7 @@ class InLoopLosses:
 
     def attach_model(self, model: Any) -> None:
         self.detach_model()
-        module = _unwrap(model)
+        module = forward_hook_module(model)
         self._handle = module.register_forward_hook(self._hook, with_kwargs=True)
 
     def detach_model(self) -> None:

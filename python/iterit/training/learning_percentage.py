@@ -23,6 +23,7 @@ and sharded and gathered under torch.distributed like IFD.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,7 +37,6 @@ from iterit.data.candidates import candidate_mask
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
 from iterit.scoring.signals import learning_percentage, lp_complexity
-from iterit.utils.distributed import rank
 from iterit.utils.optional import requires_extra
 
 with requires_extra("train"):
@@ -108,11 +108,15 @@ class PerplexityCallback(TrainerCallback):
     def _pass(self, model: Any, state: Any) -> None:
         from iterit.scoring import IFDScorer
 
-        kwargs: dict[str, Any] = {"template": self.template, "max_length": self.max_length}
-        if self.batch_tokens is not None:
-            kwargs["batch_tokens"] = self.batch_tokens
-        progress = self.progress and rank() == 0
-        scores = IFDScorer(model, self.tokenizer, progress=progress, **kwargs).score(self.samples)
+        scorer = IFDScorer(
+            model,
+            self.tokenizer,
+            template=self.template,
+            max_length=self.max_length,
+            batch_tokens=self.batch_tokens,  # None: the scorer's default
+            progress=self.progress,  # the scorer shows it on rank 0 only
+        )
+        scores = scorer.score(self.samples)
         self.nll_cond.append(np.asarray(scores.nll_cond, dtype=np.float64))
         if self.n_tokens is None:
             self.n_tokens = np.asarray(scores.n_tokens, dtype=np.int64)
@@ -186,26 +190,20 @@ def score_learning_percentage(
     measured before the first step).
     """
     from iterit.config import TrainConfig
-    from iterit.training.datasets import encode_samples
     from iterit.training.run import build_trainer
 
     signal = _check_signal(epochs, signal)
     items = [as_sample(s, i) for i, s in enumerate(samples)]
-    n = len(items)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    rows = encode_samples(items, tokenizer, template=template, max_length=max_length)
-    keep = np.array([i for i, r in enumerate(rows) if any(x != -100 for x in r["labels"])])
-    if keep.size == 0:
-        raise InvalidInputError("no sample has a response token to train on")
+    keep = _trainable(items, tokenizer, template, max_length)
     sub = [items[int(i)] for i in keep]
-    tmp = None
-    if output_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="iterit-lp-")
-        output_dir = tmp.name
-    try:
+    folder = (
+        tempfile.TemporaryDirectory(prefix="iterit-lp-")
+        if output_dir is None
+        else contextlib.nullcontext(str(output_dir))
+    )
+    with folder as out:
         cfg = TrainConfig(
-            output_dir=str(output_dir),
+            output_dir=out,
             strategy="random",  # every scorable sample, reshuffled each epoch: the full data
             budget=len(sub),
             epochs=int(epochs),
@@ -233,10 +231,20 @@ def score_learning_percentage(
         t0 = time.perf_counter()
         hf_trainer.train()
         train_s = time.perf_counter() - t0
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    return _lp_scores(callback, keep, n, signal, train_s)
+    return _lp_scores(callback, keep, len(items), signal, train_s)
+
+
+def _trainable(items: list[Sample], tokenizer: Any, template: Any, max_length: int) -> np.ndarray:
+    """Indices of the samples with at least one response token to train on (and to score)."""
+    from iterit.training.datasets import encode_samples
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = encode_samples(items, tokenizer, template=template, max_length=max_length)
+    keep = np.array([i for i, r in enumerate(rows) if any(x != -100 for x in r["labels"])])
+    if keep.size == 0:
+        raise InvalidInputError("no sample has a response token to train on")
+    return keep
 
 
 def _lp_scores(

@@ -69,11 +69,29 @@ def floats(values: np.ndarray) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
-def _quiet_choose(*args: Any, **kwargs: Any) -> Any:
+def _quiet_choose(
+    samples: Sequence[Sample],
+    budget: int,
+    config: SelectionConfig,
+    complexity: np.ndarray | None,
+    **settings: Any,
+) -> Any:
+    """:func:`select_samples` with the run's n-gram and candidate settings; ``settings``: the
+    strategy, pool factor and seed of this choice."""
     # The planner reports a shortfall once, in its own words (the epoch repeats its picks).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortfallWarning)
-        return select_samples(*args, **kwargs)
+        return select_samples(
+            samples,
+            budget,
+            complexity=complexity,
+            max_complexity=config.max_complexity,
+            diversity=config.diversity,
+            decay=config.decay,
+            ngram_range=config.ngram_range,
+            variant=config.variant,
+            **settings,
+        )
 
 
 @dataclass
@@ -239,15 +257,11 @@ class SelectionPlanner:
             choice = _quiet_choose(
                 self.samples,
                 self.budget,
+                cfg,
+                scores,
                 strategy=cfg.strategy,
-                complexity=scores,
-                max_complexity=cfg.max_complexity,
-                diversity=cfg.diversity,
-                decay=cfg.decay,
                 pool_factor=cfg.pool_factor,
                 seed=self.seed,
-                ngram_range=cfg.ngram_range,
-                variant=cfg.variant,
             )
         self.pool = broadcast_object(None if choice is None else choice.pool)
         self.pool_scores = None if scores is None else scores[self.pool]
@@ -294,18 +308,9 @@ class SelectionPlanner:
     def _choose_from_pool(
         self, pool: np.ndarray, scores: np.ndarray, ema: np.ndarray | None
     ) -> _Picks:
-        cfg = self.config
+        samples = [self.samples[int(i)] for i in pool]
         choice = _quiet_choose(
-            [self.samples[int(i)] for i in pool],
-            self.budget,
-            strategy="iterit",
-            complexity=scores,
-            max_complexity=cfg.max_complexity,
-            diversity=cfg.diversity,
-            decay=cfg.decay,
-            pool_factor=None,
-            ngram_range=cfg.ngram_range,
-            variant=cfg.variant,
+            samples, self.budget, self.config, scores, strategy="iterit", pool_factor=None
         )
         n_valid = int(choice.valid.sum())
         extra: dict[str, Any] = {}

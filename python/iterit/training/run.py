@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,10 @@ __all__ = [
     "build_trainer",
     "gradient_accumulation",
     "load_training_model",
+    "mixes_bf16",
     "train",
     "training_arguments",
+    "training_device",
 ]
 
 
@@ -89,12 +92,7 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     describes; ``accum`` defaults to the gradient accumulation of the launched processes."""
     if accum is None:
         accum = gradient_accumulation(cfg.batch_size, cfg.micro_batch_size, launched_world_size())
-    bf16 = cfg.bf16
-    cpu_autocast = False
-    if bf16 is None:
-        bf16 = compat.mixed_precision_kwargs()["bf16"]
-        cpu_autocast = not bf16 and _cpu_autocast(cfg)
-        bf16 = bf16 or cpu_autocast
+    bf16, cpu_autocast = _mixed_bf16(cfg)
     cls = _args_class(cfg)
     kwargs: dict[str, Any] = {
         "output_dir": str(cfg.output_dir),
@@ -129,6 +127,22 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     return cls(**kwargs)
 
 
+def _mixed_bf16(cfg: TrainConfig) -> tuple[bool, bool]:
+    """``(bf16, cpu_autocast)``: whether training mixes float32 weights down to bfloat16 (asked,
+    or by default where CUDA supports it, or ``auto`` on a CPU with native bfloat16), and
+    whether that is the CPU autocast."""
+    if cfg.bf16 is not None:
+        return bool(cfg.bf16), False
+    bf16 = bool(compat.mixed_precision_kwargs()["bf16"])
+    cpu_autocast = not bf16 and _cpu_autocast(cfg)
+    return bf16 or cpu_autocast, cpu_autocast
+
+
+def mixes_bf16(cfg: TrainConfig) -> bool:
+    """Whether :func:`train` with ``cfg`` trains in bfloat16 mixed precision."""
+    return _mixed_bf16(cfg)[0]
+
+
 def _cpu_autocast(cfg: TrainConfig) -> bool:
     """``auto`` precision on a CPU with native bfloat16: float32 weights, bfloat16 autocast
     (a dtype asked for by name keeps its weights in it, without mixing)."""
@@ -137,11 +151,26 @@ def _cpu_autocast(cfg: TrainConfig) -> bool:
     return cfg.dtype in (None, "auto") and cpu_bf16_autocast("auto", cfg.device)
 
 
-def load_training_model(cfg: TrainConfig) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` of ``cfg.model`` loaded as :func:`train` loads it."""
+def load_training_model(cfg: TrainConfig, *, placed: bool = False) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of ``cfg.model`` loaded as :func:`train` loads it (on the CPU:
+    the Trainer places it); ``placed``: on the device training runs on, as the Trainer would
+    place it, for work done with the initial model outside the Trainer (scoring, evaluating)."""
     if cfg.model is None:
         raise ConfigError("give the model to train: config.model or model=")
-    return _load(cfg.model, cfg)
+    model, tok = _load(cfg.model, cfg)
+    return (model.to(training_device(cfg)), tok) if placed else (model, tok)
+
+
+def training_device(cfg: TrainConfig) -> str:
+    """The device the Trainer trains on: ``cfg.device``, else this process's CUDA device when
+    there is one (``LOCAL_RANK`` under a launcher), else the CPU."""
+    import torch
+
+    if cfg.device is not None:
+        return str(cfg.device)
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return "cpu"
 
 
 def precision_note(cfg: TrainConfig) -> str:
@@ -150,9 +179,7 @@ def precision_note(cfg: TrainConfig) -> str:
 
     if cfg.dtype not in (None, "auto"):
         return f"weights in {cfg.dtype} (as asked)"
-    mixed = cfg.bf16
-    if mixed is None:
-        mixed = compat.mixed_precision_kwargs()["bf16"] or _cpu_autocast(cfg)
+    mixed = _mixed_bf16(cfg)[0]
     how = "bfloat16 mixed precision" if mixed else "no mixed precision"
     return f"float32 weights, {how} (auto: {choose_dtype('auto', cfg.device).reason})"
 

@@ -112,13 +112,17 @@ def _score_epoch0(
     """IFD of every training sample with the initial model, written once to ``out``."""
     from iterit.artifacts.score_files import ifd_columns, write_table
     from iterit.scoring import IFDScorer
+    from iterit.training.run import mixes_bf16
+    from iterit.training.scoring_adapter import scoring_autocast
 
     t0 = time.perf_counter()
     kwargs: dict[str, Any] = {"template": cfg.template, "max_length": cfg.max_length}
     if cfg.batch_tokens is not None:
         kwargs["batch_tokens"] = cfg.batch_tokens
     scorer = IFDScorer(model, tok, progress=cfg.progress, variant=cfg.ifd_variant, **kwargs)
-    scores = scorer.score(samples)
+    # As the training callback scores the model it trains: under its mixed precision.
+    with scoring_autocast(model, "bfloat16" if mixes_bf16(cfg) else None):
+        scores = scorer.score(samples)
     cols = {n: getattr(scores, n) for n in ("ifd", "nll_cond", "nll_prior", "n_tokens")}
     write_table(out, ifd_columns(cols, samples, variant=cfg.ifd_variant), overwrite=True)
     stats = scores.stats
@@ -146,7 +150,7 @@ def _shared_scores(
         return path, json.loads(info_path.read_text(encoding="utf-8"))
     from iterit.training.run import load_training_model
 
-    model, tok = load_training_model(cfg)
+    model, tok = load_training_model(cfg, placed=True)
     return path, _score_epoch0(cfg, samples, path, model, tok)
 
 
@@ -159,7 +163,7 @@ def _base_rows(cfg: TrainConfig, folder: Path, eval_sets: Mapping[str, list[Samp
     model, tok = None, None
     cb = _eval_callback(cfg, eval_sets, None, path)
     if {r["eval"] for r in cb.rows} != set(eval_sets):
-        model, tok = load_training_model(cfg)
+        model, tok = load_training_model(cfg, placed=True)
         cb = EvalCallback(eval_sets, tok, **_eval_settings(cfg), path=path)
         cb.evaluate(model, 0)
     return [{"arm": "base", **r} for r in cb.rows]

@@ -36,6 +36,7 @@ __all__ = [
     "ifd_scores",
     "needs_ifd",
     "parse_complexity_kind",
+    "score_and_select",
     "select_dataset",
 ]
 
@@ -56,6 +57,8 @@ class DatasetSelection:
     meta: dict[str, Any]
     #: What was written to ``OUT.run.json`` (:data:`RUN_FIELDS`: command line, timings).
     run: dict[str, Any] = field(default_factory=dict)
+    #: The IFD columns the selection used (:func:`score_and_select`), ``None`` without IFD.
+    scores: dict[str, np.ndarray] | None = None
 
 
 def parse_complexity_kind(value: str) -> str:
@@ -229,6 +232,20 @@ def _counts(
     return counts
 
 
+def _inputs_meta(loaded: LoadedData, out: Path) -> dict[str, Any]:
+    """What was read and what is written: the first entries of ``OUT.meta.json``."""
+    scores_path, _ = selection_sidecars(out)
+    return {
+        "iterit_select": 1,
+        "data": str(Path(loaded.path).resolve()) if loaded.path else None,
+        "file_type": loaded.file_type,
+        "format": loaded.format,
+        "fields": loaded.fields,
+        "output": str(out.resolve()),
+        "scores_file": scores_path.name,
+    }
+
+
 def select_dataset(
     loaded: LoadedData,
     out: Path,
@@ -251,37 +268,27 @@ def select_dataset(
     t0 = time.perf_counter()
     refuse_same_file(out, [loaded.path])  # even with overwrite: it would destroy the input
     complexity, max_complexity = complexity_values(loaded, complexity_kind, scores)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the shortfall is in the result and the metadata
-        selection = select_samples(
-            loaded.samples,
-            budget,
-            strategy=strategy,
-            complexity=complexity,
-            max_complexity=max_complexity,
-            diversity=diversity,
-            decay=decay,
-            pool_factor=pool_factor,
-            seed=seed,
-        )
-    t_select = time.perf_counter() - t0
-    scores = scores or {}
-    empty = loaded.empty
-    scores_path, _ = selection_sidecars(out)
-    meta_all: dict[str, Any] = {
-        "iterit_select": 1,
-        "data": str(Path(loaded.path).resolve()) if loaded.path else None,
-        "file_type": loaded.file_type,
-        "format": loaded.format,
-        "fields": loaded.fields,
-        "output": str(out.resolve()),
-        "scores_file": scores_path.name,
+    settings = {
         "strategy": strategy,
-        "complexity": complexity_kind if complexity is not None else "none",
         "diversity": diversity,
         "decay": decay,
         "pool_factor": pool_factor,
         "seed": seed,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the shortfall is in the result and the metadata
+        selection = select_samples(
+            loaded.samples, budget, complexity=complexity, max_complexity=max_complexity, **settings
+        )
+    t_select = time.perf_counter() - t0
+    scores = scores or {}
+    empty = loaded.empty
+    meta_all: dict[str, Any] = {
+        **_inputs_meta(loaded, out),
+        # The settings, "complexity" second (after "strategy", whose place the merge keeps).
+        "strategy": strategy,
+        "complexity": complexity_kind if complexity is not None else "none",
+        **settings,
         **_counts(selection, empty, scores.get("ifd")),
         **(meta or {}),
         "select_seconds": round(t_select, 4),
@@ -292,6 +299,19 @@ def select_dataset(
         response_words(loaded.samples),
         empty,
     )
+    return _write_selection(loaded, out, selection, rows, meta_all, overwrite=overwrite)
+
+
+def _write_selection(
+    loaded: LoadedData,
+    out: Path,
+    selection: SampleSelection,
+    rows: Iterator[dict[str, Any]],
+    meta_all: dict[str, Any],
+    *,
+    overwrite: bool,
+) -> DatasetSelection:
+    """Write the picked records in their format plus the two sidecars, as one set."""
     kind = output_file_type(out, loaded.file_type)
 
     def write_records(path: Path) -> None:
@@ -311,3 +331,49 @@ def select_dataset(
         run=run,
     )
     return DatasetSelection(selection, reproducible, run)
+
+
+def score_and_select(
+    loaded: LoadedData,
+    out: Path,
+    *,
+    strategy: str,
+    complexity_kind: str,
+    scores_file: Path | None = None,
+    model: str | None = None,
+    scoring: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    meta: dict[str, Any] | None = None,
+    **selection: Any,
+) -> DatasetSelection:
+    """What ``iterit select`` does after loading: IFD when ``strategy`` and ``complexity_kind``
+    need it (read from ``scores_file``, else scored with ``model``, by default
+    :func:`iterit.scoring.default_model.default_model`), then :func:`select_dataset`.
+
+    ``scoring``: :func:`ifd_scores` settings (template, max length, device, cache, ...);
+    ``selection``: the other :func:`select_dataset` arguments (budget, diversity, seed, ...).
+    Without IFD, ``complexity_kind`` ``ifd`` becomes ``none``."""
+    scoring = dict(scoring or {})
+    t0 = time.perf_counter()
+    scores = None
+    model_used = None
+    if needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file):
+        if scores_file is None:
+            from iterit.scoring.default_model import default_model
+
+            model_used = model or default_model()
+        scores = ifd_scores(loaded, scores_file=scores_file, model=model_used, log=log, **scoring)
+    elif complexity_kind == "ifd":
+        complexity_kind = "none"
+    meta_all = {
+        "model": model_used,
+        "scores_from": str(scores_file) if scores_file else None,
+        "template": scoring.get("template", "alpaca") if model_used else None,
+        "max_length": scoring.get("max_length", 1024) if model_used else None,
+        **(meta or {}),
+        "score_seconds": round(time.perf_counter() - t0, 4),
+    }
+    selection.update(strategy=strategy, complexity_kind=complexity_kind, scores=scores)
+    result = select_dataset(loaded, out, meta=meta_all, **selection)
+    result.scores = scores
+    return result

@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 
 from iterit.artifacts import COMPARE_CSV, COMPARE_HTML, COMPARE_JSON
 from tests.helpers.cli import fail, run
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+from tests.helpers.tiny_run import TINY_RUN_OPTIONS, write_tiny_run_inputs
 from tests.helpers.training import real_samples
 
 N = 24
@@ -22,16 +22,7 @@ N = 24
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    samples = real_samples(N, offset=500)
-    tok = tiny_tokenizer(samples)
-    folder = tmp_path_factory.mktemp("cmp")
-    tiny_model(tok, seed=1).save_pretrained(folder / "model")
-    tok.save_pretrained(folder / "model")
-    with open(folder / "data.jsonl", "w", encoding="utf-8") as f:
-        for s in samples:
-            rec = {"instruction": s.instruction, "input": s.input, "output": s.response}
-            f.write(json.dumps(rec) + "\n")
-    return folder
+    return write_tiny_run_inputs(tmp_path_factory.mktemp("cmp"), real_samples(N, offset=500))
 
 
 def args(folder, out, *extra):
@@ -47,18 +38,7 @@ def args(folder, out, *extra):
         "4",
         "--epochs",
         "1",
-        "--batch-size",
-        "4",
-        "--micro-batch-size",
-        "2",
-        "--max-length",
-        "96",
-        "--device",
-        "cpu",
-        "--save-strategy",
-        "no",
-        "--no-cache",
-        "--no-progress",
+        *TINY_RUN_OPTIONS,
         *extra,
     )
 

@@ -11,19 +11,6 @@ from iterit.data import load
 from tests.helpers.cli import EXAMPLE, fail, run
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    fast = tiny_tokenizer(load(EXAMPLE).samples, vocab_size=400)
-    tiny_model(fast, max_positions=1024).save_pretrained(folder, safe_serialization=True)
-    fast.save_pretrained(folder)
-    return folder
-
-
 def test_score_then_select_and_resume(tmp_path, tiny_model_dir):
     pq = pytest.importorskip("pyarrow.parquet")
     cache = tmp_path / "cache"

@@ -13,13 +13,13 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from iterit.scoring import IFDScorer  # noqa: E402
-from iterit.scoring.cache import ScoreCache  # noqa: E402
-from tests.helpers.word_llama import INVALID, MAX_LEN, assert_same_scores  # noqa: E402
+from iterit.scoring import IFDScorer
+from iterit.scoring.cache import ScoreCache
+from tests.helpers.word_llama import INVALID, MAX_LEN, assert_same_scores
 
 N_VALID = 36 - len(INVALID)
 

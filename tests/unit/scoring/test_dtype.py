@@ -7,13 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.errors import ConfigError  # noqa: E402
-from iterit.scoring import IFDScorer, load_model  # noqa: E402
-from iterit.scoring import device as dev  # noqa: E402
-from tests.helpers.word_llama import MAX_LEN, make_model  # noqa: E402
+import torch
+
+from iterit.errors import ConfigError
+from iterit.scoring import IFDScorer, load_model
+from iterit.scoring import device as dev
+from tests.helpers.word_llama import MAX_LEN, make_model
 
 #: bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 per value).  Measured on these
 #: samples with this tiny random model (near-uniform predictions over a small vocabulary, the

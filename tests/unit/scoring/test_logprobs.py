@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from iterit.scoring import logprobs  # noqa: E402
-from iterit.scoring.logprobs import OutputHead, token_nll  # noqa: E402
+import torch
+
+from iterit.scoring import logprobs
+from iterit.scoring.logprobs import OutputHead, token_nll
 
 
 def test_token_nll_equals_log_softmax_in_any_chunking(monkeypatch):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.errors import InvalidTypeError, IteritError, ModelError  # noqa: E402
-from iterit.scoring import IFDScorer, load_scoring_model, model_fingerprint  # noqa: E402
-from iterit.scoring.model import EvalMode, causal_parts, unwrap_model  # noqa: E402
-from tests.helpers.word_llama import make_model  # noqa: E402
+import torch
+
+from iterit.errors import InvalidTypeError, IteritError, ModelError
+from iterit.scoring import IFDScorer, load_scoring_model, model_fingerprint
+from iterit.scoring.model import EvalMode, causal_parts, unwrap_model
+from tests.helpers.word_llama import make_model
 
 
 def test_not_a_causal_lm_is_a_clear_error(tok):

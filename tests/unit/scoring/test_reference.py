@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit import Sample  # noqa: E402
-from iterit.scoring import reference_ifd  # noqa: E402
-from tests.helpers.word_llama import MAX_LEN  # noqa: E402
+import torch
+
+from iterit import Sample
+from iterit.scoring import reference_ifd
+from tests.helpers.word_llama import MAX_LEN
 
 
 def test_reference_matches_hand_computation(model, tok):

@@ -15,19 +15,23 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
 
-from iterit import Sample  # noqa: E402
-from iterit.scoring import (  # noqa: E402
+import torch
+
+from iterit import Sample
+from iterit.scoring import (
     IFDScorer,
     encode_for_scoring,
     load_model,
     model_fingerprint,
     reference_ifd,
 )
-from tests.helpers.word_llama import (  # noqa: E402
+from tests.helpers.processes import run_without
+from tests.helpers.tiny_llama import save_scoring_inputs
+from tests.helpers.word_llama import (
     INVALID,
     MAX_LEN,
     assert_same_scores,
@@ -320,12 +324,7 @@ DIST_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one(model, tok, samples, ref, tmp_path):
-    folder = tmp_path / "tiny"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    (folder / "samples.json").write_text(
-        json.dumps([[s.instruction, s.response, s.input] for s in samples])
-    )
+    folder = save_scoring_inputs(tmp_path / "tiny", model, tok, samples)
     script = tmp_path / "dist_ifd.py"
     script.write_text(DIST_SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -354,16 +353,13 @@ def test_two_gloo_processes_equal_one(model, tok, samples, ref, tmp_path):
 
 def test_import_iterit_needs_no_torch():
     code = (
-        "import sys\n"
-        "for name in ('torch', 'transformers'):\n"
-        "    sys.modules[name] = None\n"
         "import iterit, iterit.data.templates, iterit.scoring.cache\n"
         "import iterit.scoring.default_model, iterit.scoring.batching\n"
         "assert 'iterit.scoring.scorer' not in sys.modules\n"
         "import iterit.scoring\n"
         "assert 'iterit.scoring.model' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_without(["torch", "transformers"], code)
     assert proc.returncode == 0, proc.stderr
 
 

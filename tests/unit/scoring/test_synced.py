@@ -7,20 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.scoring import IFDScorer  # noqa: E402
-from iterit.scoring import synced as synced_mod  # noqa: E402
-from iterit.scoring.batching import (  # noqa: E402
-    ScoredSequence,
-    balanced_shards,
-    plan_batches,
-    take_batch,
-)
-from iterit.scoring.synced import is_sharded_model, run_synced, sharding_kind  # noqa: E402
-from iterit.utils import distributed  # noqa: E402
-from tests.helpers.word_llama import MAX_LEN, assert_same_scores  # noqa: E402
+import torch
+
+from iterit.scoring import IFDScorer
+from iterit.scoring import synced as synced_mod
+from iterit.scoring.batching import ScoredSequence, balanced_shards, plan_batches, take_batch
+from iterit.scoring.synced import is_sharded_model, run_synced, sharding_kind
+from iterit.utils import distributed
+from tests.helpers.word_llama import MAX_LEN, assert_same_scores
 
 # ----------------------------------------------------------------------------- shards
 

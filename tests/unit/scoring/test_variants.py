@@ -193,16 +193,24 @@ def test_unknown_variant_is_refused(model, tok):
         _scorer(model, tok, variant="cherry")
 
 
-def test_scores_file_records_the_variant_and_refuses_another(samples, tmp_path):
-    from iterit.artifacts.score_files import ifd_columns, read_scores, write_table
-    from iterit.errors import ScoresFileError
+def _scores_file(path, samples, **variant):
+    """A scores file of ``samples`` (every IFD 0.5) written with ``ifd_columns(..., **variant)``."""
+    from iterit.artifacts.score_files import ifd_columns, write_table
 
     n = len(samples)
     cols = {"ifd": np.full(n, 0.5), "nll_cond": np.ones(n), "nll_prior": np.ones(n)}
     cols["n_tokens"] = np.ones(n, dtype=np.int64)
-    sf = write_table(tmp_path / "sf.jsonl", ifd_columns(cols, samples, variant="superfiltering"))
-    it = write_table(tmp_path / "it.jsonl", ifd_columns(cols, samples))
-    assert "ifd_variant" not in ifd_columns(cols, samples)  # default: files as before
+    columns = ifd_columns(cols, samples, **variant)
+    assert ("ifd_variant" in columns) == bool(variant)  # the default variant: files as before
+    return write_table(path, columns)
+
+
+def test_scores_file_records_the_variant_and_refuses_another(samples, tmp_path):
+    from iterit.artifacts.score_files import read_scores
+    from iterit.errors import ScoresFileError
+
+    sf = _scores_file(tmp_path / "sf.jsonl", samples, variant="superfiltering")
+    it = _scores_file(tmp_path / "it.jsonl", samples)
     assert read_scores(sf, samples, variant="superfiltering")["ifd"][0] == 0.5
     assert read_scores(it, samples, variant="iterit")["ifd"][0] == 0.5
     with pytest.raises(ScoresFileError, match="variant superfiltering, not iterit"):
@@ -212,15 +220,11 @@ def test_scores_file_records_the_variant_and_refuses_another(samples, tmp_path):
 
 
 def test_train_refuses_a_scores_file_of_another_variant(samples, tmp_path):
-    from iterit.artifacts.score_files import ifd_columns, write_table
     from iterit.config import TrainConfig
     from iterit.errors import ScoresFileError
     from iterit.training.run import _initial_scores
 
-    n = len(samples)
-    cols = {"ifd": np.full(n, 0.5), "nll_cond": np.ones(n), "nll_prior": np.ones(n)}
-    cols["n_tokens"] = np.ones(n, dtype=np.int64)
-    path = write_table(tmp_path / "s.jsonl", ifd_columns(cols, samples, variant="loss-ratio"))
+    path = _scores_file(tmp_path / "s.jsonl", samples, variant="loss-ratio")
     with pytest.raises(ScoresFileError, match="variant"):
         _initial_scores(TrainConfig(scores=str(path)), samples)
     ok = _initial_scores(TrainConfig(scores=str(path), ifd_variant="loss-ratio"), samples)

@@ -130,15 +130,27 @@ def selection_inputs(draw):
     return texts, complexity, budget, decay
 
 
+def _quiet_select(*args, **kw):
+    """iterit.select with its shortfall warning silenced (the tests compare the shortfall)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", iterit.ShortfallWarning)
+        return iterit.select(*args, **kw)
+
+
+def _select_three_ways(texts, complexity, budget, decay):
+    """The same selection by the Rust core, the naive reference and the lazy reference."""
+    return (
+        _quiet_select(texts, complexity, budget, decay=decay),
+        reference.select_naive(texts, complexity, budget, decay=decay),
+        reference.select(texts, complexity, budget, decay=decay),
+    )
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(selection_inputs())
 def test_select_equals_naive_and_lazy_reference(inputs) -> None:
     texts, complexity, budget, decay = inputs
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", iterit.ShortfallWarning)
-        got = iterit.select(texts, complexity, budget, decay=decay)
-    naive = reference.select_naive(texts, complexity, budget, decay=decay)
-    lazy = reference.select(texts, complexity, budget, decay=decay)
+    got, naive, lazy = _select_three_ways(texts, complexity, budget, decay)
     assert got.indices.tolist() == naive.indices == lazy.indices
     assert got.scores.tolist() == naive.scores == lazy.scores
     assert got.shortfall == naive.shortfall and got.n_candidates == naive.n_candidates
@@ -183,12 +195,8 @@ def candidate_matrix(texts, complexity, max_complexity=1.0) -> scipy.sparse.csr_
 @given(mixed_selection_inputs())
 def test_mixed_complexities_rust_reference_and_naive_agree(inputs) -> None:
     texts, complexity, budget, decay = inputs
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", iterit.ShortfallWarning)
-        got = iterit.select(texts, complexity, budget, decay=decay)
-        on_candidates = iterit.select(candidate_matrix(texts, complexity), complexity, budget)
-    naive = reference.select_naive(texts, complexity, budget, decay=decay)
-    lazy = reference.select(texts, complexity, budget, decay=decay)
+    got, naive, lazy = _select_three_ways(texts, complexity, budget, decay)
+    on_candidates = _quiet_select(candidate_matrix(texts, complexity), complexity, budget)
     assert got.indices.tolist() == naive.indices == lazy.indices
     assert got.scores.tobytes() == np.array(naive.scores).tobytes()
     assert naive.scores == lazy.scores

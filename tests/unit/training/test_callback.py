@@ -8,15 +8,12 @@ import math
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.config import SelectionConfig  # noqa: E402
-from iterit.errors import ShortfallWarning  # noqa: E402
-from tests.helpers.training import (  # noqa: E402
-    make_trainer,
-    read_log,
-)
+from iterit.config import SelectionConfig
+from iterit.errors import ShortfallWarning
+from tests.helpers.training import make_trainer, read_log
 
 
 class CountingScores:

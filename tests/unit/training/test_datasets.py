@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.training.datasets import (  # noqa: E402
-    ResponseOnlyCollator,
-    encode_samples,
-)
-from tests.helpers.tiny_llama import tiny_model  # noqa: E402
+from iterit.training.datasets import ResponseOnlyCollator, encode_samples
+from tests.helpers.tiny_llama import tiny_model
 
 
 def test_training_rows_are_the_scored_sequences(data):

@@ -9,27 +9,21 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.config import SelectionConfig  # noqa: E402
-from iterit.scoring.signals import ifd_equivalent  # noqa: E402
-from iterit.training.callback import IterITCallback  # noqa: E402
-from iterit.training.datasets import (  # noqa: E402
-    INDEX_KEY,
-    IndexingCollator,
-    ResponseOnlyCollator,
-    sft_dataset,
-)
-from iterit.training.inloop import InLoopLosses, per_sample_nll  # noqa: E402
-from iterit.training.sampler import IterITSampler  # noqa: E402
-from iterit.training.trainers import attach  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model  # noqa: E402
-from tests.helpers.training import (  # noqa: E402
-    MAX_LEN,
-    make_trainer,
-    read_log,
-)
+import torch
+import transformers
+
+from iterit.config import SelectionConfig
+from iterit.scoring.signals import ifd_equivalent
+from iterit.training.callback import IterITCallback
+from iterit.training.datasets import INDEX_KEY, IndexingCollator, ResponseOnlyCollator
+from iterit.training.inloop import InLoopLosses, per_sample_nll
+from iterit.training.sampler import IterITSampler
+from tests.helpers.sft import attached_sft_trainer
+from tests.helpers.tiny_llama import tiny_model
+from tests.helpers.training import MAX_LEN, make_trainer, read_log
 
 
 def reference_losses(model, input_ids, attention_mask, labels) -> np.ndarray:
@@ -135,39 +129,13 @@ def test_in_loop_losses_equal_a_separate_forward_pass_with_the_same_weights(tmp_
 def test_trl_fused_head_losses_equal_the_ifd_scorer(tmp_path, data):
     """TRL's SFTTrainer (fused LM head: per-token log-probabilities, no logits): with a zero
     learning rate the recorded losses are the IFD scorer's nll_cond of the same model."""
-    trl = pytest.importorskip("trl")
+    pytest.importorskip("trl")
     from iterit.scoring import IFDScorer
 
     samples, tok = data
-    args = trl.SFTConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=2,
-        num_train_epochs=1,
-        learning_rate=0.0,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=100,
-        max_length=MAX_LEN,
-        packing=False,
-        bf16=False,
-        activation_checkpointing=False,
-        seed=0,
-    )
-    trainer = trl.SFTTrainer(
-        model=tiny_model(tok, seed=1),
-        args=args,
-        train_dataset=sft_dataset(samples, tok, max_length=MAX_LEN),
-        processing_class=tok,
-    )
-    cb = attach(
-        trainer,
-        samples,
-        SelectionConfig(budget=8, rescore="in-loop"),
-        max_length=MAX_LEN,
-        progress=False,
+    config = SelectionConfig(budget=8, rescore="in-loop")
+    trainer, cb = attached_sft_trainer(
+        tmp_path, samples, tok, config, num_train_epochs=1, learning_rate=0.0
     )
     trainer.train()
     (rec,) = read_log(tmp_path)

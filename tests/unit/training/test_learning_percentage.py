@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.scoring.signals import lp_complexity  # noqa: E402
-from iterit.training.learning_percentage import lp_columns, score_learning_percentage  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer  # noqa: E402
-from tests.helpers.training import real_samples  # noqa: E402
+import transformers
+
+from iterit.scoring.signals import lp_complexity
+from iterit.training.learning_percentage import lp_columns, score_learning_percentage
+from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+from tests.helpers.training import real_samples
 
 N = 16
 
@@ -21,6 +23,20 @@ MAX_LEN = 128
 
 
 TRAIN = {"use_cpu": True, "report_to": "none", "logging_steps": 1000, "disable_tqdm": True}
+
+
+def _score(items, tok, **kw):
+    """score_learning_percentage of ``items`` with a fresh tiny model on the CPU (``kw``: the
+    epochs, batch sizes and anything else)."""
+    return score_learning_percentage(
+        items,
+        tiny_model(tok, seed=3),
+        tok,
+        max_length=MAX_LEN,
+        learning_rate=1e-2,
+        training_args=TRAIN,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +64,8 @@ def test_three_epoch_run_matches_a_hand_computation(data):
         def on_epoch_end(self, args, state, control, model=None, **kw):
             self._measure(model)
 
-    res = score_learning_percentage(
-        samples,
-        tiny_model(tok, seed=3),
-        tok,
-        epochs=3,
-        max_length=MAX_LEN,
-        learning_rate=1e-2,
-        batch_size=8,
-        micro_batch_size=4,
-        seed=0,
-        training_args=TRAIN,
-        callbacks=[Hand()],
+    res = _score(
+        samples, tok, epochs=3, batch_size=8, micro_batch_size=4, seed=0, callbacks=[Hand()]
     )
     assert res.ppl.shape == (4, N) and res.epochs == 3 and res.signal == "lp"
     p = np.stack(hand)
@@ -86,17 +92,7 @@ def test_unscorable_samples_get_nan_and_one_epoch_uses_the_proxy(data):
 
     samples, tok = data
     items = [*samples[:6], Sample(instruction="x", response="")]
-    res = score_learning_percentage(
-        items,
-        tiny_model(tok, seed=3),
-        tok,
-        epochs=1,
-        max_length=MAX_LEN,
-        learning_rate=1e-2,
-        batch_size=4,
-        micro_batch_size=2,
-        training_args=TRAIN,
-    )
+    res = _score(items, tok, epochs=1, batch_size=4, micro_batch_size=2)
     assert res.signal == "proxy" and res.ppl.shape == (2, 7)
     assert np.isnan(res.ppl[:, 6]).all() and np.isnan(res.complexity[6])
     np.testing.assert_allclose(res.complexity[:6], lp_complexity(res.lp_proxy[:6]))

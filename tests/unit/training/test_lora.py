@@ -8,19 +8,27 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
-peft = pytest.importorskip("peft")
+pytest.importorskip("peft")
 
-from iterit.artifacts import TRAINER_STATE_KEY  # noqa: E402
-from iterit.config import SelectionConfig, TrainConfig  # noqa: E402
-from iterit.errors import ConfigError, MissingDependencyError  # noqa: E402
-from iterit.training.lora import LLAMA_TARGETS, lora_config, merge_and_save  # noqa: E402
-from tests.helpers.training import MAX_LEN, make_trainer, read_log  # noqa: E402
+import peft
+import torch
+
+from iterit.artifacts import TRAINER_STATE_KEY
+from iterit.config import SelectionConfig, TrainConfig
+from iterit.errors import ConfigError, MissingDependencyError
+from iterit.training.lora import LLAMA_TARGETS, lora_config, merge_and_save
+from tests.helpers.training import MAX_LEN, make_trainer, read_log
 
 
 def _lora(**kw):
     return lora_config(r=4, alpha=8, dropout=0.0, **kw)
+
+
+def _lora_trainer(out, samples, tok, config, **kw):
+    """A tiny IterITTrainer (:func:`make_trainer`) training a LoRA adapter (:func:`_lora`)."""
+    return make_trainer(out, samples, tok, config, peft_config=_lora(), **kw)
 
 
 def test_lora_config_defaults_suit_llama_models():
@@ -51,10 +59,9 @@ def test_train_config_lora_fields():
 
 def test_iterit_trainer_wraps_the_model_and_rescores_with_the_adapter(tmp_path, data):
     samples, tok = data
-    trainer, cb = make_trainer(
-        tmp_path, samples[:24], tok, SelectionConfig(budget=6), num_train_epochs=2,
-        peft_config=_lora(),
-    )  # fmt: skip
+    trainer, cb = _lora_trainer(
+        tmp_path, samples[:24], tok, SelectionConfig(budget=6), num_train_epochs=2
+    )
     model = trainer.model
     assert isinstance(model, peft.PeftModel)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -81,9 +88,7 @@ def test_iterit_trainer_wraps_the_model_and_rescores_with_the_adapter(tmp_path, 
 def test_in_loop_losses_with_an_adapter(tmp_path, data):
     samples, tok = data
     cfg = SelectionConfig(budget=6, rescore="in-loop")
-    trainer, cb = make_trainer(
-        tmp_path, samples[:20], tok, cfg, num_train_epochs=2, peft_config=_lora()
-    )
+    trainer, cb = _lora_trainer(tmp_path, samples[:20], tok, cfg, num_train_epochs=2)
     trainer.train()
     assert sorted(cb.losses.ema)  # recorded through compute_loss of the PeftModel
     assert read_log(tmp_path)[1]["complexity_source"] == "loss-ema"
@@ -93,16 +98,14 @@ def test_checkpoint_resumes_with_the_adapter_state(tmp_path, data):
     samples, tok = data
     cfg = SelectionConfig(budget=8)
     kw = {"num_train_epochs": 3, "save_strategy": "epoch"}
-    full, _ = make_trainer(tmp_path / "full", samples[:30], tok, cfg, peft_config=_lora(), **kw)
+    full, _ = _lora_trainer(tmp_path / "full", samples[:30], tok, cfg, **kw)
     full.train()
     ckpt = tmp_path / "full" / "checkpoint-4"
     assert (ckpt / "adapter_model.safetensors").is_file()
     state = json.loads((ckpt / "trainer_state.json").read_text())
     assert [r["epoch"] for r in state["stateful_callbacks"][TRAINER_STATE_KEY]["records"]] == [0, 1]
 
-    resumed, cb = make_trainer(
-        tmp_path / "resumed", samples[:30], tok, cfg, peft_config=_lora(), model_seed=1, **kw
-    )
+    resumed, cb = _lora_trainer(tmp_path / "resumed", samples[:30], tok, cfg, model_seed=1, **kw)
     resumed.train(resume_from_checkpoint=str(ckpt))
     assert [r["picks"] for r in read_log(tmp_path / "resumed")] == [
         r["picks"] for r in read_log(tmp_path / "full")
@@ -118,10 +121,9 @@ def test_merge_and_save_writes_a_plain_model(tmp_path, data):
     from transformers import AutoModelForCausalLM
 
     samples, tok = data
-    trainer, _ = make_trainer(
-        tmp_path, samples[:12], tok, SelectionConfig(budget=4), num_train_epochs=1,
-        peft_config=_lora(),
-    )  # fmt: skip
+    trainer, _ = _lora_trainer(
+        tmp_path, samples[:12], tok, SelectionConfig(budget=4), num_train_epochs=1
+    )
     trainer.train()
     for p in trainer.model.parameters():  # make the adapter's effect visible
         if "lora_B" in str(p.shape) or p.requires_grad:
@@ -142,24 +144,13 @@ def test_sft_trainer_takes_peft_config_and_cpu_defaults(tmp_path, data, monkeypa
     """TRL's own defaults (no args: SFTConfig with bf16 on) work on a CPU, and peft_config goes
     to SFTTrainer, which wraps the model itself."""
     pytest.importorskip("trl")
-    from iterit.training.datasets import sft_dataset
-    from iterit.training.trainers import IterITSFTTrainer
-    from tests.helpers.tiny_llama import tiny_model
+    from tests.helpers.sft import make_sft_trainer
 
     if torch.cuda.is_available():
         pytest.skip("checks the CPU defaults")
     monkeypatch.chdir(tmp_path)
     samples, tok = data
-    trainer = IterITSFTTrainer(
-        model=tiny_model(tok, 1),
-        train_dataset=sft_dataset(samples[:16], tok, max_length=MAX_LEN),
-        processing_class=tok,
-        samples=samples[:16],
-        selection_config=SelectionConfig(budget=4),
-        max_length=MAX_LEN,
-        progress=False,
-        peft_config=_lora(),
-    )
+    trainer = make_sft_trainer(samples[:16], tok, 4, peft_config=_lora())
     assert trainer.args.bf16 is False and trainer.args.max_length == MAX_LEN
     assert isinstance(trainer.model, peft.PeftModel)
     trainer.args.num_train_epochs = 1

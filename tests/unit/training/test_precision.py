@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from iterit.config import TrainConfig  # noqa: E402
-from iterit.errors import ConfigError  # noqa: E402
-from iterit.scoring import device as dev  # noqa: E402
-from iterit.training.run import training_arguments  # noqa: E402
+import torch
+
+from iterit.config import TrainConfig
+from iterit.errors import ConfigError
+from iterit.scoring import device as dev
+from iterit.training.run import training_arguments
 
 
 @pytest.fixture

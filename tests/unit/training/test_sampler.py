@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.training.sampler import IterITSampler  # noqa: E402
+from iterit.training.sampler import IterITSampler
 
 
 def test_sampler_fixed_length_seeded_shuffle_and_shortfall_repeat():

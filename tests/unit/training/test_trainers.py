@@ -8,24 +8,18 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
-from iterit.config import SelectionConfig  # noqa: E402
-from iterit.training.callback import IterITCallback  # noqa: E402
-from iterit.training.datasets import (  # noqa: E402
-    ResponseOnlyCollator,
-    TokenizedSamples,
-    sft_dataset,
-)
-from iterit.training.trainers import IterITTrainer, attach  # noqa: E402
-from tests.helpers.tiny_llama import tiny_model  # noqa: E402
-from tests.helpers.training import (  # noqa: E402
-    MAX_LEN,
-    make_trainer,
-    read_log,
-    training_args,
-)
+import transformers
+
+from iterit.config import SelectionConfig
+from iterit.training.callback import IterITCallback
+from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
+from iterit.training.trainers import IterITTrainer, attach
+from tests.helpers.sft import attached_sft_trainer, make_sft_trainer, sft_args
+from tests.helpers.tiny_llama import tiny_model
+from tests.helpers.training import MAX_LEN, make_trainer, read_log, training_args
 
 
 def test_attach_checks(tmp_path, data):
@@ -51,30 +45,9 @@ def test_attach_checks(tmp_path, data):
 def test_sft_trainer_integration(tmp_path, data):
     trl = pytest.importorskip("trl")
     samples, tok = data
-    args = trl.SFTConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=2,
-        num_train_epochs=2,
-        learning_rate=1e-2,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=100,
-        max_length=MAX_LEN,
-        packing=False,
-        bf16=False,  # TRL defaults to bf16 mixed precision and activation checkpointing:
-        activation_checkpointing=False,  # neither helps a CPU test
-        seed=0,
+    trainer, cb = attached_sft_trainer(
+        tmp_path, samples, tok, SelectionConfig(budget=8), num_train_epochs=2
     )
-    trainer = trl.SFTTrainer(
-        model=tiny_model(tok, seed=1),
-        args=args,
-        train_dataset=sft_dataset(samples, tok, max_length=MAX_LEN),
-        processing_class=tok,
-    )
-    cb = attach(trainer, samples, SelectionConfig(budget=8), max_length=MAX_LEN, progress=False)
     assert isinstance(cb, IterITCallback)
     out = trainer.train()
     assert out.global_step == 2 * math.ceil(8 / 4)
@@ -147,29 +120,7 @@ def test_iterit_sft_trainer_class(tmp_path, data):
     samples, tok = data
     assert issubclass(IterITSFTTrainer, trl.SFTTrainer)
     assert iterit_trainer_class(trl.SFTTrainer) is IterITSFTTrainer
-    args = trl.SFTConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=2,
-        num_train_epochs=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        max_length=MAX_LEN,
-        packing=False,
-        bf16=False,
-        activation_checkpointing=False,
-    )
-    trainer = IterITSFTTrainer(
-        model=tiny_model(tok, seed=1),
-        args=args,
-        train_dataset=sft_dataset(samples[:20], tok, max_length=MAX_LEN),
-        processing_class=tok,
-        samples=samples[:20],
-        selection_config=SelectionConfig(budget=4),
-        max_length=MAX_LEN,
-        progress=False,
-    )
+    trainer = make_sft_trainer(samples[:20], tok, 4, args=sft_args(tmp_path, num_train_epochs=1))
     trainer.train()
     assert len(read_log(tmp_path)[0]["picks"]) == 4
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 from iterit.errors import MissingDependencyError
 from iterit.utils.optional import install_hint, require, requires_extra
+from tests.helpers.processes import run_without
 
 
 def test_require_returns_the_module():
@@ -38,17 +35,6 @@ def test_install_hint():
     assert install_hint("cli") == "pip install 'iterit[cli]'"
 
 
-def _run_without(blocked: list[str], code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter where importing ``blocked`` fails as if absent."""
-    prelude = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
-    return subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 CHECK = """
 from iterit.errors import MissingDependencyError
 try:
@@ -74,7 +60,7 @@ else:
     ],
 )
 def test_missing_extra_gives_install_hint(blocked, statement, extra):
-    result = _run_without(blocked, CHECK.format(statement=statement))
+    result = run_without(blocked, CHECK.format(statement=statement))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("HINT:"), out
@@ -85,7 +71,7 @@ def test_missing_extra_gives_install_hint(blocked, statement, extra):
 
 
 def test_the_selector_needs_no_extra():
-    result = _run_without(
+    result = run_without(
         ["torch", "transformers", "click"],
         "import iterit, iterit.selection, iterit.scoring, iterit.training\n"
         "print(iterit.select(['a b', 'c d', 'a c'], None, 2).indices.tolist())",

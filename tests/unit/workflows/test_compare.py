@@ -15,7 +15,7 @@ from iterit.artifacts import COMPARE_ARM_SUMMARY, COMPARE_CSV, COMPARE_JSON, COM
 from iterit.config import TrainConfig
 from iterit.errors import ConfigError
 from iterit.workflows.compare import compare, held_out_split, parse_arms
-from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
+from tests.helpers.tiny_run import tiny_train_config, write_alpaca_jsonl, write_tiny_run_inputs
 from tests.helpers.training import real_samples
 
 N = 30
@@ -24,40 +24,13 @@ N = 30
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     samples = real_samples(N, offset=300)
-    tok = tiny_tokenizer(samples)
-    folder = tmp_path_factory.mktemp("tiny")
-    tiny_model(tok, seed=1).save_pretrained(folder / "model")
-    tok.save_pretrained(folder / "model")
-    write_samples(samples, folder / "data.jsonl")
-    return folder, samples
-
-
-def write_samples(samples, path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for s in samples:
-            rec = {"instruction": s.instruction, "input": s.input, "output": s.response}
-            f.write(json.dumps(rec) + "\n")
+    return write_tiny_run_inputs(tmp_path_factory.mktemp("tiny"), samples), samples
 
 
 def config(folder, out, **kw) -> TrainConfig:
-    base = {
-        "model": str(folder / "model"),
-        "data": str(folder / "data.jsonl"),
-        "output_dir": str(out),
-        "budget": 4,
-        "epochs": 2,
-        "batch_size": 4,
-        "micro_batch_size": 2,
-        "learning_rate": 1e-2,
-        "max_length": 96,
-        "device": "cpu",
-        "progress": False,
-        "save_strategy": "no",
-        "logging_steps": 100,
-        "seed": 0,
-    }
-    base.update(kw)
-    return TrainConfig(**base)
+    return tiny_train_config(
+        out, model=str(folder / "model"), data=str(folder / "data.jsonl"), **kw
+    )
 
 
 def test_arms_rows_compute_and_resume(setup, tmp_path, monkeypatch):
@@ -101,7 +74,7 @@ def test_arms_rows_compute_and_resume(setup, tmp_path, monkeypatch):
 
 def test_eval_files_and_identical_start(setup, tmp_path):
     folder, samples = setup
-    write_samples(samples[:5], tmp_path / "ev.jsonl")
+    write_alpaca_jsonl(tmp_path / "ev.jsonl", samples[:5])
     res = compare(
         config(folder, tmp_path / "c", epochs=1), "random", eval_files=[tmp_path / "ev.jsonl"]
     )

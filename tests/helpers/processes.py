@@ -1,0 +1,40 @@
+"""Running Python code in a fresh interpreter, as a user's program would (import rules,
+missing optional packages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.helpers.shared import ROOT
+
+
+def run_without(blocked: list[str], code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where importing ``blocked`` fails as if absent."""
+    prelude = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_two_ranks(script: str, out: Path, timeout: float = 300) -> tuple[dict, dict]:
+    """Runs ``script`` on two CPU processes with ``torch.distributed.run`` (one thread each),
+    the template's ``{root}`` the repository and ``{out}`` the folder ``out``; each rank writes
+    ``rank<r>.json`` there, returned as (rank 0's, rank 1's)."""
+    path = out / "two_ranks.py"
+    path.write_text(script.format(root=str(ROOT), out=str(out)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run(
+        [*cmd, str(path)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    return r0, r1
