@@ -24,7 +24,15 @@ def run_without(blocked: list[str], code: str, timeout: float = 120) -> subproce
     )
 
 
-def run_two_ranks(script: str, out: Path, timeout: float = 300) -> tuple[dict, dict]:
+#: Seconds before a two-process run counts as hung (a collective mismatch hangs forever).  A
+#: run takes 20-60 s alone on 2 cores; 153 s was seen with other jobs beside it, and 300 s was
+#: once exceeded on a loaded machine, so the limit only catches hangs.
+TWO_PROCESS_TIMEOUT_S = 900
+
+
+def run_two_ranks(
+    script: str, out: Path, timeout: float = TWO_PROCESS_TIMEOUT_S
+) -> tuple[dict, dict]:
     """Runs ``script`` on two CPU processes with ``torch.distributed.run`` (one thread each),
     the template's ``{root}`` the repository and ``{out}`` the folder ``out``; each rank writes
     ``rank<r>.json`` there, returned as (rank 0's, rank 1's)."""

@@ -29,7 +29,7 @@ from iterit.scoring import (
     model_fingerprint,
     reference_ifd,
 )
-from tests.helpers.processes import run_without
+from tests.helpers.processes import TWO_PROCESS_TIMEOUT_S, run_without
 from tests.helpers.tiny_llama import save_scoring_inputs
 from tests.helpers.word_llama import (
     INVALID,
@@ -333,7 +333,7 @@ def test_two_gloo_processes_equal_one(model, tok, samples, ref, tmp_path):
         [sys.executable, str(script), str(folder), init, str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=TWO_PROCESS_TIMEOUT_S,
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
