@@ -14,6 +14,8 @@ def sft_args(out, **kw):
     unpacked samples of at most :data:`MAX_LEN` tokens; ``kw`` adds or overrides."""
     import trl
 
+    from iterit.training.compat import checkpointing_kwargs
+
     base = {
         "output_dir": str(out),
         "per_device_train_batch_size": 2,
@@ -28,9 +30,9 @@ def sft_args(out, **kw):
         "max_length": MAX_LEN,
         "packing": False,
         # TRL defaults to bf16 mixed precision and activation checkpointing: neither helps a
-        # CPU test.
+        # CPU test (the checkpointing switch has another name before transformers 5.x's).
         "bf16": False,
-        "activation_checkpointing": False,
+        **checkpointing_kwargs(trl.SFTConfig, False),
     }
     return trl.SFTConfig(**{**base, **kw})
 
