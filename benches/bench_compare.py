@@ -46,14 +46,11 @@ def dequantised_copy(gguf: str, folder: Path) -> str:
     scoring and the base evaluation load the model again, and de-quantising takes 25-40 s
     each time; the weights are the same either way."""
     from iterit.scoring import load_model
+    from iterit.training.gguf import as_float_model
 
     t0 = time.perf_counter()
     model, tok = load_model(gguf, device="cpu", dtype="float32")
-    # transformers marks a model read from a GGUF as quantised and refuses to save it; after
-    # de-quantisation it is a plain float32 model, so drop the mark.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    as_float_model(model)  # a de-quantised GGUF is a plain float32 model: clear its marks
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     print(f"de-quantised {Path(gguf).name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

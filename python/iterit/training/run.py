@@ -179,7 +179,7 @@ def precision_note(cfg: TrainConfig) -> str:
 
     if cfg.dtype not in (None, "auto"):
         return f"weights in {cfg.dtype} (as asked)"
-    mixed = _mixed_bf16(cfg)[0]
+    mixed = mixes_bf16(cfg)
     how = "bfloat16 mixed precision" if mixed else "no mixed precision"
     return f"float32 weights, {how} (auto: {choose_dtype('auto', cfg.device).reason})"
 

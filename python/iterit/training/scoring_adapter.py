@@ -114,7 +114,7 @@ def scoring_autocast(model: torch.nn.Module | None, dtype: torch.dtype | str | N
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     param = next(model.parameters(), None)
-    if param is None or not param.dtype.is_floating_point or param.dtype != torch.float32:
+    if param is None or param.dtype != torch.float32:
         return contextlib.nullcontext()  # weights already in a low precision: nothing to mix
     return torch.autocast(device_type=param.device.type, dtype=dtype)
 
