@@ -76,7 +76,7 @@ def run(rescore: str, samples, tok, model, a) -> dict:
 
 def print_runs(res: dict, a: argparse.Namespace) -> None:
     """The per-epoch table of the two runs and their totals."""
-    from iterit.training.planner import jaccard
+    from iterit.selection.overlap import jaccard
 
     s = res["ifd"]["summary"]
     print(
@@ -116,8 +116,8 @@ def print_runs(res: dict, a: argparse.Namespace) -> None:
 
 def learning_percentage(samples, init, tok, a: argparse.Namespace, ifd_picks) -> dict:
     """Scores the learning percentage, prints its cost and its agreement with epoch-0 IFD."""
+    from iterit.selection.overlap import jaccard
     from iterit.training.learning_percentage import score_learning_percentage
-    from iterit.training.planner import jaccard
 
     t0 = time.perf_counter()
     lp = score_learning_percentage(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iterit.artifacts import SELECTION_LOG
-from iterit.artifacts.run_files import read_selection_log
+from iterit.artifacts.run_files import read_selection_log_lines
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
 from tests.helpers.shared import shared_file
 from tests.helpers.tiny_llama import tiny_model
@@ -72,4 +72,5 @@ def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, peft
 
 
 def read_log(out) -> list[dict]:
-    return read_selection_log(Path(out) / SELECTION_LOG)
+    """The selection log's lines as written on disk (JSON objects)."""
+    return read_selection_log_lines(Path(out) / SELECTION_LOG)[0]

@@ -168,7 +168,7 @@ TRAIN_SCRIPT = textwrap.dedent(
                                learning_rate=1e-3, num_train_epochs=2, **fsdp)
     trainer.train()
     if dist.get_rank() == 0:
-        json.dump({"picks": [cb.records[e]["picks"] for e in sorted(cb.records)],
+        json.dump({"picks": [cb.records[e].picks for e in sorted(cb.records)],
                    "pool_scores": [float(x) for x in cb.pool_scores],
                    "kind": sharding_kind(trainer.model), "world": dist.get_world_size()},
                   open(out + "/fsdp.json", "w"))
@@ -212,7 +212,7 @@ def test_fsdp2_training_reselects_as_one_process(tmp_path):
     trainer.train()
     # Epoch 1 re-scored its pool with the FSDP-trained model, inside training.
     assert len(got["picks"]) == 2
-    assert got["picks"] == [cb.records[e]["picks"] for e in sorted(cb.records)]
+    assert got["picks"] == [cb.records[e].picks for e in sorted(cb.records)]
     np.testing.assert_allclose(got["pool_scores"], cb.pool_scores, atol=1e-4)
 
 
@@ -264,7 +264,7 @@ ZERO3_SCRIPT = textwrap.dedent(
                                learning_rate=1e-3, use_cpu=False, deepspeed=ds)
     trainer.train()
     if dist.get_rank() == 0:
-        json.dump({"picks": [cb.records[e]["picks"] for e in sorted(cb.records)],
+        json.dump({"picks": [cb.records[e].picks for e in sorted(cb.records)],
                    "kind": sharding_kind(trainer.model)}, open(out + "/zero3.json", "w"))
     """
 )

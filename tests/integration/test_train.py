@@ -100,7 +100,7 @@ def test_no_iteration_scores_once_and_reuses_the_selection(tmp_path, data):
     res, recs = _run(tmp_path, data, iterate=False, epochs=3)
     assert [r["n_scored"] for r in recs] == [N, 0, 0]
     assert [r["picks"] for r in recs] == [recs[0]["picks"]] * 3
-    assert res.summary["n_scored_total"] == N
+    assert res.summary.n_scored_total == N
 
 
 def test_ifd_only_picks_the_highest_ifd_of_the_pool(tmp_path, data):

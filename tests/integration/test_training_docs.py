@@ -62,7 +62,7 @@ def _shrink(code: str) -> str:
 
 def _check_selection(trainer) -> None:
     (record,) = trainer.iterit.records.values()  # one epoch
-    assert record["budget"] == 4 and len(record["picks"]) == min(4, record["n_candidates"])
+    assert record.budget == 4 and len(record.picks) == min(4, record.n_candidates)
 
 
 def test_the_transformers_trainer_script_runs_as_written(docs_env):

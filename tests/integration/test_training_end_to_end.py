@@ -112,7 +112,7 @@ def test_resume_mid_run_reproduces_selections(tmp_path, data, full_run):
     assert [r["picks"] for r in resumed] == [r["picks"] for r in full]
     assert [r["ifd"] for r in resumed] == [r["ifd"] for r in full]
     # The resumed epoch was restored, not re-scored; epoch 2 was scored with the resumed model.
-    assert cb2.summary()["epochs"][1]["restored"] is True
+    assert cb2.summary().epochs[1].restored is True
     assert cb2.n_scored == 30
 
     # A checkpoint made with other settings is refused, not silently mixed.
@@ -150,7 +150,7 @@ DDP_SCRIPT = textwrap.dedent(
     rank = dist.get_rank()
     weights = float(sum(p.double().sum() for p in trainer.model.parameters()))
     with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
-        json.dump({{"world": dist.get_world_size(), "picks": [cb.records[e]["picks"] for e in
+        json.dump({{"world": dist.get_world_size(), "picks": [cb.records[e].picks for e in
                    sorted(cb.records)], "n_scored": cb.n_scored, "seen": seen,
                    "steps": trainer.state.global_step, "weights": weights}}, f)
     """

@@ -85,8 +85,8 @@ def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):
     assert pool[valid][sel.indices].tolist() == recs[2]["picks"]
     np.testing.assert_allclose(recs[2]["ifd"], c[valid][sel.indices], rtol=1e-9)
     summary = res.summary
-    assert summary["rescore"] == "in-loop"
-    assert [ep["score_forward_calls"] for ep in summary["epochs"]][1:] == [0, 0]
+    assert summary.rescore == "in-loop"
+    assert [ep.score_forward_calls for ep in summary.epochs][1:] == [0, 0]
     # iterit report shows where each epoch's complexity came from and what scoring cost.
     from iterit.report import run_report, terminal_summary
 
@@ -174,7 +174,7 @@ DDP_SCRIPT = textwrap.dedent(
     with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
         json.dump({{"world": dist.get_world_size(), "local": local,
                    "epochs": {{str(e): sorted(v.items()) for e, v in cb.losses.epochs.items()}},
-                   "picks": [cb.records[e]["picks"] for e in sorted(cb.records)],
+                   "picks": [cb.records[e].picks for e in sorted(cb.records)],
                    "nll_cond": [None if x != x else x for x in ref.nll_cond.tolist()]}}, f)
     """
 )

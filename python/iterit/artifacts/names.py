@@ -7,15 +7,20 @@ from pathlib import Path
 __all__ = [
     "COMPARE_ARMS_DIR",
     "COMPARE_ARM_SUMMARY",
+    "COMPARE_BASE_EVAL_ROWS",
     "COMPARE_CSV",
     "COMPARE_EVAL_ROWS",
     "COMPARE_HTML",
     "COMPARE_JSON",
     "COMPARE_SCORES",
+    "COMPARE_SCORES_INFO",
     "MERGED_MODEL_DIR",
     "REPORT_HTML",
+    "REPORT_PLOTS",
+    "REPORT_SUMMARY",
     "RUN_LOG_NAMES",
     "SELECTION_LOG",
+    "SELECTION_SIDECAR_SUFFIXES",
     "SELECTION_SUMMARY",
     "TRAINER_STATE_KEY",
     "TRAIN_CONFIG",
@@ -37,12 +42,25 @@ TRAINER_STATE_KEY = "iterit"
 RUN_LOG_NAMES = (SELECTION_LOG, "selection.jsonl", "selection_log.jsonl")
 #: Report folder: the HTML page.
 REPORT_HTML = "report.html"
+#: Report folder: what the page shows, as JSON.
+REPORT_SUMMARY = "summary.json"
+#: Report folder: the PNG of each plot, by plot.
+REPORT_PLOTS = {
+    "ifd": "ifd.png",
+    "lengths": "lengths.png",
+    "overlap": "overlap.png",
+    "ngrams": "ngrams.png",
+}
+
+#: The suffixes of a selection ``OUT``'s sidecars: the rows, then the settings and counts.
+SELECTION_SIDECAR_SUFFIXES = (".scores.jsonl", ".meta.json")
 
 
 def selection_sidecars(out: Path) -> tuple[Path, Path]:
     """The files written beside a selection ``OUT``: ``OUT.scores.jsonl`` (one row per record)
     and ``OUT.meta.json`` (settings and counts)."""
-    return out.with_name(out.name + ".scores.jsonl"), out.with_name(out.name + ".meta.json")
+    scores, meta = SELECTION_SIDECAR_SUFFIXES
+    return out.with_name(out.name + scores), out.with_name(out.name + meta)
 
 
 #: Comparison folder (``iterit compare``): the per-arm, per-epoch, per-eval table as CSV and JSON,
@@ -50,7 +68,11 @@ def selection_sidecars(out: Path) -> tuple[Path, Path]:
 COMPARE_CSV = "compare.csv"
 COMPARE_JSON = "compare.json"
 COMPARE_SCORES = "scores.jsonl"
+#: The time and forward tokens the shared epoch-0 scoring took.
+COMPARE_SCORES_INFO = "scores.json"
 COMPARE_EVAL_ROWS = "compare_eval.jsonl"
+#: The initial model's evaluation rows (epoch 0, arm ``base``), computed once for every arm.
+COMPARE_BASE_EVAL_ROWS = "base_" + COMPARE_EVAL_ROWS
 COMPARE_ARM_SUMMARY = "compare_arm.json"
 COMPARE_ARMS_DIR = "arms"
 COMPARE_HTML = "compare.html"

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from iterit.artifacts.epoch_records import EpochRecord, RunSummary
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY, TRAIN_CONFIG
 from iterit.data.files import read_jsonl_records
 from iterit.errors import DataError
@@ -18,6 +19,7 @@ from iterit.utils.atomic import atomic_write_text
 
 __all__ = [
     "read_selection_log",
+    "read_selection_log_lines",
     "read_summary",
     "read_train_config",
     "selection_log_path",
@@ -43,17 +45,30 @@ def train_config_path(run_dir: PathLike) -> Path:
     return Path(run_dir) / TRAIN_CONFIG
 
 
-def write_selection_log(path: PathLike, records: Iterable[Mapping[str, Any]]) -> None:
+def write_selection_log(path: PathLike, records: Iterable[EpochRecord]) -> None:
     """One JSON line per epoch record, in the given order."""
-    text = "".join(json.dumps(dict(r)) + "\n" for r in records)
+    text = "".join(json.dumps(r.to_json()) + "\n" for r in records)
     atomic_write_text(Path(path), text, overwrite=True)
 
 
-def read_selection_log(path: PathLike) -> list[dict[str, Any]]:
-    """The epoch records of a selection log, in file order (blank lines skipped); a line that
-    is not a JSON object raises :class:`DataError` naming the file and line."""
+def read_selection_log_lines(path: PathLike) -> tuple[list[dict[str, Any]], list[int]]:
+    """The JSON objects of a selection log and their line numbers, in file order (blank lines
+    skipped); a line that is not a JSON object raises :class:`DataError` naming the file and
+    line."""
     path = Path(path)
-    records, _ = read_jsonl_records(path, path.read_text(encoding="utf-8"))
+    return read_jsonl_records(path, path.read_text(encoding="utf-8"))
+
+
+def read_selection_log(path: PathLike) -> list[EpochRecord]:
+    """The epoch records of a selection log, in file order (blank lines skipped); a line that
+    is not an epoch record raises :class:`DataError` naming the file and line."""
+    objs, lines = read_selection_log_lines(path)
+    records = []
+    for obj, line in zip(objs, lines, strict=True):
+        try:
+            records.append(EpochRecord.from_json(obj))
+        except DataError as e:
+            raise DataError(str(e), path=path, line=line, field=e.field) from None
     return records
 
 
@@ -68,13 +83,16 @@ def _read_json(path: PathLike) -> dict[str, Any]:
         raise DataError(f"not a JSON file ({e.msg})", path=path, line=e.lineno) from None
 
 
-def write_summary(path: PathLike, summary: Mapping[str, Any]) -> None:
+def write_summary(path: PathLike, summary: RunSummary) -> None:
     """The run summary: per-epoch timings and the scoring and training counts."""
-    _write_json(path, summary)
+    _write_json(path, summary.to_json())
 
 
-def read_summary(path: PathLike) -> dict[str, Any]:
-    return _read_json(path)
+def read_summary(path: PathLike) -> RunSummary:
+    try:
+        return RunSummary.from_json(_read_json(path))
+    except DataError as e:
+        raise DataError(str(e), path=path) from None
 
 
 def write_train_config(path: PathLike, config: Mapping[str, Any]) -> None:

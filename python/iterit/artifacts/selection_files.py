@@ -11,7 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from iterit.artifacts.names import selection_run_file, selection_sidecars
+from iterit.artifacts.names import (
+    SELECTION_SIDECAR_SUFFIXES,
+    selection_run_file,
+    selection_sidecars,
+)
 from iterit.errors import DataError
 from iterit.utils.atomic import atomic_set
 
@@ -23,13 +27,12 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-SIDECAR_SUFFIXES = (".scores.jsonl", ".meta.json")
 
 
 def selection_base(path: PathLike) -> Path:
     """The selection ``OUT`` that ``path`` (``OUT`` itself or one of its sidecars) belongs to."""
     path = Path(path)
-    for suffix in SIDECAR_SUFFIXES:
+    for suffix in SELECTION_SIDECAR_SUFFIXES:
         if path.name.endswith(suffix):
             return path.with_name(path.name[: -len(suffix)])
     return path

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from iterit.artifacts.epoch_records import RunSummary
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
@@ -228,28 +229,28 @@ def _lora_targets(value: str | None) -> tuple[str, ...] | str | None:
     return names[0] if names == ("all-linear",) else names
 
 
-def _print_summary(summary: dict[str, Any], out: Path, seconds: float) -> None:
+def _print_summary(summary: RunSummary, out: Path, seconds: float) -> None:
     echo = click.echo
     echo(
-        f"trained {len(summary['epochs'])} epoch(s) on {summary['budget']} of "
-        f"{summary['n_samples']} samples per epoch (pool {summary['pool_size']}) "
+        f"trained {len(summary.epochs)} epoch(s) on {summary.budget} of "
+        f"{summary.n_samples} samples per epoch (pool {summary.pool_size}) "
         f"in {seconds:.1f} s"
     )
-    for e in summary["epochs"]:
-        parts = [f"epoch {e['epoch']}: scored {e['n_scored']}"]
-        if e.get("score_forward_calls") is not None:
-            parts.append(f"{e['score_forward_calls']} scoring forward passes")
-        if e["overlap_prev"] is not None:
-            parts.append(f"overlap with previous {e['overlap_prev']:.2f}")
-        if e.get("epoch_s"):
-            share = (e["score_s"] + e["select_s"]) / e["epoch_s"]
-            parts.append(f"{e['epoch_s']:.1f} s, {100 * share:.0f}% scoring and selecting")
-        if e.get("restored"):
+    for e in summary.epochs:
+        parts = [f"epoch {e.epoch}: scored {e.n_scored}"]
+        if e.score_forward_calls is not None:
+            parts.append(f"{e.score_forward_calls} scoring forward passes")
+        if e.overlap_prev is not None:
+            parts.append(f"overlap with previous {e.overlap_prev:.2f}")
+        if e.seconds("epoch_s"):
+            share = (e.seconds("score_s") + e.seconds("select_s")) / e.seconds("epoch_s")
+            parts.append(f"{e.seconds('epoch_s'):.1f} s, {100 * share:.0f}% scoring and selecting")
+        if e.restored:
             parts.append("selection restored from the checkpoint")
         echo("  " + ", ".join(parts))
     echo(
-        f"samples scored: {summary['n_scored_total']} "
-        f"(N + a*M*(epochs-1) = {summary['paper_bound_n_plus_aM_epochs_minus_1']}); "
-        f"samples trained: {summary['n_trained_total']}"
+        f"samples scored: {summary.n_scored_total} "
+        f"(N + a*M*(epochs-1) = {summary.paper_bound}); "
+        f"samples trained: {summary.n_trained_total}"
     )
     echo(f"model, {SELECTION_LOG} and {SELECTION_SUMMARY} in {out}")

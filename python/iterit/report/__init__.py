@@ -11,7 +11,6 @@ from iterit.report.html import render_html, write_report
 from iterit.report.model import (
     Report,
     build_report,
-    jaccard,
     run_report,
     selection_report,
     selection_rows,
@@ -27,7 +26,6 @@ __all__ = [
     "build_report",
     "find_run_log",
     "format_table",
-    "jaccard",
     "plot_ifd",
     "plot_lengths",
     "plot_ngrams",

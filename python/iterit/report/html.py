@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from iterit.artifacts.names import REPORT_HTML
+from iterit.artifacts.names import REPORT_HTML, REPORT_PLOTS, REPORT_SUMMARY
 from iterit.report.model import Report, finite_mean, finite_median, fmt_value
 from iterit.report.plots import plot_ifd, plot_lengths, plot_ngrams, plot_overlap
 from iterit.utils.atomic import atomic_dir
@@ -69,18 +69,18 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     ]
     if rep.epochs:
         parts += ["<h2>Epochs</h2>", _table_html(rep.epochs, rep.epoch_headers)]
-    if "ifd.png" in images:
+    if REPORT_PLOTS["ifd"] in images:
         parts += [
             "<h2>Complexity (IFD)</h2>",
             '<p class="note">Samples with IFD &ge; 1 (the response is no easier to predict with '
             "the instruction than without it) are never selected.</p>",
-            img("ifd.png", "IFD distribution"),
+            img(REPORT_PLOTS["ifd"], "IFD distribution"),
         ]
-    if "lengths.png" in images:
+    if REPORT_PLOTS["lengths"] in images:
         parts += [
             "<h2>Response lengths</h2>",
             '<p class="note">Words per response (as in the IterIT paper, Fig. 3).</p>',
-            img("lengths.png", "response lengths"),
+            img(REPORT_PLOTS["lengths"], "response lengths"),
         ]
         length_rows = [
             [
@@ -93,10 +93,13 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
             for k, v in rep.lengths.items()
         ]
         parts.append(_table_html(length_rows, ["set", "n", "mean", "median", "lower quartile"]))
-    if "overlap.png" in images:
-        parts += ["<h2>Overlap (Jaccard)</h2>", img("overlap.png", "Jaccard overlap")]
+    if REPORT_PLOTS["overlap"] in images:
+        parts += ["<h2>Overlap (Jaccard)</h2>", img(REPORT_PLOTS["overlap"], "Jaccard overlap")]
     if rep.ngrams:
-        parts += ["<h2>Most frequent n-grams of the selection</h2>", img("ngrams.png", "n-grams")]
+        parts += [
+            "<h2>Most frequent n-grams of the selection</h2>",
+            img(REPORT_PLOTS["ngrams"], "n-grams"),
+        ]
         parts.append('<div class="grams">')
         for n, grams in sorted(rep.ngrams.items()):
             parts.append(
@@ -115,15 +118,16 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
 
 
 def write_report(rep: Report, out_dir: Path, *, overwrite: bool = False) -> Path:
-    """Render ``rep`` into ``out_dir`` (the HTML page, the PNGs, ``summary.json``),
+    """Render ``rep`` into ``out_dir`` (the HTML page, the PNGs, the summary: names from
+    :mod:`iterit.artifacts.names`),
     atomically: the folder appears complete or not at all.  Returns the HTML path."""
     images = {
         name: png
         for name, png in (
-            ("ifd.png", plot_ifd(rep)),
-            ("lengths.png", plot_lengths(rep)),
-            ("overlap.png", plot_overlap(rep)),
-            ("ngrams.png", plot_ngrams(rep)),
+            (REPORT_PLOTS["ifd"], plot_ifd(rep)),
+            (REPORT_PLOTS["lengths"], plot_lengths(rep)),
+            (REPORT_PLOTS["overlap"], plot_overlap(rep)),
+            (REPORT_PLOTS["ngrams"], plot_ngrams(rep)),
         )
         if png is not None
     }
@@ -143,5 +147,6 @@ def write_report(rep: Report, out_dir: Path, *, overwrite: bool = False) -> Path
         for name, png in images.items():
             (tmp / name).write_bytes(png)
         (tmp / REPORT_HTML).write_text(page, encoding="utf-8")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(summary, indent=2) + "\n"
+        (tmp / REPORT_SUMMARY).write_text(text, encoding="utf-8")
     return out_dir / REPORT_HTML

@@ -15,7 +15,6 @@ n-grams.  Unknown fields of the log are ignored.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.artifacts.epoch_records import EpochRecord
 from iterit.artifacts.names import RUN_LOG_NAMES, selection_sidecars
 from iterit.artifacts.selection_files import (
     read_selection_meta,
@@ -32,9 +32,9 @@ from iterit.artifacts.selection_files import (
 )
 from iterit.errors import DataError
 from iterit.report.sources import find_run_data, find_run_log, read_selection_log
+from iterit.selection.overlap import jaccard
+from iterit.selection.reference import ngrams
 from iterit.selection.strategies import response_words
-from iterit.selection.text import TOKEN_PATTERN
-from iterit.training.planner import jaccard
 
 __all__ = [
     "Report",
@@ -42,7 +42,6 @@ __all__ = [
     "finite_mean",
     "finite_median",
     "fmt_value",
-    "jaccard",
     "model_label",
     "run_report",
     "selection_report",
@@ -50,8 +49,6 @@ __all__ = [
     "settings_rows",
     "top_ngrams",
 ]
-
-_TOKEN = re.compile(TOKEN_PATTERN)
 
 
 @dataclass
@@ -84,9 +81,8 @@ def top_ngrams(
     docs: dict[int, Counter[str]] = {n: Counter() for n in range(lo, hi + 1)}
     occ: dict[int, Counter[str]] = {n: Counter() for n in range(lo, hi + 1)}
     for text in texts:
-        toks = _TOKEN.findall(text.lower())
         for n in range(lo, hi + 1):
-            grams = [" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+            grams = ngrams(text, (n, n))
             occ[n].update(grams)
             docs[n].update(set(grams))
     for n in range(lo, hi + 1):
@@ -290,34 +286,43 @@ def _jaccard_matrix(picks: list[np.ndarray]) -> np.ndarray:
 
 
 def _run_summary(
-    folder: Path, log: Path, recs: list[dict[str, Any]], picks: list[np.ndarray], data: Any
+    folder: Path, log: Path, recs: list[EpochRecord], picks: list[np.ndarray], data: Any
 ) -> list[tuple[str, str]]:
-    n_samples = recs[0].get("n_samples", len(data) if data is not None else None)
+    first = recs[0]
+    n_samples = first.n_samples
+    if n_samples is None and data is not None:
+        n_samples = len(data)
     rows = [
         ("run folder", str(folder)),
         ("selection log", log.name),
         ("epochs", str(len(recs))),
         ("records", fmt_value(n_samples)),
-        ("budget per epoch", fmt_value(recs[0].get("budget", len(picks[0])))),
         (
-            "strategy / diversity",
-            f"{recs[0].get('strategy', '-')} / {recs[0].get('diversity', '-')}",
+            "budget per epoch",
+            fmt_value(first.budget if first.budget is not None else len(picks[0])),
         ),
+        ("strategy / diversity", f"{first.strategy or '-'} / {first.diversity or '-'}"),
     ]
-    if any("rescore" in r for r in recs):
-        rows.append(("re-scoring of later epochs", str(recs[0].get("rescore") or "-")))
+    if _has_signals(recs):
+        rows.append(("re-scoring of later epochs", str(first.rescore or "-")))
         rows.append(
             (
                 "scoring forward passes per epoch",
-                ", ".join(fmt_value(r.get("score_forward_calls"), 0) for r in recs),
+                ", ".join(fmt_value(r.score_forward_calls, 0) for r in recs),
             )
         )
     return rows
 
 
+def _has_signals(recs: list[EpochRecord]) -> bool:
+    # Logs of runs before re-scoring was configurable have neither the scoring counts nor the
+    # complexity source; every record iterit writes now has n_scored.
+    return any(r.n_scored is not None for r in recs)
+
+
 def _epoch_table(
     rep: Report,
-    recs: list[dict[str, Any]],
+    recs: list[EpochRecord],
     picks: list[np.ndarray],
     words: np.ndarray | None,
     mat: np.ndarray,
@@ -332,23 +337,23 @@ def _epoch_table(
         "median words",
         "Jaccard prev",
     ]
-    signals = any("complexity_source" in r for r in recs)
-    losses = any(isinstance(r.get("train_loss"), list) for r in recs)
+    signals = _has_signals(recs)
+    losses = any(isinstance(r.train_loss, list) for r in recs)
     if signals:
         rep.epoch_headers[4:4] = ["complexity from", "scoring passes"]
     if losses:
         rep.epoch_headers.append("mean train loss")
     for idx, (r, p) in enumerate(zip(recs, picks, strict=True)):
-        label = f"epoch {r['epoch']}"
-        arr = _floats_or_nan(r["ifd"]) if isinstance(r.get("ifd"), list) else None
+        label = f"epoch {r.epoch}"
+        arr = _floats_or_nan(r.ifd) if isinstance(r.ifd, list) else None
         if arr is not None and arr.size == p.size:
             rep.ifd_sets[label] = arr
         if words is not None and (p.size == 0 or p.max() < words.size):
             rep.lengths[label] = words[p]
         row = [
-            str(r["epoch"]),
-            fmt_value(r.get("pool_size")),
-            fmt_value(r.get("n_candidates")),
+            str(r.epoch),
+            fmt_value(r.pool_size),
+            fmt_value(r.n_candidates),
             str(p.size),
             fmt_value(finite_mean(arr)) if arr is not None else "-",
             fmt_value(finite_median(words[p]), 0) if label in rep.lengths else "-",
@@ -356,11 +361,11 @@ def _epoch_table(
         ]
         if signals:
             row[4:4] = [
-                str(r.get("complexity_source") or "-"),
-                fmt_value(r.get("score_forward_calls"), 0),
+                str(r.complexity_source or "-"),
+                fmt_value(r.score_forward_calls, 0),
             ]
         if losses:
-            vals = _floats_or_nan(r.get("train_loss") or [])
+            vals = _floats_or_nan(r.train_loss or [])
             row.append(fmt_value(finite_mean(vals)) if vals.size else "-")
         rep.epochs.append(row)
 
@@ -399,11 +404,11 @@ def run_report(
     recs = read_selection_log(log)
     if data is None:
         data = _run_data(folder)
-    picks = [np.asarray(r["picks"], dtype=np.int64) for r in recs]
+    picks = [np.asarray(r.picks, dtype=np.int64) for r in recs]
     rep = Report(title=f"iterit training run: {folder.name}", source=str(folder))
     rep.summary = _run_summary(folder, log, recs, picks, data)
     mat = _jaccard_matrix(picks)
-    rep.overlap_labels, rep.overlap = [f"epoch {r['epoch']}" for r in recs], mat
+    rep.overlap_labels, rep.overlap = [f"epoch {r.epoch}" for r in recs], mat
     words = response_words(data.samples) if data is not None else None
     if words is not None:
         rep.lengths["all"] = words[words > 0]
@@ -411,7 +416,7 @@ def run_report(
     k = len(recs)
     if k >= 2:
         pairs = ", ".join(
-            f"{recs[a]['epoch']},{recs[b]['epoch']}: {100 * mat[a, b]:.2f}%"
+            f"{recs[a].epoch},{recs[b].epoch}: {100 * mat[a, b]:.2f}%"
             for a in range(k)
             for b in range(a + 1, k)
         )

@@ -8,20 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from iterit.artifacts import run_files
+from iterit.artifacts.epoch_records import EpochRecord
 from iterit.artifacts.names import RUN_LOG_NAMES
 from iterit.errors import DataError
 
 __all__ = ["find_run_data", "find_run_log", "read_selection_log"]
 
 
-def read_selection_log(path: str | Path) -> list[dict[str, Any]]:
+def read_selection_log(path: str | Path) -> list[EpochRecord]:
     """The per-epoch records of a training run's selection log, one per epoch (the last line
     wins when an epoch appears twice, as after a resume), sorted by epoch.  Unknown fields are
-    kept; records without ``epoch`` and a ``picks`` list are skipped."""
-    by_epoch: dict[int, dict[str, Any]] = {}
-    for rec in run_files.read_selection_log(path):
-        if "epoch" in rec and isinstance(rec.get("picks"), list):
-            by_epoch[int(rec["epoch"])] = rec
+    ignored; lines without ``epoch`` and a ``picks`` list are skipped."""
+    by_epoch: dict[int, EpochRecord] = {}
+    objs, _ = run_files.read_selection_log_lines(path)
+    for obj in objs:
+        if "epoch" in obj and isinstance(obj.get("picks"), list):
+            rec = EpochRecord.from_json(obj)
+            by_epoch[rec.epoch] = rec
     if not by_epoch:
         raise DataError("no epoch records (lines with 'epoch' and 'picks')", path=path)
     return [by_epoch[e] for e in sorted(by_epoch)]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.artifacts.epoch_records import EpochRecord, RunSummary
 from iterit.artifacts.names import SELECTION_SUMMARY, TRAINER_STATE_KEY
 from iterit.artifacts.run_files import selection_log_path, write_selection_log, write_summary
 from iterit.config import SelectionConfig
@@ -56,8 +57,9 @@ class IterITCallback(TrainerCallback):
     change, so its epoch-0 scores are reused rather than recomputed.  ``initial_scores``
     (float64[N]) replaces the epoch-0 scoring of every sample.
 
-    After training, ``records`` holds one dict per epoch (the lines of the selection log) and
-    ``summary()`` the per-epoch timings and scoring/training counts.
+    After training, ``records`` holds one :class:`~iterit.artifacts.epoch_records.EpochRecord`
+    per epoch (the lines of the selection log) and ``summary()`` the per-epoch timings and
+    scoring/training counts (a :class:`~iterit.artifacts.epoch_records.RunSummary`).
     """
 
     def __init__(
@@ -114,7 +116,7 @@ class IterITCallback(TrainerCallback):
         return self.planner.budget
 
     @property
-    def records(self) -> dict[int, dict[str, Any]]:
+    def records(self) -> dict[int, EpochRecord]:
         return self.planner.records
 
     @property
@@ -194,17 +196,19 @@ class IterITCallback(TrainerCallback):
         self._epoch = epoch
         self._epoch_start = time.perf_counter()
         if epoch in self.records:  # restored from a checkpoint: same selection, no re-scoring
-            self.sampler.set_selection(self.records[epoch]["picks"], epoch)
+            self.sampler.set_selection(self.records[epoch].picks, epoch)
             self.timings[epoch] = {"score_s": 0.0, "select_s": 0.0, "restored": 1.0}
             return
-        record = self._plan(epoch, model, mixed_precision_dtype(args))
-        record["global_step"] = int(state.global_step)
-        record = broadcast_object(record)
+        mine = self._plan(epoch, model, mixed_precision_dtype(args))
+        if mine is not None:
+            mine.global_step = int(state.global_step)
+        # Rank 0's record, sent as its JSON object (plain data across processes).
+        record = EpochRecord.from_json(broadcast_object(None if mine is None else mine.to_json()))
         self.records[epoch] = record
-        self.sampler.set_selection(record["picks"], epoch)
+        self.sampler.set_selection(record.picks, epoch)
         self.timings[epoch] = {
-            "score_s": record["score_seconds"],
-            "select_s": record["select_seconds"],
+            "score_s": float(record.score_seconds or 0.0),
+            "select_s": float(record.select_seconds or 0.0),
         }
         self._save_state(state)
         if state.is_world_process_zero:
@@ -212,10 +216,10 @@ class IterITCallback(TrainerCallback):
         logger.info(
             "IterIT epoch %d: %d picks from %d candidates (pool %s), overlap with previous %s",
             epoch,
-            len(record["picks"]),
-            record["n_candidates"],
-            record["pool_size"],
-            record["overlap_prev"],
+            len(record.picks),
+            record.n_candidates,
+            record.pool_size,
+            record.overlap_prev,
         )
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -242,7 +246,7 @@ class IterITCallback(TrainerCallback):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _plan(self, epoch: int, model: Any, autocast: Any = None) -> dict[str, Any]:
+    def _plan(self, epoch: int, model: Any, autocast: Any = None) -> EpochRecord | None:
         def score(indices: np.ndarray) -> ScoredPass:
             picked = [self.samples[int(i)] for i in indices]
             return score_pass(self.score_fn, model, picked, autocast=autocast)
@@ -255,10 +259,7 @@ class IterITCallback(TrainerCallback):
         losses = self.losses.end_epoch(epoch)
         record = self.records.get(epoch)
         if record is not None:
-            record["n_loss_recorded"] = len(losses)
-            record["train_loss"] = [
-                None if int(i) not in losses else float(losses[int(i)]) for i in record["picks"]
-            ]
+            self.records[epoch] = record.with_losses({int(i): v for i, v in losses.items()})
         self._save_state(state)
         if state.is_world_process_zero:
             self._write_log()
@@ -270,7 +271,7 @@ class IterITCallback(TrainerCallback):
             return
         write_selection_log(self.log_path, (self.records[e] for e in sorted(self.records)))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RunSummary:
         """Per-epoch timings (scoring, selecting, training, whole epoch) and the scoring work
         against the method's O(N + a*M*(epochs-1))."""
         return self.planner.summary(self.timings)

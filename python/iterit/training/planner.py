@@ -16,8 +16,8 @@ shards the work), rank 0 selects; the caller broadcasts rank 0's record.
 
 The planner never touches a model: the caller passes a ``score`` function (sample indices ->
 :class:`ScoredPass`) and, for in-loop, a ``loss_ema`` function (sample indices -> EMA, NaN
-where not trained yet).  Each :meth:`SelectionPlanner.plan` returns the epoch's record: a plain
-JSON-able dict, one line of the selection log.
+where not trained yet).  Each :meth:`SelectionPlanner.plan` returns the epoch's
+:class:`~iterit.artifacts.epoch_records.EpochRecord`, one line of the selection log.
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from iterit.artifacts.epoch_records import EpochRecord, EpochSummary, RunSummary
 from iterit.config import SelectionConfig, resolve_budget
 from iterit.data.sample import Sample
 from iterit.errors import ConfigError, InternalError, ShortfallWarning
 from iterit.scoring.signals import ifd_equivalent
+from iterit.selection.overlap import jaccard
 from iterit.selection.strategies import select_samples
 from iterit.utils.distributed import broadcast_object, rank
 
-__all__ = ["LossEMA", "ScorePool", "ScoredPass", "SelectionPlanner", "floats", "jaccard"]
+__all__ = ["LossEMA", "ScorePool", "ScoredPass", "SelectionPlanner", "floats"]
 
 
 @dataclass
@@ -55,13 +57,6 @@ class ScoredPass:
 ScorePool = Callable[[np.ndarray], ScoredPass]
 #: The in-loop loss EMA of the samples at the given indices (NaN: not trained yet).
 LossEMA = Callable[[np.ndarray], np.ndarray]
-
-
-def jaccard(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> float:
-    """|a & b| / |a | b| of two index sets (1.0 for two empty sets)."""
-    sa, sb = {int(x) for x in a}, {int(x) for x in b}
-    union = len(sa | sb)
-    return 1.0 if union == 0 else len(sa & sb) / union
 
 
 def floats(values: np.ndarray) -> list[float | None]:
@@ -105,7 +100,8 @@ class _Picks:
     ifd: list[float | None] | None
     score: list[float | None]
     shortfall: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    n_from_loss: int | None = None  # in-loop: picks whose complexity came from their loss
+    loss_ema: list[float | None] | None = None
 
 
 @dataclass
@@ -167,7 +163,7 @@ class SelectionPlanner:
 
     def reset(self) -> None:
         """Forget every selection (a new training run)."""
-        self.records: dict[int, dict[str, Any]] = {}
+        self.records: dict[int, EpochRecord] = {}
         self.pool: np.ndarray | None = None
         self.pool_scores: np.ndarray | None = None  # epoch-0 complexity of the pool
         self.pool_nll_prior: np.ndarray | None = None  # epoch-0 nll_prior of the pool (in-loop)
@@ -193,8 +189,8 @@ class SelectionPlanner:
 
     def plan(
         self, epoch: int, score: ScorePool | None = None, loss_ema: LossEMA | None = None
-    ) -> dict[str, Any]:
-        """Select ``epoch``'s samples; returns its record on rank 0 (``{}`` on other ranks, to
+    ) -> EpochRecord | None:
+        """Select ``epoch``'s samples; returns its record on rank 0 (None on other ranks, to
         be replaced by rank 0's).  ``score`` is called on every rank (it may be collective)."""
         t0 = time.perf_counter()
         mode = self.mode(epoch)
@@ -206,7 +202,7 @@ class SelectionPlanner:
             picks, work = self._again(mode, score, loss_ema, t0)
         select_s = time.perf_counter() - t0 - work.seconds
         if rank() != 0 or picks is None:
-            return {}  # replaced by rank 0's record in the broadcast
+            return None  # replaced by rank 0's record in the broadcast
         if picks.shortfall:
             warnings.warn(
                 f"IterIT epoch {epoch}: only {len(picks.picks)} valid candidates for a budget of "
@@ -219,13 +215,13 @@ class SelectionPlanner:
     def _reuse(self) -> _Picks:
         base = self.records[min(self.records)]
         return _Picks(
-            picks=np.asarray(base["picks"], dtype=np.int64),
-            pool_size=base["pool_size"],
-            n_candidates=base["n_candidates"],
-            n_valid=base["n_valid"],
-            ifd=base["ifd"],
-            score=base["score"],
-            shortfall=base["shortfall"],
+            picks=np.asarray(base.picks, dtype=np.int64),
+            pool_size=int(base.pool_size or 0),
+            n_candidates=int(base.n_candidates or 0),
+            n_valid=int(base.n_valid or 0),
+            ifd=base.ifd,
+            score=list(base.score or []),
+            shortfall=int(base.shortfall or 0),
         )
 
     def _first_scores(self, score: ScorePool | None, t0: float) -> tuple[Any, Any, _Work]:
@@ -313,10 +309,6 @@ class SelectionPlanner:
             samples, self.budget, self.config, scores, strategy="iterit", pool_factor=None
         )
         n_valid = int(choice.valid.sum())
-        extra: dict[str, Any] = {}
-        if ema is not None:
-            extra["n_from_loss"] = int(np.isfinite(ema).sum())
-            extra["loss_ema"] = floats(ema[choice.indices])
         return _Picks(
             picks=pool[choice.indices],
             pool_size=int(pool.shape[0]),
@@ -325,7 +317,8 @@ class SelectionPlanner:
             ifd=floats(scores[choice.indices]),
             score=floats(choice.scores),
             shortfall=int(choice.shortfall),
-            extra=extra,
+            n_from_loss=None if ema is None else int(np.isfinite(ema).sum()),
+            loss_ema=None if ema is None else floats(ema[choice.indices]),
         )
 
     def _in_loop_complexity(
@@ -358,62 +351,63 @@ class SelectionPlanner:
 
     def _record(
         self, epoch: int, mode: str, picks: _Picks, work: _Work, select_s: float
-    ) -> dict[str, Any]:
+    ) -> EpochRecord:
         cfg = self.config
         prev = self.records.get(epoch - 1)
         forward = work.forward if work.rescored or mode == "in-loop" else {}
-        return {
-            "epoch": int(epoch),
-            "strategy": cfg.strategy if cfg.diversity != "none" else "ifd",
-            "diversity": cfg.diversity,
-            "rescore": cfg.rescore if cfg.needs_scores else None,
-            "complexity_source": self.complexity_source(mode),
-            "n_samples": len(self.samples),
-            "n_scored": int(work.n_scored),
-            "n_valid": int(picks.n_valid),
-            "pool_size": int(picks.pool_size),
-            "n_candidates": int(picks.n_candidates),
-            "budget": int(self.budget),
-            "shortfall": int(picks.shortfall),
-            "rescored": bool(work.rescored),
-            "overlap_prev": None if prev is None else jaccard(prev["picks"], picks.picks),
-            "score_forward_calls": forward.get("forward_calls"),
-            "score_sequences": forward.get("sequences"),
-            "score_seconds": float(work.seconds),
-            "select_seconds": float(select_s),
-            "picks": [int(i) for i in picks.picks],
-            "ifd": picks.ifd,
-            "score": picks.score,
-            **picks.extra,
-        }
+        return EpochRecord(
+            epoch=int(epoch),
+            strategy=cfg.strategy if cfg.diversity != "none" else "ifd",
+            diversity=cfg.diversity,
+            rescore=cfg.rescore if cfg.needs_scores else None,
+            complexity_source=self.complexity_source(mode),
+            n_samples=len(self.samples),
+            n_scored=int(work.n_scored),
+            n_valid=int(picks.n_valid),
+            pool_size=int(picks.pool_size),
+            n_candidates=int(picks.n_candidates),
+            budget=int(self.budget),
+            shortfall=int(picks.shortfall),
+            rescored=bool(work.rescored),
+            overlap_prev=None if prev is None else jaccard(prev.picks, picks.picks),
+            score_forward_calls=forward.get("forward_calls"),
+            score_sequences=forward.get("sequences"),
+            score_seconds=float(work.seconds),
+            select_seconds=float(select_s),
+            picks=[int(i) for i in picks.picks],
+            ifd=picks.ifd,
+            score=picks.score,
+            n_from_loss=picks.n_from_loss,
+            loss_ema=picks.loss_ema,
+        )
 
-    def summary(self, timings: dict[int, dict[str, float]]) -> dict[str, Any]:
+    def summary(self, timings: dict[int, dict[str, float]]) -> RunSummary:
         """Per-epoch timings (scoring, selecting, training, whole epoch) and the scoring work
         against the method's O(N + a*M*(epochs-1))."""
         epochs = []
         for e in sorted(self.records):
             r, t = self.records[e], timings.get(e, {})
             epochs.append(
-                {
-                    "epoch": e,
-                    "n_scored": r["n_scored"],
-                    "n_trained": self.budget,
-                    "pool_size": r["pool_size"],
-                    "overlap_prev": r["overlap_prev"],
-                    "score_forward_calls": r.get("score_forward_calls"),
-                    **{k: v for k, v in t.items() if k != "restored"},
-                    "restored": bool(t.get("restored", 0.0)),
-                }
+                EpochSummary(
+                    epoch=e,
+                    n_scored=r.n_scored,
+                    n_trained=self.budget,
+                    pool_size=r.pool_size,
+                    overlap_prev=r.overlap_prev,
+                    score_forward_calls=r.score_forward_calls,
+                    timings={k: v for k, v in t.items() if k != "restored"},
+                    restored=bool(t.get("restored", 0.0)),
+                )
             )
         n_epochs = len(self.records)
         pool = 0 if self.pool is None else int(self.pool.shape[0])
-        return {
-            "n_samples": len(self.samples),
-            "budget": self.budget,
-            "rescore": self.config.rescore if self.config.needs_scores else None,
-            "pool_size": pool,
-            "epochs": epochs,
-            "n_scored_total": int(sum(r["n_scored"] for r in self.records.values())),
-            "paper_bound_n_plus_aM_epochs_minus_1": len(self.samples) + pool * max(n_epochs - 1, 0),
-            "n_trained_total": self.budget * n_epochs,
-        }
+        return RunSummary(
+            n_samples=len(self.samples),
+            budget=self.budget,
+            rescore=self.config.rescore if self.config.needs_scores else None,
+            pool_size=pool,
+            epochs=epochs,
+            n_scored_total=int(sum(r.n_scored or 0 for r in self.records.values())),
+            paper_bound=len(self.samples) + pool * max(n_epochs - 1, 0),
+            n_trained_total=self.budget * n_epochs,
+        )

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.artifacts.epoch_records import RunSummary
 from iterit.artifacts.run_files import selection_log_path, train_config_path, write_train_config
 from iterit.config import TrainConfig
 from iterit.data.sample import Sample, as_sample
@@ -43,7 +44,6 @@ from iterit.training.trainers import IterITTrainer, iterit_trainer_class
 from iterit.utils.distributed import launched_world_size
 
 __all__ = [
-    "TrainConfig",
     "TrainResult",
     "build_trainer",
     "gradient_accumulation",
@@ -61,7 +61,7 @@ class TrainResult:
 
     output_dir: Path
     selection_log: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     train_output: Any
     trainer: Any = field(repr=False)
     callback: IterITCallback = field(repr=False)

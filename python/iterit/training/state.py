@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.artifacts.epoch_records import EpochRecord
 from iterit.errors import CheckpointError
 from iterit.training.planner import SelectionPlanner, floats
 
@@ -63,7 +64,7 @@ def export_state(
         "fingerprint": fingerprint(planner),
         "pool": None if planner.pool is None else planner.pool.tolist(),
         "pool_scores": None if planner.pool_scores is None else floats(planner.pool_scores),
-        "records": [planner.records[e] for e in sorted(planner.records)],
+        "records": [planner.records[e].to_json() for e in sorted(planner.records)],
     }
     if losses is not None:
         prior = planner.pool_nll_prior
@@ -93,7 +94,8 @@ def load_state(planner: SelectionPlanner, saved: dict[str, Any], losses: Any = N
     try:
         planner.pool = None if saved["pool"] is None else np.asarray(saved["pool"], np.int64)
         planner.pool_scores = _float_array(saved.get("pool_scores"))
-        planner.records = {int(r["epoch"]): r for r in saved["records"]}
+        records = [EpochRecord.from_json(r) for r in saved["records"]]
+        planner.records = {r.epoch: r for r in records}
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"the checkpoint's IterIT state is damaged ({e!r})") from None
     if losses is None:

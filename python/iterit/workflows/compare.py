@@ -24,10 +24,12 @@ from iterit.artifacts.compare_files import write_compare_csv, write_compare_json
 from iterit.artifacts.names import (
     COMPARE_ARM_SUMMARY,
     COMPARE_ARMS_DIR,
+    COMPARE_BASE_EVAL_ROWS,
     COMPARE_CSV,
     COMPARE_EVAL_ROWS,
     COMPARE_JSON,
     COMPARE_SCORES,
+    COMPARE_SCORES_INFO,
 )
 from iterit.config import COMPARE_ARMS, TrainConfig
 from iterit.data.keys import content_keys
@@ -131,7 +133,7 @@ def _score_epoch0(
         "forward_tokens": int(stats.get("real_tokens", 0))
         + int(stats.get("prefix_tokens_computed", 0)),
     }
-    with atomic_open(out.with_suffix(".json"), "w", overwrite=True) as f:
+    with atomic_open(out.parent / COMPARE_SCORES_INFO, "w", overwrite=True) as f:
         json.dump(info, f)
     return info
 
@@ -145,7 +147,7 @@ def _shared_scores(
     if cfg.scores is not None:
         return Path(cfg.scores), {"seconds": 0.0, "forward_tokens": 0}
     path = folder / COMPARE_SCORES
-    info_path = path.with_suffix(".json")
+    info_path = folder / COMPARE_SCORES_INFO
     if path.is_file() and info_path.is_file():
         return path, json.loads(info_path.read_text(encoding="utf-8"))
     from iterit.training.run import load_training_model
@@ -159,7 +161,7 @@ def _base_rows(cfg: TrainConfig, folder: Path, eval_sets: Mapping[str, list[Samp
     from iterit.training.eval_callback import EvalCallback
     from iterit.training.run import load_training_model
 
-    path = folder / f"base_{COMPARE_EVAL_ROWS}"
+    path = folder / COMPARE_BASE_EVAL_ROWS
     model, tok = None, None
     cb = _eval_callback(cfg, eval_sets, None, path)
     if {r["eval"] for r in cb.rows} != set(eval_sets):
@@ -202,10 +204,10 @@ def _run_arm(
     wall = time.perf_counter() - t0
     lengths = [len(r["input_ids"]) for r in encode_samples(samples, tok, **_encode(cfg))]
     records = result.callback.records
-    train_tokens = sum(lengths[i] for r in records.values() for i in r["picks"])
-    timings = result.summary.get("epochs", [])
-    score_s = sum(float(e.get("score_s") or 0.0) for e in timings)
-    select_s = sum(float(e.get("select_s") or 0.0) for e in timings)
+    train_tokens = sum(lengths[i] for r in records.values() for i in r.picks)
+    timings = result.summary.epochs
+    score_s = sum(e.seconds("score_s") for e in timings)
+    select_s = sum(e.seconds("select_s") for e in timings)
     fn = result.callback.score_fn
     uses_scores = COMPARE_ARMS[name]["strategy"] in ("iterit", "ifd")
     summary = {

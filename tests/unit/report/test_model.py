@@ -9,17 +9,31 @@ import pytest
 
 from iterit.data import load
 from iterit.errors import DataError
-from iterit.report import build_report, jaccard, read_selection_log, top_ngrams
+from iterit.report import build_report, read_selection_log, top_ngrams
+from iterit.selection.overlap import jaccard
+from iterit.selection.reference import ngrams
 from iterit.workflows.select import select_dataset
 from tests.helpers.cli import EXAMPLE
 from tests.helpers.report import run_dir
 
 
-def test_jaccard_is_the_planners():
-    from iterit.training.planner import jaccard as planner_jaccard
-
-    assert jaccard is planner_jaccard
+def test_jaccard():
     assert jaccard([1, 2, 3], [2, 3, 4]) == 0.5 and jaccard([], []) == 1.0
+    assert jaccard([1], []) == 0.0
+
+
+def test_top_ngrams_counts_the_selectors_ngrams():
+    texts = ["The cat sat on the mat, the cat!", "Ünïcode wörds and a cat", ""]
+    grams = top_ngrams(texts, ngram_range=(1, 2), top=100)
+    for n in (1, 2):
+        occurrences = sum(g.count for g in [_Count(ngrams(t, (n, n))) for t in texts])
+        assert sum(c for _, _, c in grams[n]) == occurrences
+        assert {g for g, _, _ in grams[n]} == {g for t in texts for g in ngrams(t, (n, n))}
+
+
+class _Count:
+    def __init__(self, grams: list[str]) -> None:
+        self.count = len(grams)
 
 
 def test_top_ngrams_uses_the_selectors_tokens():
@@ -39,7 +53,8 @@ def test_read_selection_log_is_tolerant(tmp_path):
     ]
     log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     recs = read_selection_log(log)
-    assert [r["epoch"] for r in recs] == [0, 1] and recs[1]["picks"] == [2, 3, 4]
+    assert [r.epoch for r in recs] == [0, 1] and recs[1].picks == [2, 3, 4]
+    assert recs[0].ifd == [0.5, 0.6, 0.7] and recs[1].score == [1, 2, 3]
     log.write_text("{oops\n")
     with pytest.raises(DataError, match="line 1: invalid JSON"):
         read_selection_log(log)
@@ -53,7 +68,7 @@ def test_run_report(tmp_path):
     recs = read_selection_log(run / "iterit_selection.jsonl")
     rep = build_report(run)
     assert rep.overlap is not None and rep.overlap.shape == (3, 3)
-    assert rep.overlap[0, 1] == pytest.approx(jaccard(recs[0]["picks"], recs[1]["picks"]))
+    assert rep.overlap[0, 1] == pytest.approx(jaccard(recs[0].picks, recs[1].picks))
     assert set(rep.lengths) == {"all", "epoch 0", "epoch 1", "epoch 2"}  # data found in the run
     assert rep.ngrams and rep.ngram_docs == 10
     assert rep.epoch_headers[0] == "epoch" and len(rep.epochs) == 3

@@ -156,7 +156,7 @@ def test_sft_trainer_takes_peft_config_and_cpu_defaults(tmp_path, data, monkeypa
     trainer.args.num_train_epochs = 1
     trainer.args.report_to = []
     trainer.train()
-    assert len(trainer.iterit.records[0]["picks"]) == 4
+    assert len(trainer.iterit.records[0].picks) == 4
 
 
 @pytest.mark.cuda
