@@ -55,7 +55,7 @@ def test_scores_all_once_then_only_the_pool(tmp_path, data, change):
     assert fake.modes == [False, False, False]
     assert trainer.model.training  # back in train mode
     assert [r["n_scored"] for r in recs] == [len(samples), 18, 18]
-    assert cb.summary()["n_scored_total"] == len(samples) + 2 * 18
+    assert cb.summary().n_scored_total == len(samples) + 2 * 18
     # The pool is the highest-IFD valid samples; the picks come from it.
     valid = np.flatnonzero(fake.base < 1.0)
     assert set(pool) == set(valid[np.argsort(-fake.base[valid], kind="stable")][:18].tolist())
