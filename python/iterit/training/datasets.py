@@ -39,6 +39,11 @@ __all__ = [
 
 #: The column / item key holding a training row's sample index.
 INDEX_KEY = "iterit_index"
+#: Why a training batch without sample indices cannot record in-loop losses.
+MISSING_INDEX = (
+    "in-loop re-scoring needs each training row's sample index ('iterit_index'): "
+    "train on iterit.training.datasets.TokenizedSamples or sft_dataset"
+)
 
 
 def encode_samples(
@@ -194,20 +199,25 @@ class ResponseOnlyCollator:
 
 class IndexingCollator:
     """Wraps a data collator: takes ``iterit_index`` out of every feature, collates the rest
-    with the wrapped collator, and adds the indices to the batch as an int64 tensor."""
+    with the wrapped collator, and adds the indices to the batch as an int64 tensor.
 
-    def __init__(self, inner: Callable[[Sequence[dict[str, Any]]], Any]) -> None:
+    ``required=False``: a batch whose features have no index at all (an evaluation set) is
+    collated by the wrapped collator as it is, without indices."""
+
+    def __init__(
+        self, inner: Callable[[Sequence[dict[str, Any]]], Any], *, required: bool = True
+    ) -> None:
         self.inner = inner
+        self.required = required
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> Any:
+        if not self.required and not any(INDEX_KEY in f for f in features):
+            return self.inner(features)
         index = []
         rest = []
         for f in features:
             if INDEX_KEY not in f:
-                raise InvalidInputError(
-                    "in-loop re-scoring needs each training row's sample index ('iterit_index'): "
-                    "train on iterit.training.datasets.TokenizedSamples or sft_dataset"
-                )
+                raise InvalidInputError(MISSING_INDEX)
             f = dict(f)
             index.append(int(f.pop(INDEX_KEY)))
             rest.append(f)

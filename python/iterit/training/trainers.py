@@ -38,11 +38,12 @@ import numpy as np
 
 from iterit.config import SelectionConfig, resolve_budget
 from iterit.data.sample import Sample, as_sample
-from iterit.errors import ConfigError
+from iterit.errors import ConfigError, InvalidInputError
 from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import (
     INDEX_KEY,
+    MISSING_INDEX,
     IndexingCollator,
     TokenizedSamples,
     has_index,
@@ -193,23 +194,14 @@ class IterITTrainerMixin:
         if columns is not None and INDEX_KEY not in columns:
             compat.set_signature_columns(self, [*columns, INDEX_KEY])
 
-    def get_train_dataloader(self) -> Any:
-        inner = self.data_collator
-        if self._iterit_losses is None or isinstance(inner, IndexingCollator):
-            return super().get_train_dataloader()
-        # Only the training batches carry their indices (an evaluation set has none).
-        self.data_collator = IndexingCollator(inner)
-        try:
-            return super().get_train_dataloader()
-        finally:
-            self.data_collator = inner
-
     def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         losses = self._iterit_losses
         index = None
         if losses is not None and hasattr(inputs, "pop"):
             index = inputs.pop(INDEX_KEY, None)
-        if index is None:
+            if index is None and model.training:
+                raise InvalidInputError(MISSING_INDEX)
+        if index is None or not model.training:  # evaluation losses are not training losses
             return super().compute_loss(model, inputs, *args, **kwargs)
         losses.set_batch(index, inputs.get("labels"))
         try:
@@ -280,6 +272,10 @@ def _index_rows(trainer: Any) -> None:
         )
     if isinstance(trainer.train_dataset, TokenizedSamples):
         trainer.train_dataset.with_index = True
+    # Set once, with the trainer: training batches carry their indices; evaluation batches,
+    # without any, are collated as before (compute_loss records training batches only).
+    if not isinstance(trainer.data_collator, IndexingCollator):
+        trainer.data_collator = IndexingCollator(trainer.data_collator, required=False)
 
 
 class IterITTrainer(IterITTrainerMixin, transformers.Trainer):

@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 import transformers
 
 from iterit.config import SelectionConfig
+from iterit.errors import InvalidInputError
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
 from iterit.training.trainers import IterITTrainer, attach
@@ -134,3 +135,36 @@ def test_trainers_module_imports_without_trl():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "MissingDependencyError"
+
+
+@pytest.mark.parametrize("rescore", ["in-loop", "ifd"])
+def test_loaders_do_not_swap_the_collator(tmp_path, data, rescore):
+    """Building a loader leaves the trainer as it was; with in-loop losses the training
+    batches carry their sample indices and evaluation batches (no index) collate as before."""
+    import torch
+
+    from iterit.training.datasets import INDEX_KEY
+
+    samples, tok = data
+    config = SelectionConfig(budget=4, rescore=rescore)
+    trainer, cb = make_trainer(tmp_path, samples[:12], tok, config)
+    collator = trainer.data_collator
+    cb.sampler.set_selection([3, 1, 7, 5], 0)
+    batches = list(trainer.get_train_dataloader())
+    evals = list(
+        trainer.get_eval_dataloader(TokenizedSamples(samples[:3], tok, max_length=MAX_LEN))
+    )
+    assert trainer.data_collator is collator
+    assert all(INDEX_KEY not in b and "labels" in b for b in evals)
+    if rescore == "ifd":
+        assert all(INDEX_KEY not in b for b in batches)
+        return
+    assert sorted(i for b in batches for i in b[INDEX_KEY].tolist()) == [1, 3, 5, 7]
+    # A training batch without indices cannot record its losses: it says so.
+    trainer.model.train()
+    with pytest.raises(InvalidInputError, match="iterit_index"):
+        trainer.compute_loss(trainer.model, {k: v for k, v in batches[0].items() if k != INDEX_KEY})
+    trainer.model.eval()  # an evaluation batch with indices records nothing
+    with torch.no_grad():
+        trainer.compute_loss(trainer.model, dict(batches[0]))
+    assert cb.losses.end_epoch(0) == {}
