@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from iterit.utils.atomic import atomic_open, atomic_path
 __all__ = [
     "PARQUET_SUFFIXES",
     "SCORE_COLUMNS",
+    "complexity_column",
+    "complexity_kind",
     "ifd_columns",
     "read_scores",
     "read_table",
@@ -267,6 +269,20 @@ def _check_keys(
             )
 
 
+def complexity_column(columns: Collection[str]) -> str:
+    """The column a scores file's complexity is in: ``complexity`` when the file has one (a
+    learning-percentage scores file), else ``ifd``."""
+    return "complexity" if "complexity" in columns else "ifd"
+
+
+def complexity_kind(columns: Collection[str]) -> str:
+    """What a scores file's complexity measures (an epoch record's ``complexity_source``):
+    ``ifd``, ``learning-percentage`` (a file with an ``lp`` column) or ``complexity``."""
+    if complexity_column(columns) == "ifd":
+        return "ifd"
+    return "learning-percentage" if "lp" in columns else "complexity"
+
+
 def read_scores(
     path: Path,
     samples: Sequence[Sample],
@@ -287,7 +303,7 @@ def read_scores(
     if variant is not None and "ifd" in cols:
         check_scores_variant(path, cols, variant)
     if column is None:
-        column = "complexity" if "complexity" in cols else "ifd"
+        column = complexity_column(cols)
     n = len(samples)
     if column not in cols:
         raise ScoresFileError(

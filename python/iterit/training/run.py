@@ -210,19 +210,23 @@ def _initial_scores(
     file of ``iterit score --metric learning-percentage``), else its ``ifd`` column."""
     if cfg.scores is None:
         return None, None, "ifd"
-    from iterit.artifacts.score_files import read_scores, read_table
+    from iterit.artifacts.score_files import (
+        complexity_column,
+        complexity_kind,
+        read_scores,
+        read_table,
+    )
 
     path = Path(cfg.scores)
     cols = read_table(path)
-    column = "complexity" if "complexity" in cols else "ifd"
+    column = complexity_column(cols)
     scores = read_scores(
         path, samples, column=column, variant=cfg.ifd_variant if column == "ifd" else None
     )
     if column == "ifd":
         return scores["ifd"], scores.get("nll_prior"), "ifd"
     # A complexity that is not IFD has no nll_prior to put in-loop losses on its scale.
-    kind = "learning-percentage" if "lp" in cols else "complexity"
-    return scores[column], None, kind
+    return scores[column], None, complexity_kind(cols)
 
 
 def _score_fn(cfg: TrainConfig, tokenizer: Any, scorer: tuple[Any, Any] | None) -> IFDScoreFn:
