@@ -22,7 +22,7 @@ from iterit.data.candidates import IFD_MAX, candidate_mask
 from iterit.data.files import import_pyarrow, read_jsonl_records
 from iterit.data.keys import content_keys
 from iterit.data.sample import Sample
-from iterit.errors import DataError, ScoresFileError
+from iterit.errors import MissingDependencyError, ScoresFileError
 from iterit.utils.atomic import atomic_open, atomic_path
 
 __all__ = [
@@ -99,12 +99,8 @@ def check_scores_variant(path: Path, cols: Mapping[str, list[Any]], variant: str
 def _pyarrow(path: Path) -> tuple[Any, Any]:
     try:
         return import_pyarrow(path)
-    except DataError as e:
-        raise ScoresFileError(
-            "parquet files need the 'pyarrow' package (pip install 'iterit[cli]'), or use a "
-            ".jsonl or .csv file",
-            path=path,
-        ) from e
+    except MissingDependencyError as e:
+        raise MissingDependencyError(f"{e}; or use a .jsonl or .csv file") from e
 
 
 def require_writable_format(path: Path) -> None:

@@ -17,6 +17,8 @@ import signal
 import sys
 from typing import Any
 
+from iterit.utils.optional import install_hint
+
 __all__ = ["DEBUG_ENV", "main"]
 
 #: Set to 1 to see the traceback of a user error instead of its one ``Error:`` line.
@@ -28,7 +30,7 @@ except ImportError:  # the optional extra is not installed
     click = None  # type: ignore[assignment]
 
 
-_INSTALL_HINT = "iterit: the command line needs click; install it with: pip install 'iterit[cli]'"
+_INSTALL_HINT = f"iterit: the command line needs click; install it with: {install_hint('cli')}"
 
 # name -> (module, attribute, one-line help shown by `iterit --help` without importing it)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -162,7 +164,7 @@ else:
         def _cmd(args: tuple[str, ...]) -> None:
             raise click.ClickException(
                 f"`iterit {name}` is not available: {error}; install the extras it needs "
-                "(pip install 'iterit[all]')"
+                f"({install_hint('all')})"
             )
 
         return _cmd

@@ -9,6 +9,13 @@ from typing import Any
 
 import click
 
+from iterit.artifacts.names import (
+    COMPARE_ARMS_DIR,
+    COMPARE_CSV,
+    COMPARE_HTML,
+    COMPARE_JSON,
+    COMPARE_SCORES,
+)
 from iterit.cli import options
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
 from iterit.config import COMPARE_ARMS
@@ -18,8 +25,8 @@ __all__ = ["compare_command"]
 
 @click.command("compare")
 @run_inputs_options(
-    "Comparison folder: compare.csv, compare.json, compare.html, scores.jsonl and each "
-    "arm's training run under arms/<arm>/."
+    f"Comparison folder: {COMPARE_CSV}, {COMPARE_JSON}, {COMPARE_HTML}, {COMPARE_SCORES} and "
+    f"each arm's training run under {COMPARE_ARMS_DIR}/<arm>/."
 )
 @click.option(
     "--arms",

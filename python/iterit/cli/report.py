@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from iterit.artifacts.names import REPORT_HTML, REPORT_SUMMARY
 from iterit.cli import options
+from iterit.utils.optional import require
 
 __all__ = ["report_command"]
 
@@ -19,7 +21,7 @@ __all__ = ["report_command"]
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write report.html, its PNG plots and summary.json into.",
+    help=f"Folder to write {REPORT_HTML}, its PNG plots and {REPORT_SUMMARY} into.",
 )
 @click.option(
     "--data",
@@ -60,12 +62,7 @@ def report_command(
     """
     from iterit.report import build_report, terminal_summary, write_report
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise click.ClickException(
-            "iterit report needs matplotlib: pip install 'iterit[cli]'"
-        ) from None
+    require("matplotlib", "cli", "iterit report")
 
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():

@@ -28,7 +28,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 
 @click.command("train")
 @run_inputs_options(
-    "Run folder: checkpoints, the selection log (iterit_selection.jsonl), the summary "
+    f"Run folder: checkpoints, the selection log ({SELECTION_LOG}), the summary "
     "and the fine-tuned model."
 )
 @options.selection_options

@@ -16,6 +16,7 @@ from typing import Any
 
 from iterit.data.formats import json_type
 from iterit.errors import DataError
+from iterit.utils.optional import require
 
 __all__ = [
     "FILE_TYPES",
@@ -120,13 +121,7 @@ def read_jsonl_records(
 
 
 def import_pyarrow(path: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
-    """``(pyarrow, pyarrow.parquet)``, or a :class:`DataError` naming ``path`` that says how to
-    install them."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            "parquet files need the 'pyarrow' package (pip install 'iterit[cli]')", path=path
-        ) from None
-    return pa, pq
+    """``(pyarrow, pyarrow.parquet)``, or a :class:`MissingDependencyError` naming ``path``
+    that says how to install them."""
+    purpose = "reading or writing parquet" + ("" if path is None else f" ({path})")
+    return require("pyarrow", "cli", purpose), require("pyarrow.parquet", "cli", purpose)

@@ -31,6 +31,7 @@ from iterit.data.sample import Sample
 from iterit.data.writers import write_hf, write_json_records, write_parquet
 from iterit.errors import ConfigError, DataError
 from iterit.utils.atomic import check_output
+from iterit.utils.optional import require
 
 __all__ = ["LoadedData", "load", "load_samples"]
 
@@ -141,14 +142,7 @@ class LoadedData:
 
 
 def _load_hf(path: Path, split: str | None) -> Any:
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            "is a folder; datasets saved to disk need the 'datasets' package "
-            "(pip install datasets)",
-            path=path,
-        ) from None
+    datasets = require("datasets", "cli", f"reading the dataset saved in the folder {path}")
     if not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
         raise DataError(
             "is a folder but not a dataset saved with save_to_disk (no dataset_info.json or "

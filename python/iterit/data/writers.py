@@ -15,6 +15,7 @@ import numpy as np
 from iterit.data.files import import_pyarrow
 from iterit.errors import DataError
 from iterit.utils.atomic import atomic_dir, atomic_open, atomic_path
+from iterit.utils.optional import require
 
 if TYPE_CHECKING:  # pragma: no cover
     from iterit.data.readers import LoadedData
@@ -78,13 +79,7 @@ def write_parquet(data: LoadedData, idx: np.ndarray, out: Path, *, overwrite: bo
 
 def write_hf(data: LoadedData, idx: np.ndarray, out: Path, *, overwrite: bool) -> Path:
     """The records at ``idx`` as a dataset folder (``Dataset.save_to_disk``)."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            "writing a saved dataset needs the 'datasets' package (pip install datasets)",
-            path=out,
-        ) from None
+    datasets = require("datasets", "cli", f"writing a saved dataset ({out})")
     ds = data._hf.select(idx.tolist()) if data._hf is not None else None
     if ds is None:
         ds = datasets.Dataset.from_list(data.records(idx))

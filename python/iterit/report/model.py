@@ -442,7 +442,7 @@ def build_report(
             return selection_report(source, top=top)  # a selection saved as a dataset folder
         return run_report(source, data=data, scores=scores, top=top)
     if source.name.endswith(".jsonl") and not (
-        selection_sidecars(source)[1].exists() or source.name.endswith(".scores.jsonl")
+        selection_sidecars(source)[1].exists() or selection_base(source) != source
     ):
         try:
             read_selection_log(source)

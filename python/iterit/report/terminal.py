@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.artifacts.names import SELECTION_SIDECAR_SUFFIXES
 from iterit.report.model import Report, selection_rows, settings_rows
 from iterit.selection.strategies import response_words
 
@@ -58,7 +59,8 @@ def selection_summary(
     t = meta.get("total_seconds")
     if t is not None:
         rows.append(("time", f"{t:.1f} s (scoring {meta.get('score_seconds', 0.0):.1f} s)"))
-    rows.append(("written", f"{meta.get('output')} (+ .scores.jsonl, .meta.json)"))
+    sidecars = ", ".join(SELECTION_SIDECAR_SUFFIXES)
+    rows.append(("written", f"{meta.get('output')} (+ {sidecars})"))
     return format_table(rows, title=f"iterit select: {meta.get('data')}")
 
 

@@ -20,10 +20,10 @@ from iterit.errors import (
     InvalidInputError,
     InvalidTypeError,
     IteritError,
-    MissingDependencyError,
     ShortfallWarning,
 )
 from iterit.selection.text import lowercase_texts, word_char_ranges
+from iterit.utils.optional import require_package
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -120,11 +120,8 @@ class TfidfMatrix:
 
     def to_scipy(self) -> scipy.sparse.csr_matrix:
         """The same matrix as ``scipy.sparse.csr_matrix`` (needs scipy; shares the arrays)."""
-        try:
-            import scipy.sparse
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise MissingDependencyError("to_scipy() needs scipy: pip install scipy") from exc
-        return scipy.sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+        sparse = require_package("scipy.sparse", "scipy", "to_scipy()")
+        return sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
     def __repr__(self) -> str:
         return (

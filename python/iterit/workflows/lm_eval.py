@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from iterit.errors import MissingDependencyError
+from iterit.utils.optional import missing_package, package_hint
 
 __all__ = ["require_lm_eval", "run_lm_eval"]
 
@@ -15,10 +16,9 @@ __all__ = ["require_lm_eval", "run_lm_eval"]
 def require_lm_eval() -> None:
     """A MissingDependencyError unless lm-evaluation-harness is importable."""
     if importlib.util.find_spec("lm_eval") is None:
-        raise MissingDependencyError(
-            "the lm-evaluation-harness hand-off needs the lm_eval package "
-            "(pip install lm-eval); iterit compare runs without it"
-        )
+        hand_off = "the lm-evaluation-harness hand-off"
+        error = missing_package("lm_eval", package_hint("lm-eval"), hand_off)
+        raise MissingDependencyError(f"{error}; iterit compare runs without it")
 
 
 def run_lm_eval(model_dir: Path, tasks: str, *, device: str | None = None) -> dict[str, Any]:
