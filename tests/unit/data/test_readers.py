@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -258,3 +260,40 @@ def test_real_lima_sharegpt_and_dolly():
     assert all(s.response for s in lima.samples[:50])
     dolly = load_samples(shared_file("general/dolly_3k_alpagasus.json"))
     assert len(dolly) == 2996
+
+
+@pytest.mark.parametrize("missing", ["pyarrow", "datasets"])
+def test_a_missing_extra_is_a_missing_dependency_naming_the_file(tmp_path, monkeypatch, missing):
+    """parquet and saved datasets need optional packages: without them the reader and the
+    writer raise MissingDependencyError (an ImportError) with the file and the install line."""
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("datasets")
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iterit.errors import MissingDependencyError
+
+    pq.write_table(pa.Table.from_pylist(ALPACA), tmp_path / "d.parquet")
+    datasets.Dataset.from_list(ALPACA).save_to_disk(str(tmp_path / "ds"))
+    # Loaded while the package is there: a jsonl to write as parquet, a saved dataset to write
+    # as a saved dataset (the input's type).
+    data = load(_jsonl(tmp_path)) if missing == "pyarrow" else load(tmp_path / "ds")
+    for name in [m for m in sys.modules if m == missing or m.startswith(missing + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)  # import now fails as if not installed
+    source = tmp_path / ("d.parquet" if missing == "pyarrow" else "ds")
+    out = tmp_path / ("out.parquet" if missing == "pyarrow" else "out")
+    with pytest.raises(
+        MissingDependencyError, match=rf"{missing}.*pip install 'iterit\[cli\]'"
+    ) as e:
+        load(source)
+    assert str(source) in str(e.value) and isinstance(e.value, ImportError)
+    with pytest.raises(MissingDependencyError, match=rf"{re.escape(str(out))}.*{missing}"):
+        data.write([0], out)
+    assert not out.exists()
+
+
+def _jsonl(folder: Path) -> Path:
+    path = folder / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ALPACA), encoding="utf-8")
+    return path

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from iterit.errors import MissingDependencyError
-from iterit.utils.optional import install_hint, require, requires_extra
+from iterit.utils.optional import (
+    install_hint,
+    package_hint,
+    require,
+    require_package,
+    requires_extra,
+)
 from tests.helpers.processes import run_without
 
 
@@ -33,6 +39,24 @@ def test_requires_extra_leaves_other_errors_alone():
 
 def test_install_hint():
     assert install_hint("cli") == "pip install 'iterit[cli]'"
+    assert package_hint("lm-eval") == "pip install lm-eval"
+
+
+def test_require_names_what_needs_the_module():
+    with pytest.raises(MissingDependencyError, match=r"^writing x needs iterit_nope_xyz, "):
+        require("iterit_nope_xyz", "cli", "writing x")
+
+
+def test_require_package_names_a_package_outside_the_extras():
+    import json
+
+    assert require_package("json", "json") is json
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"to_scipy\(\) needs iterit_nope_xyz, .*"
+        r"install it with pip install nope-xyz$",
+    ):
+        require_package("iterit_nope_xyz.sub", "nope-xyz", "to_scipy()")
 
 
 CHECK = """
