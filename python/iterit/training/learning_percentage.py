@@ -36,7 +36,7 @@ import numpy as np
 from iterit.data.candidates import candidate_mask
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
-from iterit.scoring.signals import learning_percentage, lp_complexity
+from iterit.scoring import signals
 from iterit.utils.optional import requires_extra
 
 with requires_extra("train"):
@@ -45,9 +45,7 @@ with requires_extra("train"):
 __all__ = [
     "LPScores",
     "PerplexityCallback",
-    "learning_percentage",
     "lp_columns",
-    "lp_complexity",
     "score_learning_percentage",
 ]
 
@@ -254,7 +252,7 @@ def _lp_scores(
     ppl_sub = callback.perplexities()
     ppl = np.full((ppl_sub.shape[0], n), np.nan)
     ppl[:, keep] = ppl_sub
-    lp, proxy = learning_percentage(ppl)
+    lp, proxy = signals.learning_percentage(ppl)
     n_tokens = np.zeros(n, dtype=np.int64)
     if callback.n_tokens is not None:
         n_tokens[keep] = callback.n_tokens
@@ -262,7 +260,7 @@ def _lp_scores(
         ppl=ppl,
         lp=lp,
         lp_proxy=proxy,
-        complexity=lp_complexity(lp if signal == "lp" else proxy),
+        complexity=signals.lp_complexity(lp if signal == "lp" else proxy),
         n_tokens=n_tokens,
         signal=signal,
         passes=callback.passes,
