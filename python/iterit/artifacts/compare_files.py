@@ -1,5 +1,6 @@
-"""The comparison table of ``iterit compare``: one row per arm, epoch and evaluation set
-(columns :data:`COMPARE_COLUMNS` first), as CSV and as JSON with the per-arm compute."""
+"""The files of ``iterit compare``: the comparison table (one row per arm, epoch and
+evaluation set, columns :data:`COMPARE_COLUMNS` first) as CSV and as JSON with the per-arm
+compute, and each arm's :class:`ArmSummary` (``compare_arm.json`` in the arm's folder)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,81 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iterit.errors import DataError
 from iterit.utils.atomic import atomic_open
 
-__all__ = ["COMPARE_COLUMNS", "read_compare_json", "write_compare_csv", "write_compare_json"]
+__all__ = [
+    "COMPARE_COLUMNS",
+    "ArmSummary",
+    "read_arm_summary",
+    "read_compare_json",
+    "write_arm_summary",
+    "write_compare_csv",
+    "write_compare_json",
+]
 
 #: The columns every comparison row has, in order (more may follow).
 COMPARE_COLUMNS = ("arm", "epoch", "eval", "nll", "n_tokens")
+
+
+@dataclass(kw_only=True)
+class ArmSummary:
+    """One arm of a comparison: its selection settings, its wall time by phase (seconds; the
+    shared epoch-0 scoring counted in ``scoring_seconds`` of the arms that use it), its forward
+    tokens by phase and its evaluation rows (one per epoch and evaluation set)."""
+
+    arm: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    epoch0_scoring_seconds: float = 0.0
+    scoring_seconds: float = 0.0
+    selecting_seconds: float = 0.0
+    evaluating_seconds: float = 0.0
+    training_seconds: float = 0.0
+    scoring_forward_tokens: int = 0
+    training_forward_tokens: int = 0
+    evaluating_forward_tokens: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def compute(self) -> dict[str, float]:
+        """The time and forward tokens by phase (every field but the arm, settings and rows)."""
+        out = asdict(self)
+        for name in ("arm", "settings", "rows"):
+            out.pop(name)
+        return out
+
+    def to_json(self, *, rows: bool = True) -> dict[str, Any]:
+        """The JSON object (``rows=False``: without the evaluation rows, as ``compare.json``
+        lists the arms)."""
+        out = asdict(self)
+        if not rows:
+            out.pop("rows")
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ArmSummary:
+        try:
+            return cls(**obj)
+        except TypeError as e:
+            raise DataError(f"not an arm summary ({e})") from None
+
+
+def write_arm_summary(path: Path, summary: ArmSummary) -> Path:
+    with atomic_open(path, "w", overwrite=True) as f:
+        json.dump(summary.to_json(), f, indent=1, default=str)
+    return Path(path)
+
+
+def read_arm_summary(path: Path) -> ArmSummary:
+    try:
+        return ArmSummary.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except json.JSONDecodeError as e:
+        raise DataError(f"not a JSON file ({e.msg})", path=path, line=e.lineno) from None
+    except DataError as e:
+        raise DataError(str(e), path=path) from None
 
 
 def _clean(v: Any) -> Any:
@@ -39,12 +106,12 @@ def write_compare_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 
 def write_compare_json(
-    path: Path, rows: Sequence[Mapping[str, Any]], arms: Mapping[str, Any], settings: Any
+    path: Path, rows: Sequence[Mapping[str, Any]], arms: Mapping[str, ArmSummary], settings: Any
 ) -> Path:
     """``{"rows": [...], "arms": {arm: compute and timings}, "settings": {...}}``."""
     doc = {
         "rows": [{k: _clean(v) for k, v in r.items()} for r in rows],
-        "arms": arms,
+        "arms": {name: s.to_json(rows=False) for name, s in arms.items()},
         "settings": settings,
     }
     with atomic_open(path, "w", overwrite=True) as f:

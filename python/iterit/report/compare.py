@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from iterit.artifacts.compare_files import ArmSummary
 from iterit.artifacts.names import COMPARE_HTML
 from iterit.report.html import _CSS, _table_html
 from iterit.report.plots import _EPOCH_COLORS, _png, _pyplot
@@ -53,12 +54,16 @@ def _results(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[st
     return headers, body
 
 
-def _compute(arms: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def _compute(arms: Mapping[str, ArmSummary]) -> tuple[list[str], list[list[str]]]:
     headers = ["arm", *[label for _k, label in _COMPUTE]]
-    return headers, [[a, *[_fmt(s.get(k, 0)) for k, _l in _COMPUTE]] for a, s in arms.items()]
+    body = []
+    for a, s in arms.items():
+        compute = s.compute()
+        body.append([a, *[_fmt(compute[k]) for k, _l in _COMPUTE]])
+    return headers, body
 
 
-def compare_table(rows: Sequence[Mapping[str, Any]], arms: Mapping[str, Mapping[str, Any]]) -> str:
+def compare_table(rows: Sequence[Mapping[str, Any]], arms: Mapping[str, ArmSummary]) -> str:
     """The comparison as plain text: held-out NLL per arm and epoch (lower is better; epoch 0
     is the initial model, arm ``base``), then each arm's compute and wall time."""
     h1, b1 = _results(rows)
@@ -97,7 +102,7 @@ def plot_compare(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
 
 def compare_html(
     rows: Sequence[Mapping[str, Any]],
-    arms: Mapping[str, Mapping[str, Any]],
+    arms: Mapping[str, ArmSummary],
     settings: Mapping[str, Any],
 ) -> str:
     """A self-contained page: the curves, the tables and the settings."""
@@ -124,7 +129,7 @@ def compare_html(
 def write_compare_html(
     folder: Path,
     rows: Sequence[Mapping[str, Any]],
-    arms: Mapping[str, Mapping[str, Any]],
+    arms: Mapping[str, ArmSummary],
     settings: Mapping[str, Any],
 ) -> Path:
     path = Path(folder) / COMPARE_HTML

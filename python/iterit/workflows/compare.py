@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iterit.artifacts.compare_files import write_compare_csv, write_compare_json
+from iterit.artifacts.compare_files import (
+    ArmSummary,
+    read_arm_summary,
+    write_arm_summary,
+    write_compare_csv,
+    write_compare_json,
+)
 from iterit.artifacts.names import (
     COMPARE_ARM_SUMMARY,
     COMPARE_ARMS_DIR,
@@ -50,7 +56,7 @@ class CompareResult:
 
     output_dir: Path
     rows: list[dict[str, Any]]
-    arms: dict[str, dict[str, Any]]
+    arms: dict[str, ArmSummary]
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -189,7 +195,7 @@ def _run_arm(
     samples: list[Sample],
     eval_sets: Mapping[str, list[Sample]],
     epoch0: dict[str, Any],
-) -> dict[str, Any]:
+) -> ArmSummary:
     """Train one arm (resuming its last checkpoint) and return its summary."""
     from iterit.training.datasets import encode_samples
     from iterit.training.run import load_training_model, train
@@ -210,22 +216,21 @@ def _run_arm(
     select_s = sum(e.seconds("select_s") for e in timings)
     fn = result.callback.score_fn
     uses_scores = COMPARE_ARMS[name]["strategy"] in ("iterit", "ifd")
-    summary = {
-        "arm": name,
-        "settings": COMPARE_ARMS[name],
-        "epoch0_scoring_seconds": epoch0["seconds"] if uses_scores else 0.0,
-        "scoring_seconds": score_s + (epoch0["seconds"] if uses_scores else 0.0),
-        "selecting_seconds": select_s,
-        "evaluating_seconds": cb.seconds,
-        "training_seconds": max(0.0, wall - score_s - select_s - cb.seconds),
-        "scoring_forward_tokens": int(getattr(fn, "forward_tokens", 0))
+    summary = ArmSummary(
+        arm=name,
+        settings=dict(COMPARE_ARMS[name]),
+        epoch0_scoring_seconds=epoch0["seconds"] if uses_scores else 0.0,
+        scoring_seconds=score_s + (epoch0["seconds"] if uses_scores else 0.0),
+        selecting_seconds=select_s,
+        evaluating_seconds=cb.seconds,
+        training_seconds=max(0.0, wall - score_s - select_s - cb.seconds),
+        scoring_forward_tokens=int(getattr(fn, "forward_tokens", 0))
         + (int(epoch0["forward_tokens"]) if uses_scores else 0),
-        "training_forward_tokens": int(train_tokens),
-        "evaluating_forward_tokens": int(sum(r["forward_tokens"] for r in cb.rows)),
-        "rows": [{"arm": name, **r} for r in sorted(cb.rows, key=lambda r: r["epoch"])],
-    }
-    with atomic_open(out / COMPARE_ARM_SUMMARY, "w", overwrite=True) as f:
-        json.dump(summary, f, indent=1, default=str)
+        training_forward_tokens=int(train_tokens),
+        evaluating_forward_tokens=int(sum(r["forward_tokens"] for r in cb.rows)),
+        rows=[{"arm": name, **r} for r in sorted(cb.rows, key=lambda r: r["epoch"])],
+    )
+    write_arm_summary(out / COMPARE_ARM_SUMMARY, summary)
     return summary
 
 
@@ -253,13 +258,13 @@ def compare(
     samples, eval_sets = _eval_sets(config, _load(config.data, config), eval_files, held_out)
     scores_path, epoch0 = _shared_scores(config, samples, folder, names)
     rows = _base_rows(config, folder, eval_sets)
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, ArmSummary] = {}
     for name in names:
         arm_dir = folder / COMPARE_ARMS_DIR / name
         done = arm_dir / COMPARE_ARM_SUMMARY
         if done.is_file():
             say(f"arm {name}: finished before, not run again")
-            summaries[name] = json.loads(done.read_text(encoding="utf-8"))
+            summaries[name] = read_arm_summary(done)
         else:
             say(f"arm {name}: training")
             uses = COMPARE_ARMS[name]["strategy"] in ("iterit", "ifd")
@@ -270,7 +275,7 @@ def compare(
                 **{k: v for k, v in COMPARE_ARMS[name].items()},
             )
             summaries[name] = _run_arm(name, cfg, samples, eval_sets, epoch0)
-        rows += summaries[name].pop("rows")
+        rows += summaries[name].rows
     settings = {
         **config.to_json(),
         "arms": names,

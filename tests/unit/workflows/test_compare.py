@@ -48,15 +48,11 @@ def test_arms_rows_compute_and_resume(setup, tmp_path, monkeypatch):
     assert len({r["n_tokens"] for r in rows}) == 1  # the same evaluation tokens for every arm
     assert (out / COMPARE_SCORES).is_file()  # epoch-0 scores, computed once
     arms = res.arms
-    assert arms["random"]["scoring_forward_tokens"] == 0
-    assert (
-        arms["iterit"]["scoring_forward_tokens"]
-        > arms["iterit-static"]["scoring_forward_tokens"]
-        > 0
-    )
+    assert arms["random"].scoring_forward_tokens == 0
+    assert arms["iterit"].scoring_forward_tokens > arms["iterit-static"].scoring_forward_tokens > 0
     for a in arms.values():
-        assert a["training_forward_tokens"] > 0 and a["training_seconds"] > 0
-        assert a["evaluating_seconds"] > 0
+        assert a.training_forward_tokens > 0 and a.training_seconds > 0
+        assert a.evaluating_seconds > 0
     csv_head = (out / COMPARE_CSV).read_text().splitlines()[0]
     assert csv_head.startswith("arm,epoch,eval,nll,n_tokens")
     doc = json.loads((out / COMPARE_JSON).read_text())
