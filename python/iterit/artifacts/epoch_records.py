@@ -7,7 +7,7 @@ that does not apply; the in-loop and trainer fields appear only once they are kn
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from iterit.errors import DataError
@@ -59,13 +59,7 @@ class EpochRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as one JSON object of the selection log (key order as written)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in _WHEN_SET:
-                continue
-            out[f.name] = list(value) if isinstance(value, list) else value
-        return out
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in _WHEN_SET}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> EpochRecord:

@@ -131,7 +131,12 @@ def _score_epoch0(
     # As the training callback scores the model it trains: under its mixed precision.
     with scoring_autocast(model, "bfloat16" if mixes_bf16(cfg) else None):
         scores = scorer.score(samples)
-    cols = {n: getattr(scores, n) for n in ("ifd", "nll_cond", "nll_prior", "n_tokens")}
+    cols = {
+        "ifd": scores.ifd,
+        "nll_cond": scores.nll_cond,
+        "nll_prior": scores.nll_prior,
+        "n_tokens": scores.n_tokens,
+    }
     write_table(out, ifd_columns(cols, samples, variant=cfg.ifd_variant), overwrite=True)
     stats = scores.stats
     info = {
@@ -199,6 +204,7 @@ def _run_arm(
     """Train one arm (resuming its last checkpoint) and return its summary."""
     from iterit.training.datasets import encode_samples
     from iterit.training.run import load_training_model, train
+    from iterit.training.scoring_adapter import IFDScoreFn
 
     out = Path(cfg.output_dir)
     resume = any(out.glob("checkpoint-*")) or None
@@ -224,7 +230,7 @@ def _run_arm(
         selecting_seconds=select_s,
         evaluating_seconds=cb.seconds,
         training_seconds=max(0.0, wall - score_s - select_s - cb.seconds),
-        scoring_forward_tokens=int(getattr(fn, "forward_tokens", 0))
+        scoring_forward_tokens=(fn.forward_tokens if isinstance(fn, IFDScoreFn) else 0)
         + (int(epoch0["forward_tokens"]) if uses_scores else 0),
         training_forward_tokens=int(train_tokens),
         evaluating_forward_tokens=int(sum(r["forward_tokens"] for r in cb.rows)),
