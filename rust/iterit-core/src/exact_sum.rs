@@ -6,21 +6,20 @@
 //! [`ExactSum`] is Shewchuk's algorithm with the final half-even correction, as CPython's
 //! `math.fsum` implements it, for any signs; the tests use it as the oracle of the former.
 
-/// Accumulates finite values exactly; [`ExactSum::value`] rounds once at the end.
+/// Accumulates finite values exactly; [`ExactSum::value`] rounds once at the end. Only the
+/// tests use it (the oracle of [`NonNegativeSum`]).
+#[cfg(test)]
 #[derive(Debug, Default, Clone)]
 pub struct ExactSum {
     partials: Vec<f64>,
 }
 
+#[cfg(test)]
 impl ExactSum {
     pub fn new() -> Self {
         Self {
             partials: Vec::with_capacity(4),
         }
-    }
-
-    pub fn clear(&mut self) {
-        self.partials.clear();
     }
 
     /// Adds one finite term (non-finite terms are the caller's job to exclude).
@@ -82,6 +81,7 @@ impl ExactSum {
 }
 
 /// The correctly rounded sum of `terms` (Shewchuk's algorithm; any signs).
+#[cfg(test)]
 pub fn exact_sum(terms: impl IntoIterator<Item = f64>) -> f64 {
     let mut acc = ExactSum::new();
     for t in terms {

@@ -15,32 +15,82 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// A raw view of a slice that parallel tasks write at disjoint indices.
+/// A raw view of a slice that parallel tasks write at disjoint indices. Debug builds also
+/// record every write, to check that each index is written at most once and in bounds, and
+/// that [`filled_in_parallel`] saw every index written before it calls `set_len`.
 #[derive(Clone, Copy)]
-struct DisjointWrites<T>(*mut T);
+struct DisjointWrites<T> {
+    ptr: *mut T,
+    #[cfg(debug_assertions)]
+    written: *const std::sync::atomic::AtomicBool,
+    #[cfg(debug_assertions)]
+    len: usize,
+}
 // SAFETY: every user writes each index from exactly one task, and reads only after the
 // parallel section that wrote it has joined.
 unsafe impl<T: Send> Send for DisjointWrites<T> {}
 unsafe impl<T: Send> Sync for DisjointWrites<T> {}
 
+/// The debug-build record of which indices a [`DisjointWrites`] has written.
+#[cfg(debug_assertions)]
+type WriteLog = Vec<std::sync::atomic::AtomicBool>;
+#[cfg(not(debug_assertions))]
+type WriteLog = ();
+
+#[cfg(debug_assertions)]
+fn new_write_log(len: usize) -> WriteLog {
+    (0..len)
+        .map(|_| std::sync::atomic::AtomicBool::new(false))
+        .collect()
+}
+#[cfg(not(debug_assertions))]
+fn new_write_log(_len: usize) -> WriteLog {}
+
 impl<T> DisjointWrites<T> {
-    fn new(slice: &mut [std::mem::MaybeUninit<T>]) -> Self {
-        Self(slice.as_mut_ptr().cast())
+    fn new(slice: &mut [std::mem::MaybeUninit<T>], _log: &WriteLog) -> Self {
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(_log.len(), slice.len());
+        Self {
+            ptr: slice.as_mut_ptr().cast(),
+            #[cfg(debug_assertions)]
+            written: _log.as_ptr(),
+            #[cfg(debug_assertions)]
+            len: slice.len(),
+        }
     }
 
     /// # Safety
     /// `i` is in bounds and no other task writes or reads index `i` concurrently.
     #[inline]
     unsafe fn write(self, i: usize, value: T) {
-        unsafe { self.0.add(i).write(value) }
+        #[cfg(debug_assertions)]
+        {
+            debug_assert!(i < self.len, "write at {i} outside 0..{}", self.len);
+            // SAFETY: `i` is in bounds of the log, which outlives every write.
+            let seen = unsafe { &*self.written.add(i) };
+            let again = seen.swap(true, std::sync::atomic::Ordering::Relaxed);
+            debug_assert!(!again, "index {i} written twice");
+        }
+        unsafe { self.ptr.add(i).write(value) }
     }
 }
 
 /// A vector of `n` values, each written exactly once by `fill` through [`DisjointWrites`].
 fn filled_in_parallel<T: Send>(n: usize, fill: impl FnOnce(DisjointWrites<T>)) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(n);
-    fill(DisjointWrites::new(&mut out.spare_capacity_mut()[..n]));
-    // SAFETY: callers write every index in 0..n exactly once (checked by the tests).
+    let log = new_write_log(n);
+    fill(DisjointWrites::new(
+        &mut out.spare_capacity_mut()[..n],
+        &log,
+    ));
+    #[cfg(debug_assertions)]
+    debug_assert!(
+        log.iter()
+            .all(|w| w.load(std::sync::atomic::Ordering::Relaxed)),
+        "set_len over an index that was never written"
+    );
+    drop(log);
+    // SAFETY: callers write every index in 0..n exactly once (checked above in debug builds).
     unsafe { out.set_len(n) };
     out
 }
@@ -59,7 +109,7 @@ const N_BUCKETS: usize = 1 << BUCKET_BITS;
 const SEED: u64 = 0x17e2_17c0_4e5e_1ec7;
 
 /// Ids of `keys` (`ids[i]` for `keys[i]`) and the distinct keys by id.
-pub fn intern<K: Copy + Eq + Hash + Send + Sync>(keys: &[K]) -> Result<(Vec<u32>, Vec<K>)> {
+pub(crate) fn intern<K: Copy + Eq + Hash + Send + Sync>(keys: &[K]) -> Result<(Vec<u32>, Vec<K>)> {
     let n = keys.len();
     if n > u32::MAX as usize {
         return Err(Error::Capacity(format!(
@@ -176,7 +226,8 @@ pub fn intern<K: Copy + Eq + Hash + Send + Sync>(keys: &[K]) -> Result<(Vec<u32>
     // Mark each key's first position, then number keys in order of those positions.
     let mut first_at = vec![u32::MAX; n];
     {
-        let marks = DisjointWrites::new(unsafe_as_uninit(&mut first_at));
+        let log = new_write_log(n);
+        let marks = DisjointWrites::new(unsafe_as_uninit(&mut first_at), &log);
         buckets.par_iter().enumerate().for_each(|(b, bucket)| {
             for (local, &p) in bucket.first_positions.iter().enumerate() {
                 // SAFETY: a position is the first occurrence of one key only.

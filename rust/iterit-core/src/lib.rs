@@ -4,17 +4,19 @@
 //!   binding can hand over exactly the `\w` of the running interpreter (docs/design.md, "TF-IDF").
 //! * [`tfidf`]: n-gram extraction (token ids, never a string per occurrence) and TF-IDF rows.
 //! * [`select`]: the lazy greedy selector with decay (docs/design.md, "Greedy selection").
-//! * [`exact_sum`]: a correctly rounded float64 sum, which makes every score independent of
-//!   summation order, so that the Rust core, the pure-Python reference and any thread count
-//!   give bit-identical scores and therefore identical tie-breaking.
+//!
+//! Internal modules (not public API): `exact_sum`, a correctly rounded float64 sum, which
+//! makes every score independent of summation order, so that the Rust core, the pure-Python
+//! reference and any thread count give bit-identical scores and therefore identical
+//! tie-breaking; and `intern`, the parallel deterministic interner behind the n-gram ids.
 //!
 //! Parallel work uses rayon's current thread pool; run a call inside
 //! [`with_threads`]`(Some(1), ..)` to switch parallelism off. Results never depend on the
 //! number of threads.
 
 pub mod error;
-pub mod exact_sum;
-pub mod intern;
+mod exact_sum;
+mod intern;
 pub mod select;
 pub mod text;
 pub mod tfidf;
@@ -24,19 +26,53 @@ pub use select::{select, CsrRows, SelectOptions, Selection};
 pub use text::WordChars;
 pub use tfidf::{tfidf, NgramNames, TfidfMatrix, TfidfOptions, Variant};
 
-/// Runs `work` on a rayon pool of `threads` threads (`None`: rayon's global pool).
+/// Worker pools by thread count, built once per process: building a pool starts its threads,
+/// which would otherwise be paid (and the threads torn down) on every call.
+static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn pool(n: usize) -> Result<std::sync::Arc<rayon::ThreadPool>> {
+    // A panic elsewhere while the lock was held cannot leave the list half-updated.
+    let mut pools = POOLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
+        return Ok(p.clone());
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start {n} worker threads: {e}")))?;
+    let p = std::sync::Arc::new(p);
+    pools.push((n, p.clone()));
+    Ok(p)
+}
+
+/// Runs `work` on a rayon pool of `threads` threads (`None`: rayon's global pool). The pool of
+/// each thread count is built on first use and kept for the life of the process.
 pub fn with_threads<R: Send>(threads: Option<usize>, work: impl FnOnce() -> R + Send) -> Result<R> {
     match threads {
         None => Ok(work()),
         Some(0) => Err(Error::InvalidArgument(
             "n_threads must be at least 1".into(),
         )),
-        Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| Error::Internal(format!("cannot start {n} worker threads: {e}")))?;
-            Ok(pool.install(work))
-        }
+        Some(n) => Ok(pool(n)?.install(work)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_pool_per_thread_count() {
+        let a = super::pool(2).unwrap();
+        let b = super::pool(2).unwrap();
+        let c = super::pool(3).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert!(!std::sync::Arc::ptr_eq(&a, &c));
+        assert_eq!(
+            super::with_threads(Some(3), rayon::current_num_threads).unwrap(),
+            3
+        );
+        assert!(super::with_threads(Some(0), || ()).is_err());
     }
 }

@@ -163,15 +163,20 @@ fn selection_tuple(py: Python<'_>, s: Selection) -> SelectionTuple<'_> {
     )
 }
 
-fn complexity_slice<'a>(
-    c: &'a Option<PyReadonlyArray1<'_, f64>>,
-) -> Result<Option<&'a [f64]>, CoreError> {
-    c.as_ref()
-        .map(|a| {
-            a.as_slice()
-                .map_err(|e| Error::InvalidInput(format!("complexity: {e}")).into())
-        })
-        .transpose()
+/// An owned copy of a numpy array's values. The core runs with the GIL released, when any
+/// Python thread (or numpy itself, which writes large arrays without the GIL) may write the
+/// caller's array, so it never reads a borrowed numpy buffer (docs/design.md, "TF-IDF").
+fn owned<T: numpy::Element + Copy>(
+    a: &PyReadonlyArray1<'_, T>,
+    name: &str,
+) -> Result<Vec<T>, CoreError> {
+    Ok(a.as_slice()
+        .map_err(|e| Error::InvalidInput(format!("{name}: {e}")))?
+        .to_vec())
+}
+
+fn owned_complexity(c: &Option<PyReadonlyArray1<'_, f64>>) -> Result<Option<Vec<f64>>, CoreError> {
+    c.as_ref().map(|a| owned(a, "complexity")).transpose()
 }
 
 /// Tokenise, weight and select in one call, without building any Python object in between.
@@ -192,7 +197,8 @@ fn select_texts<'py>(
 ) -> PyResult<SelectionTuple<'py>> {
     let words = word_chars(&word_ranges)?;
     let opts = tfidf_options(ngram_range, variant, false)?;
-    let c = complexity_slice(&complexity)?;
+    let c = owned_complexity(&complexity)?;
+    drop(complexity);
     let sel = SelectOptions {
         budget,
         decay,
@@ -202,23 +208,23 @@ fn select_texts<'py>(
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let m = iterit_core::tfidf(&refs, &words, &opts)?;
         drop(refs);
-        iterit_core::select(&m.rows(), c, &sel)
+        iterit_core::select(&m.rows(), c.as_deref(), &sel)
     })?;
     Ok(selection_tuple(py, s))
 }
 
-/// An integer numpy array borrowed as int32 or int64, whichever it is.
-enum IntArray<'py> {
-    I32(PyReadonlyArray1<'py, i32>),
-    I64(PyReadonlyArray1<'py, i64>),
+/// An integer numpy array copied as int32 or int64, whichever it is.
+enum IntVec {
+    I32(Vec<i32>),
+    I64(Vec<i64>),
 }
 
-impl<'py> IntArray<'py> {
-    fn extract(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Self> {
-        if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, i64>>() {
-            Ok(IntArray::I64(a))
-        } else if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, i32>>() {
-            Ok(IntArray::I32(a))
+impl IntVec {
+    fn copy_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, i64>>() {
+            Ok(IntVec::I64(owned(&a, name)?))
+        } else if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, i32>>() {
+            Ok(IntVec::I32(owned(&a, name)?))
         } else {
             Err(PyTypeError::new_err(format!(
                 "{name} must be a 1-d int32 or int64 numpy array"
@@ -227,26 +233,38 @@ impl<'py> IntArray<'py> {
     }
 }
 
-macro_rules! with_slice {
-    ($arr:expr, $name:literal, |$s:ident| $body:expr) => {
-        match &$arr {
-            IntArray::I32(a) => {
-                let $s = a
-                    .as_slice()
-                    .map_err(|e| Error::InvalidInput(format!("{}: {e}", $name)))?;
-                $body
-            }
-            IntArray::I64(a) => {
-                let $s = a
-                    .as_slice()
-                    .map_err(|e| Error::InvalidInput(format!("{}: {e}", $name)))?;
-                $body
-            }
-        }
-    };
+/// Runs the selector on CSR arrays of any of the integer types numpy gives.
+fn select_rows(
+    indptr: &IntVec,
+    indices: &IntVec,
+    n_cols: usize,
+    data: &[f64],
+    c: Option<&[f64]>,
+    sel: &SelectOptions,
+) -> Result<Selection, Error> {
+    macro_rules! go {
+        ($p:expr, $i:expr) => {
+            iterit_core::select(
+                &CsrRows {
+                    n_cols,
+                    indptr: $p,
+                    indices: $i,
+                    data,
+                },
+                c,
+                sel,
+            )
+        };
+    }
+    match (indptr, indices) {
+        (IntVec::I32(p), IntVec::I32(i)) => go!(p, i),
+        (IntVec::I32(p), IntVec::I64(i)) => go!(p, i),
+        (IntVec::I64(p), IntVec::I32(i)) => go!(p, i),
+        (IntVec::I64(p), IntVec::I64(i)) => go!(p, i),
+    }
 }
 
-/// Select from CSR rows given as numpy arrays (borrowed, not copied).
+/// Select from CSR rows given as numpy arrays (copied first: see [`owned`]).
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, data, n_cols, complexity, budget, decay, max_complexity, n_threads=None))]
 #[allow(clippy::too_many_arguments)]
@@ -262,29 +280,19 @@ fn select_csr<'py>(
     max_complexity: Option<f64>,
     n_threads: Option<usize>,
 ) -> PyResult<SelectionTuple<'py>> {
-    let indptr = IntArray::extract(indptr, "indptr")?;
-    let indices = IntArray::extract(indices, "indices")?;
-    let data = data
-        .as_slice()
-        .map_err(|e| CoreError(Error::InvalidInput(format!("data: {e}"))))?;
-    let c = complexity_slice(&complexity)?;
+    let indptr = IntVec::copy_of(indptr, "indptr")?;
+    let indices = IntVec::copy_of(indices, "indices")?;
+    let data = owned(&data, "data")?;
+    let c = owned_complexity(&complexity)?;
     let sel = SelectOptions {
         budget,
         decay,
         max_complexity,
     };
-    let result: Result<Selection, CoreError> = (|| {
-        with_slice!(indptr, "indptr", |p| with_slice!(indices, "indices", |i| {
-            let rows = CsrRows {
-                n_cols,
-                indptr: p,
-                indices: i,
-                data,
-            };
-            run_detached(py, n_threads, || iterit_core::select(&rows, c, &sel))
-        }))
-    })();
-    Ok(selection_tuple(py, result?))
+    let s = run_detached(py, n_threads, || {
+        select_rows(&indptr, &indices, n_cols, &data, c.as_deref(), &sel)
+    })?;
+    Ok(selection_tuple(py, s))
 }
 
 #[pymodule]
