@@ -373,6 +373,7 @@ def trained_run(tmp_path_factory, tiny_model_dir):
     return out, data
 
 
+@pytest.mark.slow
 def test_resume_skips_an_incomplete_checkpoint(tmp_path, tiny_model_dir, trained_run):
     import shutil
 
@@ -388,6 +389,7 @@ def test_resume_skips_an_incomplete_checkpoint(tmp_path, tiny_model_dir, trained
     assert res.exit_code == 0
 
 
+@pytest.mark.slow
 def test_damaged_trainer_state_names_the_file(tmp_path, tiny_model_dir, trained_run):
     import shutil
 
