@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from iterit.cli import main
 from iterit.data import LoadedData
 from tests.helpers.cli import EXAMPLE, fail, leftovers, run
+from tests.helpers.processes import default_sigint
 from tests.helpers.shared import ROOT
 
 SELECT = ["--complexity", "none", "--budget", "5"]
@@ -118,6 +119,7 @@ def _start(code: str, *args: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         env=env,
         text=True,
+        preexec_fn=default_sigint,  # these tests send SIGINT: never inherit it ignored
     )
 
 
