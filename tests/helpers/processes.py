@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from tests.helpers.shared import ROOT
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` giving the child the default SIGINT disposition.  A suite started from a
+    background job (``cmd &`` in a shell without job control) runs with SIGINT ignored, and an
+    ignored signal stays ignored across ``exec`` (``restore_signals`` only resets SIGPIPE and
+    SIGXFSZ), so a Python child would never see Ctrl-C; with the default disposition Python
+    installs its KeyboardInterrupt handler as it does in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_without(blocked: list[str], code: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from iterit.cli import main
 from iterit.data import LoadedData
 from tests.helpers.cli import EXAMPLE, fail, leftovers, run
+from tests.helpers.processes import default_sigint
 from tests.helpers.shared import ROOT
 
 SELECT = ["--complexity", "none", "--budget", "5"]
@@ -118,6 +119,7 @@ def _start(code: str, *args: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         env=env,
         text=True,
+        preexec_fn=default_sigint,  # these tests send SIGINT: never inherit it ignored
     )
 
 
@@ -373,6 +375,7 @@ def trained_run(tmp_path_factory, tiny_model_dir):
     return out, data
 
 
+@pytest.mark.slow
 def test_resume_skips_an_incomplete_checkpoint(tmp_path, tiny_model_dir, trained_run):
     import shutil
 
@@ -388,6 +391,7 @@ def test_resume_skips_an_incomplete_checkpoint(tmp_path, tiny_model_dir, trained
     assert res.exit_code == 0
 
 
+@pytest.mark.slow
 def test_damaged_trainer_state_names_the_file(tmp_path, tiny_model_dir, trained_run):
     import shutil
 

@@ -26,6 +26,8 @@ from tests.helpers.shared import shared_file
 from tests.helpers.tiny_llama import save_scoring_inputs, tiny_model, tiny_tokenizer
 from tests.helpers.training import ALPACA
 
+pytestmark = pytest.mark.slow
+
 ROOT = str(Path(__file__).resolve().parents[2])
 TIMEOUT_S = 300  # a hang fails here; generous for a loaded 2-core machine
 

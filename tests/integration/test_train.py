@@ -62,6 +62,7 @@ def test_paper_defaults_and_validation():
         TrainConfig(budget=0)
 
 
+@pytest.mark.slow
 def test_train_end_to_end_from_files(tmp_path, data, model_dir):
     samples, _tok = data
     data_file = write_alpaca_jsonl(tmp_path / "data.jsonl", samples)
@@ -96,6 +97,7 @@ def _run(tmp_path, data, **kw):
     return res, read_log(out)
 
 
+@pytest.mark.slow
 def test_no_iteration_scores_once_and_reuses_the_selection(tmp_path, data):
     res, recs = _run(tmp_path, data, iterate=False, epochs=3)
     assert [r["n_scored"] for r in recs] == [N, 0, 0]
@@ -103,6 +105,7 @@ def test_no_iteration_scores_once_and_reuses_the_selection(tmp_path, data):
     assert res.summary.n_scored_total == N
 
 
+@pytest.mark.slow
 def test_ifd_only_picks_the_highest_ifd_of_the_pool(tmp_path, data):
     _res, recs = _run(tmp_path, data, diversity="none")
     for r in recs:
@@ -110,6 +113,7 @@ def test_ifd_only_picks_the_highest_ifd_of_the_pool(tmp_path, data):
         assert r["score"] == r["ifd"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("diversity", ["instruction", "both"])
 def test_diversity_on_instruction_or_both(tmp_path, data, diversity):
     import iterit
@@ -127,6 +131,7 @@ def test_diversity_on_instruction_or_both(tmp_path, data, diversity):
     assert r["score"] == pytest.approx(sel.scores.tolist())
 
 
+@pytest.mark.slow
 def test_separate_scorer_model_is_not_rescored(tmp_path, data, model_dir):
     res, recs = _run(tmp_path, data, scorer_model=str(model_dir))
     assert [r["n_scored"] for r in recs] == [N, 0]
@@ -135,6 +140,7 @@ def test_separate_scorer_model_is_not_rescored(tmp_path, data, model_dir):
     assert res.callback.score_fn.scorer_model is not None
 
 
+@pytest.mark.slow
 def test_scores_file_replaces_epoch0_scoring(tmp_path, data):
     rng = np.random.default_rng(5)
     ifd = rng.uniform(0.2, 1.1, size=N)
@@ -148,6 +154,7 @@ def test_scores_file_replaces_epoch0_scoring(tmp_path, data):
     assert set(recs[1]["picks"]) <= pool
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "longest"])
 def test_static_baselines_need_no_scoring(tmp_path, data, strategy):
     samples, _tok = data
@@ -159,6 +166,7 @@ def test_static_baselines_need_no_scoring(tmp_path, data, strategy):
         assert min(words) >= sorted((len(s.response.split()) for s in samples), reverse=True)[3]
 
 
+@pytest.mark.slow
 def test_trl_trainer_path(tmp_path, data):
     pytest.importorskip("trl")
     res, recs = _run(tmp_path, data, trainer="trl", epochs=1)
@@ -170,6 +178,7 @@ def test_trl_trainer_path(tmp_path, data):
     assert res.train_output.global_step == 1 and len(recs[0]["picks"]) == 4
 
 
+@pytest.mark.slow
 def test_cli_train(tmp_path, data, model_dir):
     click_testing = pytest.importorskip("click.testing")
     from iterit.cli import main

@@ -18,6 +18,8 @@ from tests.helpers.shared import ROOT
 from tests.helpers.tiny_llama import tiny_model
 from tests.helpers.training import MAX_LEN, real_samples
 
+pytestmark = pytest.mark.slow
+
 DOC = ROOT / "docs" / "training.md"
 
 

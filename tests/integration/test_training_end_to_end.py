@@ -22,6 +22,8 @@ from tests.helpers.processes import run_two_ranks
 from tests.helpers.shared import shared_file
 from tests.helpers.training import ALPACA, make_trainer, read_log
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, data):
@@ -157,7 +159,6 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_two_process_gloo_identical_selections(tmp_path):
     shared_file(ALPACA)
     r0, r1 = run_two_ranks(DDP_SCRIPT, tmp_path)

@@ -23,6 +23,8 @@ from tests.helpers.tiny_llama import tiny_model
 from tests.helpers.tiny_run import TINY_RUN_OPTIONS, tiny_train_config, write_tiny_run_inputs
 from tests.helpers.training import ALPACA, MAX_LEN, make_trainer, read_log
 
+pytestmark = pytest.mark.slow
+
 
 def test_rescore_in_loop_scores_only_at_epoch_0(tmp_path, data):
     import iterit
@@ -180,7 +182,6 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_two_process_gloo_gathers_losses_with_their_indices(tmp_path):
     shared_file(ALPACA)
     r0, r1 = run_two_ranks(DDP_SCRIPT, tmp_path)

@@ -15,6 +15,8 @@ from tests.helpers.tiny_llama import tiny_tokenizer
 from tests.helpers.tiny_run import write_tiny_run_inputs
 from tests.helpers.training import real_samples
 
+pytestmark = pytest.mark.slow
+
 N = 16
 
 

@@ -38,10 +38,9 @@ def test_errors_refine_the_builtins(name, builtin):
 def test_a_wrong_type_is_caught_both_ways():
     with pytest.raises(iterit.IteritError):
         iterit.select([1, 2], None, 1)
-    try:
+    with pytest.raises(TypeError, match=r"texts\[0\] is int") as info:
         iterit.select([1, 2], None, 1)
-    except TypeError as e:
-        assert isinstance(e, iterit.InvalidTypeError) and "texts[0] is int" in str(e)
+    assert isinstance(info.value, iterit.InvalidTypeError)
 
 
 def test_data_error_says_where():

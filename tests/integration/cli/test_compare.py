@@ -17,6 +17,8 @@ from tests.helpers.cli import fail, run
 from tests.helpers.tiny_run import TINY_RUN_OPTIONS, write_tiny_run_inputs
 from tests.helpers.training import real_samples
 
+pytestmark = pytest.mark.slow
+
 N = 24
 
 

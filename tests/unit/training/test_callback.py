@@ -38,6 +38,7 @@ class CountingScores:
         return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", [False, True])
 def test_scores_all_once_then_only_the_pool(tmp_path, data, change):
     samples, tok = data
@@ -69,6 +70,7 @@ def test_scores_all_once_then_only_the_pool(tmp_path, data, change):
         assert overlaps == [1.0, 1.0]  # same scores, same selection
 
 
+@pytest.mark.slow
 def test_no_iteration_and_static_scorer_reuse_epoch0(tmp_path, data):
     samples, tok = data
     fake = CountingScores(len(samples), change=True)
@@ -83,6 +85,7 @@ def test_no_iteration_and_static_scorer_reuse_epoch0(tmp_path, data):
     assert [r["rescored"] for r in recs] == [True, False, False]
 
 
+@pytest.mark.slow
 def test_shortfall_is_reported_and_the_epoch_keeps_its_length(tmp_path, data):
 
     samples, tok = data

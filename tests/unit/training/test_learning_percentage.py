@@ -45,6 +45,7 @@ def data():
     return samples, tiny_tokenizer(samples)
 
 
+@pytest.mark.slow
 def test_three_epoch_run_matches_a_hand_computation(data):
     """P0..P3 measured by an independent callback (one sequence per forward pass, full logits,
     at the same moments) give the same LP and proxy as the run's batched IFDScorer passes."""
@@ -87,6 +88,7 @@ def test_three_epoch_run_matches_a_hand_computation(data):
     assert cols["valid"].all()
 
 
+@pytest.mark.slow
 def test_unscorable_samples_get_nan_and_one_epoch_uses_the_proxy(data):
     from iterit.data.sample import Sample
 

@@ -60,6 +60,7 @@ def test_leaves_a_separate_scorer_and_low_precision_weights_alone(data):
     assert separate.seen == already_low.seen == [torch.float32]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bf16", [True, False])
 def test_the_callback_scores_under_the_trainers_precision(tmp_path, data, bf16):
     samples, tok = data

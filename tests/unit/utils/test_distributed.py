@@ -1,0 +1,94 @@
+"""iterit.utils.distributed: with no process group (or no torch) every helper is the
+single-process identity, and a launcher's environment decides rank 0 before a group exists.
+Two-process behaviour is exercised by the gloo tests in tests/integration."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from iterit.utils import distributed as d
+
+
+def test_without_torch_loaded_nothing_imports_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert d.dist() is None
+    assert "torch" not in sys.modules  # asking must not load torch
+    assert (d.rank(), d.world_size()) == (0, 1)
+
+
+def test_single_process_helpers_are_identities(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.delenv("RANK", raising=False)
+    assert d.dist() is None  # torch loaded, but no process group
+    obj = {"a": [1, 2]}
+    assert d.broadcast_object(obj) is obj
+    assert d.all_gather_object(obj) == [obj]
+    assert d.all_reduce_max(7) == 7 and isinstance(d.all_reduce_max(True), int)
+    d.barrier()
+    assert d.is_main_process()
+
+
+class _FakeGroup:
+    """A running two-process group, as torch.distributed reports it, seen from ``rank``."""
+
+    def __init__(self, rank: int):
+        self._rank = rank
+        self.calls: list[str] = []
+
+    def is_available(self):
+        return True
+
+    def is_initialized(self):
+        return True
+
+    def get_world_size(self):
+        return 2
+
+    def get_rank(self):
+        return self._rank
+
+    def broadcast_object_list(self, box, src=0):
+        self.calls.append(f"broadcast from {src}")
+        box[0] = "rank 0's"
+
+    def all_gather_object(self, out, obj):
+        out[:] = [obj, "other"]
+
+    def barrier(self):
+        self.calls.append("barrier")
+
+
+@pytest.fixture
+def group(monkeypatch):
+    torch = pytest.importorskip("torch")
+    fake = _FakeGroup(rank=1)
+    monkeypatch.setattr(torch, "distributed", fake)
+    return fake
+
+
+def test_a_running_group_is_used(group):
+    assert d.dist() is group and (d.rank(), d.world_size()) == (1, 2)
+    assert not d.is_main_process()
+    assert d.broadcast_object("mine") == "rank 0's" and group.calls == ["broadcast from 0"]
+    assert d.all_gather_object("mine") == ["mine", "other"]
+    d.barrier()
+    assert group.calls[-1] == "barrier"
+
+
+@pytest.mark.parametrize(
+    ("env", "size", "main"),
+    [
+        ({}, 1, True),
+        ({"WORLD_SIZE": "4", "RANK": "0"}, 4, True),
+        ({"WORLD_SIZE": "4", "RANK": "3"}, 4, False),
+        ({"WORLD_SIZE": "0"}, 1, True),
+    ],
+)
+def test_a_launchers_environment_before_the_group_exists(monkeypatch, env, size, main):
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert d.launched_world_size() == size and d.is_main_process() is main
