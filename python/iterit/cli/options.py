@@ -24,7 +24,16 @@ from typing import Any, TypeVar
 
 import click
 
-from iterit.config import DATA_FORMATS, DIVERSITY, DTYPES, IFD_VARIANTS, TEMPLATES
+from iterit.config import (
+    DATA_FORMATS,
+    DIVERSITY,
+    DTYPES,
+    IFD_VARIANTS,
+    TEMPLATES,
+    ScoringConfig,
+    SelectionConfig,
+    TrainConfig,
+)
 from iterit.data import LoadedData, load, parse_fields
 from iterit.scoring.default_model import (
     DEFAULT_HUB_MODEL,
@@ -61,6 +70,7 @@ __all__ = [
     "overwrite_option",
     "score_cache",
     "scores_file_option",
+    "scoring_config",
     "seed_option",
     "selection_options",
     "training_options",
@@ -160,7 +170,7 @@ def data_options(func: F) -> F:
                 "--format",
                 "data_format",
                 type=click.Choice(["auto", *DATA_FORMATS], case_sensitive=False),
-                default="auto",
+                default=TrainConfig.data_format,
                 show_default=True,
                 help="Record format; auto detects it from the first record.",
             ),
@@ -187,7 +197,7 @@ def diversity_option(func: F) -> F:
     return click.option(
         "--diversity",
         type=click.Choice(list(DIVERSITY), case_sensitive=False),
-        default="response",
+        default=SelectionConfig.diversity,
         show_default=True,
         help="Text whose n-grams measure diversity (none: complexity alone).",
     )(func)
@@ -202,14 +212,14 @@ def selection_options(func: F) -> F:
             click.option(
                 "--budget",
                 type=BUDGET,
-                default="0.05",
+                default=SelectionConfig.budget,
                 show_default=True,
                 help="Samples to select: a fraction of the records (0.05 or 5%) or a count.",
             ),
             click.option(
                 "--pool-factor",
                 type=FiniteFloatRange(min=1.0),
-                default=3.0,
+                default=SelectionConfig.pool_factor,
                 show_default=True,
                 help="Candidate pool = pool factor x budget valid samples with the highest "
                 "complexity, before the diversity-aware selection.",
@@ -217,7 +227,7 @@ def selection_options(func: F) -> F:
             click.option(
                 "--decay",
                 type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=0.1,
+                default=SelectionConfig.decay,
                 show_default=True,
                 help="Weight kept by an n-gram each time a selected sample covers it "
                 "(0 for single-domain data such as code).",
@@ -243,14 +253,14 @@ def model_options(func: F) -> F:
             click.option(
                 "--template",
                 type=click.Choice(list(TEMPLATES), case_sensitive=False),
-                default="alpaca",
+                default=ScoringConfig.template,
                 show_default=True,
                 help="Prompt template used for scoring.",
             ),
             click.option(
                 "--ifd-variant",
                 type=click.Choice(list(IFD_VARIANTS), case_sensitive=False),
-                default="iterit",
+                default=ScoringConfig.ifd_variant,
                 show_default=True,
                 help="How IFD counts tokens: iterit (start and end tokens, ratio of "
                 "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
@@ -259,23 +269,25 @@ def model_options(func: F) -> F:
             click.option(
                 "--max-length",
                 type=click.IntRange(min=8),
-                default=1024,
+                default=ScoringConfig.max_length,
                 show_default=True,
                 help="Longest scored sequence in tokens (prompt + response).",
             ),
             click.option(
                 "--batch-tokens",
                 type=click.IntRange(min=64),
-                default=None,
+                default=ScoringConfig.batch_tokens,
                 help="Token budget of one forward batch (default: the scorer's).",
             ),
             click.option(
-                "--device", default=None, help="torch device (default: cuda when available)."
+                "--device",
+                default=ScoringConfig.device,
+                help="torch device (default: cuda when available).",
             ),
             click.option(
                 "--dtype",
                 type=click.Choice(list(DTYPES), case_sensitive=False),
-                default="auto",
+                default=ScoringConfig.dtype,
                 show_default=True,
                 help="Dtype the model runs in. auto: bfloat16 on CUDA and on CPUs with native "
                 "bfloat16 (AVX512-BF16, AMX, Arm BF16), float32 elsewhere. Training keeps "
@@ -308,21 +320,21 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
                 click.option(
                     "--epochs",
                     type=click.IntRange(min=1),
-                    default=3,
+                    default=TrainConfig.epochs,
                     show_default=True,
                     help=f"{prefix}training epochs.",
                 ),
                 click.option(
                     "--learning-rate",
                     type=FiniteFloatRange(min=0.0),
-                    default=2e-5,
+                    default=TrainConfig.learning_rate,
                     show_default=True,
                     help=f"{prefix}peak learning rate.",
                 ),
                 click.option(
                     "--batch-size",
                     type=click.IntRange(min=1),
-                    default=32,
+                    default=TrainConfig.batch_size,
                     show_default=True,
                     help=f"{prefix}effective batch: micro batch x gradient accumulation x "
                     "processes.",
@@ -330,7 +342,7 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
                 click.option(
                     "--micro-batch-size",
                     type=click.IntRange(min=1),
-                    default=4,
+                    default=TrainConfig.micro_batch_size,
                     show_default=True,
                     help=f"{prefix}samples per device per forward pass; the accumulation "
                     "steps follow.",
@@ -356,21 +368,21 @@ def lora_options(func: F) -> F:
             click.option(
                 "--lora-r",
                 type=click.IntRange(min=1),
-                default=16,
+                default=TrainConfig.lora_r,
                 show_default=True,
                 help="LoRA rank.",
             ),
             click.option(
                 "--lora-alpha",
                 type=FiniteFloatRange(min=0.0, min_open=True),
-                default=32.0,
+                default=float(TrainConfig.lora_alpha),
                 show_default=True,
                 help="LoRA scaling numerator (the scale is alpha / r).",
             ),
             click.option(
                 "--lora-dropout",
                 type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=0.05,
+                default=TrainConfig.lora_dropout,
                 show_default=True,
                 help="Dropout on the LoRA inputs.",
             ),
@@ -406,7 +418,7 @@ def seed_option(func: F) -> F:
 
 def training_seed_option(help: str | None = None) -> Callable[[F], F]:
     """``--seed`` of a training run (``iterit train``, ``compare``, the learning percentage)."""
-    return click.option("--seed", type=int, default=42, show_default=True, help=help)
+    return click.option("--seed", type=int, default=TrainConfig.seed, show_default=True, help=help)
 
 
 def scores_file_option(help: str) -> Callable[[F], F]:
@@ -447,6 +459,19 @@ def load_data(
 def score_cache(cache: Path | None, no_cache: bool) -> Path | None:
     """The score cache folder of ``--cache`` and ``--no-cache`` (default: the user's cache)."""
     return None if no_cache else (cache or default_cache_dir())
+
+
+#: The parsed options of :func:`model_options` and :func:`progress_option` that are
+#: :class:`~iterit.config.ScoringConfig` fields under their own names.
+SCORING_OPTIONS = ("template", "ifd_variant", "max_length", "batch_tokens", "device", "dtype")
+
+
+def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
+    """The :class:`~iterit.config.ScoringConfig` of the parsed scoring options, removed from
+    ``params`` (``progress`` is kept: other settings use it too); ``cache``: the cache folder
+    (:func:`score_cache`)."""
+    fields = {name: params.pop(name) for name in SCORING_OPTIONS}
+    return ScoringConfig(**fields, cache=cache, progress=params.get("progress", True))
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:

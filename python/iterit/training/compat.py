@@ -170,9 +170,10 @@ def takes_peft_config(trainer_class: type) -> bool:
 
 
 def mixed_precision_kwargs() -> dict[str, bool]:
-    """Mixed precision for this device: bf16 where CUDA supports it, else none.  TRL's
-    ``SFTConfig`` turns bf16 on by default, and ``TrainingArguments`` then fails on a CPU
-    ("Your setup doesn't support bf16/gpu"); pass these to choose it for the device instead."""
-    import torch
+    """Mixed precision for float32 weights on this device: bf16 where CUDA supports it, else
+    none (:func:`iterit.scoring.precision.training_precision`).  TRL's ``SFTConfig`` turns bf16
+    on by default, and ``TrainingArguments`` then fails on a CPU ("Your setup doesn't support
+    bf16/gpu"); pass these to choose it for the device instead."""
+    from iterit.scoring.precision import training_precision
 
-    return {"bf16": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())}
+    return {"bf16": training_precision("float32").bf16}
