@@ -27,7 +27,8 @@ from typing import Any
 
 from iterit.config import DTYPES
 from iterit.errors import ConfigError
-from iterit.scoring.device import cpu_bf16, dtype_name
+from iterit.scoring import device as cpu_check
+from iterit.scoring.device import dtype_name
 from iterit.utils.optional import requires_extra
 
 with requires_extra("torch"):
@@ -134,7 +135,7 @@ def scoring_precision(
             return Precision(torch.bfloat16, None, cpu, "auto", "CUDA")
         return Precision(torch.float16, None, cpu, "auto", "CUDA without bfloat16")
     if cpu:
-        check = cpu_bf16()
+        check = cpu_check.cpu_bf16()  # looked up on the module: tests fake the detection
         weights = torch.bfloat16 if check.native else torch.float32
         return Precision(weights, None, cpu, "auto", check.describe())
     return Precision(torch.float32, None, cpu, "auto", f"{dev.type} device")
@@ -166,14 +167,16 @@ def training_precision(
 def float32_training_precision(
     dtype: str | None, device: str | torch.device | None = None
 ) -> Precision:
-    """Float32 weights trained (the learning percentage's small model); where ``dtype``
-    resolves to bfloat16 on a CPU run, bfloat16 mixed precision (the CPU autocast)."""
-    resolved = scoring_precision(dtype, "cpu")
-    mixed = on_cpu(device) and resolved.weights == torch.bfloat16
+    """Float32 weights trained (the learning percentage's small model), mixing precision in
+    bfloat16 where ``dtype`` resolves to bfloat16 on the run's device (``auto``: CUDA with
+    bfloat16, or a CPU with native bfloat16: the CPU autocast); ``float32`` never mixes."""
+    cpu = on_cpu(device)
+    resolved = scoring_precision(dtype, "cpu" if cpu else device)
+    mixed = resolved.weights == torch.bfloat16
     return Precision(
         torch.float32,
         torch.bfloat16 if mixed else None,
-        _explicit_cpu(device) or mixed,
+        _explicit_cpu(device) or (mixed and cpu),
         resolved.requested,
         resolved.reason,
     )

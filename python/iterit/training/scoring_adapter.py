@@ -82,8 +82,9 @@ def uses_training_model(score_fn: Any) -> bool:
 def scoring_autocast(model: torch.nn.Module | None, dtype: torch.dtype | None) -> Any:
     """The context to score ``model`` in while it trains with ``dtype`` mixed precision (the
     :class:`iterit.scoring.precision.Precision`'s ``autocast``; None: no mixing).  Scoring the
-    model being trained computes as its training steps do: under mixed precision that is the Trainer's autocast (on CUDA
-    several times faster than float32, and the selection judges the model training runs)."""
+    model being trained computes as its training steps do: under mixed precision that is the
+    Trainer's autocast (on CUDA several times faster than float32, and the selection judges
+    the model training runs)."""
     if model is None or dtype is None:
         return contextlib.nullcontext()
     param = next(model.parameters(), None)

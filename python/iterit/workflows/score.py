@@ -85,12 +85,11 @@ def learning_percentage(
     loaded = load_scoring_model(model, device="cpu", dtype="float32")
     extra: dict[str, Any] = {"report_to": "none", "logging_steps": 10**9}
     mixed = float32_training_precision(cfg.dtype, cfg.device)
+    extra["bf16"] = mixed.bf16  # as resolved here, never the trainer's own default
     if mixed.use_cpu:
         extra["use_cpu"] = True
-    if mixed.bf16:
-        extra["bf16"] = True
-        if log is not None:
-            log("training in bfloat16 mixed precision on the CPU")
+    if mixed.cpu_autocast and log is not None:
+        log("training in bfloat16 mixed precision on the CPU")
     try:
         return score_learning_percentage(
             samples,
