@@ -13,7 +13,7 @@ import inspect
 import sys
 from typing import Any
 
-from iterit.errors import MissingDependencyError
+from iterit.utils.optional import requires_extra
 
 __all__ = [
     "TRAIN_SAMPLER_ARGS",
@@ -137,12 +137,8 @@ def forward_hook_module(model: Any) -> Any:
 
 def sft_classes() -> tuple[type, type]:
     """``(trl.SFTTrainer, trl.SFTConfig)``; a clear error when TRL is not installed."""
-    try:
+    with requires_extra("train"):
         from trl import SFTConfig, SFTTrainer
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"the TRL trainer needs trl ({e}); install it with pip install trl"
-        ) from None
     return SFTTrainer, SFTConfig
 
 

@@ -146,10 +146,10 @@ def test_unwritable_cache_warns_once_and_scoring_goes_on(model, tok, samples, tm
 
 
 def test_full_disk_while_flushing_keeps_the_scores(model, tok, samples, tmp_path, monkeypatch):
-    def full(self, path, text):
+    def full(path, text, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(ScoreCache, "_atomic_write", full)
+    monkeypatch.setattr("iterit.scoring.cache.atomic_write_text", full)
     sc = scorer(model, tok, cache=tmp_path / "cache")
     with pytest.warns(UserWarning, match="No space left"):
         out = sc.score(samples)
