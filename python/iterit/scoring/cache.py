@@ -10,7 +10,8 @@ never by the path they were loaded from.
 Every part is written to a temporary file in the same folder and then moved into place
 (:func:`iterit.utils.atomic.atomic_write_text`), so a reader never sees a half-written part
 and an interrupted run loses at most the part it was writing.  Each flush adds a part
-(appending never rewrites what is there); :meth:`ScoreCache.compact` merges the parts into one.  No pickle anywhere.
+(appending never rewrites what is there); :meth:`ScoreCache.compact` merges the parts into one.
+No pickle anywhere.
 
 Every entry carries a checksum of its own content: an entry whose bytes or digits were changed
 (or that cannot be decoded at all) is ignored, counted in one warning, and its sample is scored
