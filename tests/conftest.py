@@ -12,7 +12,7 @@ from tests.helpers.shared import shared_file, smollm2_gguf_path
 #: (``detect``), or a CPU with (``native``) or without (``absent``) native bfloat16.  ``native``
 #: runs the decisions a CPU with AVX512-BF16 / AMX / Arm BF16 takes on any machine (emulated
 #: bfloat16 is slow but gives the same results), so a machine with bfloat16 is never the first
-#: to run them (docs/ifd.md, "Precision").
+#: to run them (docs/ifd.md, "Precision (dtype)").
 CPU_BF16_CHOICES = ("detect", "native", "absent")
 _FAKE_CPUINFO = {
     "native": "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16\n",

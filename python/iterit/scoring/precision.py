@@ -1,6 +1,6 @@
 """What a model computes in, decided in one place: the weights' dtype, the autocast (mixed
-precision) dtype, the Trainer's switches and the line that says why (docs/ifd.md, "Precision";
-docs/training.md).
+precision) dtype, the Trainer's switches and the line that says why (docs/ifd.md, "Precision
+(dtype)"; docs/training.md).
 
 A :class:`Precision` is resolved once from a dtype request (one of
 :data:`iterit.config.DTYPES`, ``None`` is ``auto``), a device and, for training, the
