@@ -1,34 +1,27 @@
 """Click options shared by the ``iterit`` commands (``score``, ``select``, ``report``, ``train``).
 
 Each ``*_options`` function is a decorator adding a group of options; the matching helpers turn
-the parsed values into what the library takes.  ``iterit train`` reuses them so that the same
-option means the same thing everywhere::
-
-    @click.command("train")
-    @options.data_argument_option          # --data FILE (train takes the data as an option)
-    @options.data_options                  # --format, --field KEY=NAME, --split
-    @options.selection_options             # --budget, --pool-factor, --decay, --diversity
-    @options.model_options                 # --model (default: the embedded SmolLM2), --template...
-    @options.overwrite_option
-    def train_command(data, data_format, fields, split, budget, pool_factor, decay, diversity,
-                      model, template, max_length, batch_tokens, device, cache, overwrite, ...):
-        loaded = options.load_data(data, data_format, fields, split)
+the parsed values into what the library takes (:func:`scoring_config`: the
+:class:`~iterit.config.ScoringConfig` of the scoring options).  Defaults and choices are
+:mod:`iterit.config`'s (the dataclass fields and the choice lists), so that the same option
+means the same thing everywhere.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from iterit.cli.params import BUDGET, Budget, FiniteFloatRange
 from iterit.config import (
     DATA_FORMATS,
     DIVERSITY,
     DTYPES,
     IFD_VARIANTS,
+    LR_SCHEDULERS,
     TEMPLATES,
     ScoringConfig,
     SelectionConfig,
@@ -78,54 +71,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# --------------------------------------------------------------------------------------------
-# parameter types
-
-
-class Budget(click.ParamType):
-    """``0.05`` or ``5%`` (a fraction of the records) or ``1000`` (a count)."""
-
-    name = "BUDGET"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int | float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            raw: Any = value
-        else:
-            text = str(value).strip()
-            try:
-                if text.endswith("%"):
-                    raw = float(text[:-1]) / 100.0
-                elif any(ch in text for ch in ".eE") or text.lower() in ("nan", "inf"):
-                    raw = float(text)
-                else:
-                    raw = int(text)
-            except ValueError:
-                self.fail(f"{value!r} is not a count (1000), a fraction (0.05) or a share (5%)")
-        if isinstance(raw, float):
-            if math.isnan(raw) or not 0.0 < raw < 1.0:
-                self.fail(
-                    f"a fractional budget must be in (0, 1), got {value!r}; give a count as an "
-                    "integer (1000)"
-                )
-            return raw
-        if raw < 1:
-            self.fail(f"a budget must be at least 1, got {value!r}")
-        return raw
-
-
-BUDGET = Budget()
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A float option, optionally bounded, that refuses ``inf`` and ``nan`` (a bound alone lets
-    ``nan`` through: it compares false with everything).  Every float option uses it."""
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        number = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return super().convert(number, param, ctx)
 
 
 def _fields_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> dict[str, str]:
@@ -491,8 +436,6 @@ def check_outputs(paths: list[Path], overwrite: bool) -> None:
 
 def schedule_options(func: F) -> F:
     """The learning-rate schedule over all epochs, shared by `train` and `compare`."""
-    from iterit.config import LR_SCHEDULERS, TrainConfig
-
     return _apply(
         func,
         [
