@@ -49,7 +49,8 @@ def dequantised_copy(gguf: str, folder: Path) -> str:
     from iterit.training.gguf import as_float_model
 
     t0 = time.perf_counter()
-    model, tok = load_model(gguf, device="cpu", dtype="float32")
+    loaded = load_model(gguf, device="cpu", dtype="float32")
+    model, tok = loaded.model, loaded.tokenizer
     as_float_model(model)  # a de-quantised GGUF is a plain float32 model: clear its marks
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)

@@ -28,7 +28,8 @@ import torch
 import iterit
 from bench_ifd import DEFAULT_DATA, default_model, read_samples, tiny_setup
 from iterit.scoring import IFDScorer, encode_for_scoring, load_model
-from iterit.scoring.device import choose_dtype, cpu_bf16
+from iterit.scoring.device import cpu_bf16
+from iterit.scoring.precision import scoring_precision
 
 
 def agreement(ref: np.ndarray, other: np.ndarray, texts: list[str], share: float) -> dict:
@@ -94,11 +95,12 @@ def main(argv: list[str] | None = None) -> None:
         what = "tiny random Llama, synthetic samples"
     else:
         t = time.perf_counter()
-        model, tok = load_model(args.model or default_model(), device="cpu", dtype="float32")
+        loaded = load_model(args.model or default_model(), device="cpu", dtype="float32")
+        model, tok = loaded.model, loaded.tokenizer
         print(f"model loaded in {time.perf_counter() - t:.1f} s")
         samples = read_samples(args.data, args.n, args.seed)
         what = f"{Path(args.model or default_model()).name}, {args.data.name}"
-    check, auto = cpu_bf16(), choose_dtype("auto", "cpu")
+    check, auto = cpu_bf16(), scoring_precision("auto", "cpu")
     print(
         f"CPU: torch capability {check.capability}, bfloat16 flags "
         f"{', '.join(check.flags) or 'none'}, oneDNN bfloat16 {check.torch_kernels}; "

@@ -248,15 +248,15 @@ def time_configurations(model, tok, samples, args, n_valid: int, device: torch.d
                 else:
                     scorer = batched_scorer(model, tok, args, budget)
                     out = scorer.score(samples)
-                    st = scorer.last_stats
-                    calls, eff = st["forward_calls"], st["padding_efficiency"]
+                    st = out.stats
+                    calls, eff = st.forward_calls, st.padding_efficiency
                     if rep == 0:
                         print(
-                            f"  {label}: {st['sequences']} sequences in {calls} forward "
-                            f"calls, {st['real_tokens']:,} real / {st['padded_tokens']:,} "
-                            f"padded tokens, prefix sharing {st['prefix_sharing']} "
-                            f"({st['prefix_tokens_saved']:,} tokens not recomputed, "
-                            f"{st['prefix_tokens_computed']:,} prefix tokens run once)"
+                            f"  {label}: {st.sequences} sequences in {calls} forward "
+                            f"calls, {st.real_tokens:,} real / {st.padded_tokens:,} "
+                            f"padded tokens, prefix sharing {st.prefix_sharing} "
+                            f"({st.prefix_tokens_saved:,} tokens not recomputed, "
+                            f"{st.prefix_tokens_computed:,} prefix tokens run once)"
                         )
                 sync()
                 dt = time.perf_counter() - t
@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         model, tok, samples = tiny_setup(args.n, args.seed)
     else:
         model_path = args.model or default_model()
-        model, tok = load_model(model_path)
+        loaded = load_model(model_path)
+        model, tok = loaded.model, loaded.tokenizer
         samples = read_samples(args.data, args.n, args.seed)
     device = next(model.parameters()).device
     print(

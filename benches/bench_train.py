@@ -136,7 +136,9 @@ def main() -> None:
     else:
         from iterit.scoring import load_model
 
-        model, tok = load_model(a.model, device="cpu", dtype="float32")
+        loaded = load_model(a.model, device="cpu", dtype="float32")
+
+        model, tok = loaded.model, loaded.tokenizer
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
     counter = ForwardCounter(model.get_decoder())

@@ -21,10 +21,12 @@ __all__ = [
     "IFD_VARIANTS",
     "LR_SCHEDULERS",
     "RESCORE",
+    "SCORE_METRICS",
     "STRATEGIES",
     "TEMPLATES",
     "TFIDF_VARIANTS",
     "TRAINERS",
+    "ScoringConfig",
     "SelectionConfig",
     "TrainConfig",
     "resolve_budget",
@@ -63,6 +65,9 @@ TRAINERS = ("transformers", "trl")
 #: Floating-point types a model can be loaded in; ``auto``: bfloat16 on CUDA and on CPUs with
 #: native bfloat16, float32 elsewhere (:mod:`iterit.scoring.device` decides).
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: What ``iterit score`` can measure: IFD, or the learning percentage of a small model trained
+#: on the data (docs/signals.md).
+SCORE_METRICS = ("ifd", "learning-percentage")
 #: Learning-rate schedules offered by the command line.
 LR_SCHEDULERS = (
     "cosine",
@@ -92,6 +97,69 @@ def resolve_budget(budget: int | float, n: int) -> int:
             " pass an int for a count"
         )
     return max(1, math.floor(fraction * n + 0.5))
+
+
+def _choice(what: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r} (expected one of: {', '.join(choices)})")
+
+
+@dataclass
+class ScoringConfig:
+    """How IFD scores samples (docs/ifd.md), validated when built (:class:`ConfigError` names
+    the setting); the defaults are the paper's.
+
+    ``template``: a name of :data:`TEMPLATES` or a callable ``f(sample) -> str`` (shared with
+    training's prompt format).  ``max_length``: the longest conditional sequence (prompt +
+    scored response tokens), at least 2.  ``ifd_variant``: how IFD counts tokens and combines
+    the passes (:data:`IFD_VARIANTS`).  ``batch_tokens``: the token budget of one forward batch
+    (``None``: the scorer's, by device).  ``dtype``: of :data:`DTYPES` (``auto``: bfloat16 on
+    CUDA and on CPUs with native bfloat16, else float32).  ``device``: where the model runs
+    (``None``: CUDA when available, else the CPU).  ``cache``: a folder of the resumable score
+    cache (``None``: no cache).  ``progress``: progress bars.
+    """
+
+    template: Any = "alpaca"
+    max_length: int = 1024
+    ifd_variant: str = "iterit"
+    batch_tokens: int | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    cache: str | os.PathLike[str] | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not callable(self.template):
+            _choice("template", self.template, TEMPLATES)
+        if isinstance(self.max_length, bool) or int(self.max_length) < 2:
+            raise ConfigError(f"max_length must be at least 2, got {self.max_length}")
+        self.max_length = int(self.max_length)
+        _choice("IFD variant", self.ifd_variant, IFD_VARIANTS)
+        if self.batch_tokens is not None:
+            if isinstance(self.batch_tokens, bool) or int(self.batch_tokens) < 1:
+                raise ConfigError(f"batch_tokens must be positive, got {self.batch_tokens}")
+            self.batch_tokens = int(self.batch_tokens)
+        self.dtype = "auto" if self.dtype is None else str(self.dtype).lower()
+        _choice("dtype", self.dtype, DTYPES)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON-able values (the cache folder as a string); a callable template
+        has no JSON form (:class:`ConfigError`)."""
+        if callable(self.template):
+            raise ConfigError("a callable template cannot be written as JSON; name a template")
+        out = dataclasses.asdict(self)
+        if self.cache is not None:
+            out["cache"] = os.fspath(self.cache)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScoringConfig:
+        """The configuration :meth:`to_json` wrote; an unknown setting is a ConfigError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown scoring setting(s): {', '.join(unknown)}")
+        return cls(**data)
 
 
 @dataclass
@@ -214,10 +282,10 @@ class TrainConfig:
     iterate: bool = SelectionConfig.iterate
     scorer_model: str | None = None
     scores: str | os.PathLike[str] | None = None
-    template: str = "alpaca"
-    max_length: int = 1024
-    ifd_variant: str = "iterit"
-    batch_tokens: int | None = None
+    template: str = ScoringConfig.template
+    max_length: int = ScoringConfig.max_length
+    ifd_variant: str = ScoringConfig.ifd_variant
+    batch_tokens: int | None = ScoringConfig.batch_tokens
     score_cache: str | os.PathLike[str] | None = None
     ngram_range: tuple[int, int] = SelectionConfig.ngram_range
     rescore: str = SelectionConfig.rescore
@@ -277,12 +345,24 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.ifd_variant not in IFD_VARIANTS:
-            raise ConfigError(
-                f"unknown IFD variant {self.ifd_variant!r} "
-                f"(expected one of: {', '.join(IFD_VARIANTS)})"
-            )
+        self.scoring  # validates template, max_length, ifd_variant, batch_tokens  # noqa: B018
         self.selection()  # validates budget, decay, pool factor, diversity, strategy, rescore
+
+    @property
+    def scoring(self) -> ScoringConfig:
+        """How this run scores with IFD (epoch 0 goes through ``score_cache``; ``dtype``:
+        ``auto`` for ``None``, the separate scorer's; the trained model's precision is
+        :func:`iterit.scoring.precision.training_precision`'s)."""
+        return ScoringConfig(
+            template=self.template,
+            max_length=self.max_length,
+            ifd_variant=self.ifd_variant,
+            batch_tokens=self.batch_tokens,
+            dtype=self.dtype or "auto",
+            device=self.device,
+            cache=self.score_cache,
+            progress=self.progress,
+        )
 
     def selection(self) -> SelectionConfig:
         """The per-epoch selection settings of this run."""

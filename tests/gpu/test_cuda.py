@@ -66,11 +66,13 @@ def test_bf16_scorer_matches_the_fp32_reference(real):
     from iterit.scoring import IFDScorer, load_model, reference_ifd
 
     path, samples = real
-    m32, tok = load_model(path, device="cuda", dtype="float32")
+    loaded = load_model(path, device="cuda", dtype="float32")
+    m32, tok = loaded.model, loaded.tokenizer
     ref = reference_ifd(m32, tok, samples, max_length=MAX_LEN)
     del m32
     torch.cuda.empty_cache()
-    m16, tok16 = load_model(path, device="cuda", dtype="bfloat16")
+    loaded = load_model(path, device="cuda", dtype="bfloat16")
+    m16, tok16 = loaded.model, loaded.tokenizer
     assert next(m16.parameters()).dtype == torch.bfloat16
     out = IFDScorer(m16, tok16, max_length=MAX_LEN, progress=False).score(samples)
 
@@ -103,7 +105,8 @@ def test_real_out_of_memory_halves_the_budget(real):
     from iterit.scoring import IFDScorer, load_model
 
     path, samples = real
-    model, tok = load_model(path, device="cuda", dtype="bfloat16")
+    loaded = load_model(path, device="cuda", dtype="bfloat16")
+    model, tok = loaded.model, loaded.tokenizer
     whole = 1 << 20  # every sample in one batch
 
     def scorer(budget: int) -> IFDScorer:
@@ -129,8 +132,8 @@ def test_real_out_of_memory_halves_the_budget(real):
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, 0)
         torch.cuda.empty_cache()
-    assert sc.last_stats["oom_retries"] >= 1
-    assert sc.last_stats["batch_tokens"] < whole and sc.batch_tokens == whole
+    assert out.stats.oom_retries >= 1
+    assert out.stats.batch_tokens < whole and sc.batch_tokens == whole
     assert any("out of device memory" in str(w.message) for w in caught)
     np.testing.assert_allclose(out.ifd, expected.ifd, rtol=1e-2, equal_nan=True)
 

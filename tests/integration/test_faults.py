@@ -306,7 +306,7 @@ _SLOW_SCORER = textwrap.dedent(
         self.batch_tokens = self._budget = 64
     def _run_batch(self, batch):
         calls[0] += 1
-        if calls[0] > 1 and self._flush and self._flush.store.parts():  # something was kept
+        if calls[0] > 1 and any(self.cache_dir.rglob("part-*.jsonl")):  # something was kept
             print("SCORING", file=sys.stderr, flush=True)
             time.sleep(60)
         return run_batch(self, batch)

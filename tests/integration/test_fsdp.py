@@ -84,7 +84,8 @@ SCORE_SCRIPT = textwrap.dedent(
         for name, part in (("all", samples), ("one", samples[:1]), ("none", [])):
             sc = IFDScorer(model, tok, max_length=64, batch_tokens=64, progress=False)
             res = sc.score(part)
-            stats[name] = {k: sc.last_stats[k] for k in ("forward_calls", "idle_calls")}
+            st = res.stats
+            stats[name] = {"forward_calls": st.forward_calls, "idle_calls": st.idle_calls}
             stats[name]["synced"] = sc.synced
             np.save(f"{out}/{name}{rank}.npy", np.stack([res.ifd, res.nll_cond, res.nll_prior]))
         # the model still trains after scoring (parameters gathered and resharded)

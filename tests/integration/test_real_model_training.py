@@ -41,7 +41,9 @@ def smollm2():
     """The GGUF loaded once for the module (tens of seconds here); each test trains a copy."""
     from iterit.scoring import load_model
 
-    model, tok = load_model(str(smollm2_gguf_path()), device="cpu", dtype="float32")
+    loaded = load_model(str(smollm2_gguf_path()), device="cpu", dtype="float32")
+
+    model, tok = loaded.model, loaded.tokenizer
     return model, tok
 
 
@@ -62,6 +64,9 @@ def _config(out, **kw) -> TrainConfig:
         "lr_scheduler": "constant",
         "save_strategy": "no",
         "device": "cpu",
+        # float32 weights, no bfloat16 autocast on any CPU: the trained model in memory is
+        # compared with the saved one reloaded in float32
+        "dtype": "float32",
         "progress": False,
         "logging_steps": 1,
         "seed": 0,
@@ -97,7 +102,8 @@ def _check_saved(folder, samples, reference=None) -> None:
 
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config  # saved as the plain float model it is
-    model, tok = load_model(str(folder), device="cpu", dtype="float32")
+    loaded = load_model(str(folder), device="cpu", dtype="float32")
+    model, tok = loaded.model, loaded.tokenizer
     scores = IFDScorer(model, tok, max_length=MAX_LEN, progress=False).score(samples[:6])
     assert np.isfinite(scores.nll_cond).all()
     if reference is not None:

@@ -45,8 +45,11 @@ def docs_env(tmp_path, monkeypatch, data):
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
 
     def fake_load_model(name, **kwargs):
+        from iterit.scoring.model import LoadedModel
+        from iterit.scoring.precision import scoring_precision
+
         assert name == "HuggingFaceTB/SmolLM2-135M"
-        return tiny_model(tok, 1), tok
+        return LoadedModel(tiny_model(tok, 1), tok, scoring_precision("float32", "cpu"))
 
     monkeypatch.setattr(iterit.scoring, "load_model", fake_load_model)
     monkeypatch.chdir(tmp_path)

@@ -62,7 +62,9 @@ def test_cpu_bf16_mixed_precision_loss_matches_float32(smollm2_path, tmp_path):
         )
     from iterit.training.gguf import as_float_model
 
-    model, tok = load_model(smollm2_path, device="cpu", dtype="float32")
+    loaded = load_model(smollm2_path, device="cpu", dtype="float32")
+
+    model, tok = loaded.model, loaded.tokenizer
     model = as_float_model(model)  # de-quantized from GGUF: a float model the Trainer accepts
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

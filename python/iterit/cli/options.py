@@ -1,30 +1,32 @@
 """Click options shared by the ``iterit`` commands (``score``, ``select``, ``report``, ``train``).
 
 Each ``*_options`` function is a decorator adding a group of options; the matching helpers turn
-the parsed values into what the library takes.  ``iterit train`` reuses them so that the same
-option means the same thing everywhere::
-
-    @click.command("train")
-    @options.data_argument_option          # --data FILE (train takes the data as an option)
-    @options.data_options                  # --format, --field KEY=NAME, --split
-    @options.selection_options             # --budget, --pool-factor, --decay, --diversity
-    @options.model_options                 # --model (default: the embedded SmolLM2), --template...
-    @options.overwrite_option
-    def train_command(data, data_format, fields, split, budget, pool_factor, decay, diversity,
-                      model, template, max_length, batch_tokens, device, cache, overwrite, ...):
-        loaded = options.load_data(data, data_format, fields, split)
+the parsed values into what the library takes (:func:`scoring_config`: the
+:class:`~iterit.config.ScoringConfig` of the scoring options).  Defaults and choices are
+:mod:`iterit.config`'s (the dataclass fields and the choice lists), so that the same option
+means the same thing everywhere.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from iterit.config import DATA_FORMATS, DIVERSITY, DTYPES, IFD_VARIANTS, TEMPLATES
+from iterit.cli.params import BUDGET, Budget, FiniteFloatRange
+from iterit.config import (
+    DATA_FORMATS,
+    DIVERSITY,
+    DTYPES,
+    IFD_VARIANTS,
+    LR_SCHEDULERS,
+    TEMPLATES,
+    ScoringConfig,
+    SelectionConfig,
+    TrainConfig,
+)
 from iterit.data import LoadedData, load, parse_fields
 from iterit.scoring.default_model import (
     DEFAULT_HUB_MODEL,
@@ -61,6 +63,7 @@ __all__ = [
     "overwrite_option",
     "score_cache",
     "scores_file_option",
+    "scoring_config",
     "seed_option",
     "selection_options",
     "training_options",
@@ -68,54 +71,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# --------------------------------------------------------------------------------------------
-# parameter types
-
-
-class Budget(click.ParamType):
-    """``0.05`` or ``5%`` (a fraction of the records) or ``1000`` (a count)."""
-
-    name = "BUDGET"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int | float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            raw: Any = value
-        else:
-            text = str(value).strip()
-            try:
-                if text.endswith("%"):
-                    raw = float(text[:-1]) / 100.0
-                elif any(ch in text for ch in ".eE") or text.lower() in ("nan", "inf"):
-                    raw = float(text)
-                else:
-                    raw = int(text)
-            except ValueError:
-                self.fail(f"{value!r} is not a count (1000), a fraction (0.05) or a share (5%)")
-        if isinstance(raw, float):
-            if math.isnan(raw) or not 0.0 < raw < 1.0:
-                self.fail(
-                    f"a fractional budget must be in (0, 1), got {value!r}; give a count as an "
-                    "integer (1000)"
-                )
-            return raw
-        if raw < 1:
-            self.fail(f"a budget must be at least 1, got {value!r}")
-        return raw
-
-
-BUDGET = Budget()
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A float option, optionally bounded, that refuses ``inf`` and ``nan`` (a bound alone lets
-    ``nan`` through: it compares false with everything).  Every float option uses it."""
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        number = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return super().convert(number, param, ctx)
 
 
 def _fields_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> dict[str, str]:
@@ -160,7 +115,7 @@ def data_options(func: F) -> F:
                 "--format",
                 "data_format",
                 type=click.Choice(["auto", *DATA_FORMATS], case_sensitive=False),
-                default="auto",
+                default=TrainConfig.data_format,
                 show_default=True,
                 help="Record format; auto detects it from the first record.",
             ),
@@ -187,7 +142,7 @@ def diversity_option(func: F) -> F:
     return click.option(
         "--diversity",
         type=click.Choice(list(DIVERSITY), case_sensitive=False),
-        default="response",
+        default=SelectionConfig.diversity,
         show_default=True,
         help="Text whose n-grams measure diversity (none: complexity alone).",
     )(func)
@@ -202,14 +157,14 @@ def selection_options(func: F) -> F:
             click.option(
                 "--budget",
                 type=BUDGET,
-                default="0.05",
+                default=SelectionConfig.budget,
                 show_default=True,
                 help="Samples to select: a fraction of the records (0.05 or 5%) or a count.",
             ),
             click.option(
                 "--pool-factor",
                 type=FiniteFloatRange(min=1.0),
-                default=3.0,
+                default=SelectionConfig.pool_factor,
                 show_default=True,
                 help="Candidate pool = pool factor x budget valid samples with the highest "
                 "complexity, before the diversity-aware selection.",
@@ -217,7 +172,7 @@ def selection_options(func: F) -> F:
             click.option(
                 "--decay",
                 type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=0.1,
+                default=SelectionConfig.decay,
                 show_default=True,
                 help="Weight kept by an n-gram each time a selected sample covers it "
                 "(0 for single-domain data such as code).",
@@ -243,14 +198,14 @@ def model_options(func: F) -> F:
             click.option(
                 "--template",
                 type=click.Choice(list(TEMPLATES), case_sensitive=False),
-                default="alpaca",
+                default=ScoringConfig.template,
                 show_default=True,
                 help="Prompt template used for scoring.",
             ),
             click.option(
                 "--ifd-variant",
                 type=click.Choice(list(IFD_VARIANTS), case_sensitive=False),
-                default="iterit",
+                default=ScoringConfig.ifd_variant,
                 show_default=True,
                 help="How IFD counts tokens: iterit (start and end tokens, ratio of "
                 "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
@@ -259,23 +214,25 @@ def model_options(func: F) -> F:
             click.option(
                 "--max-length",
                 type=click.IntRange(min=8),
-                default=1024,
+                default=ScoringConfig.max_length,
                 show_default=True,
                 help="Longest scored sequence in tokens (prompt + response).",
             ),
             click.option(
                 "--batch-tokens",
                 type=click.IntRange(min=64),
-                default=None,
+                default=ScoringConfig.batch_tokens,
                 help="Token budget of one forward batch (default: the scorer's).",
             ),
             click.option(
-                "--device", default=None, help="torch device (default: cuda when available)."
+                "--device",
+                default=ScoringConfig.device,
+                help="torch device (default: cuda when available).",
             ),
             click.option(
                 "--dtype",
                 type=click.Choice(list(DTYPES), case_sensitive=False),
-                default="auto",
+                default=ScoringConfig.dtype,
                 show_default=True,
                 help="Dtype the model runs in. auto: bfloat16 on CUDA and on CPUs with native "
                 "bfloat16 (AVX512-BF16, AMX, Arm BF16), float32 elsewhere. Training keeps "
@@ -308,21 +265,21 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
                 click.option(
                     "--epochs",
                     type=click.IntRange(min=1),
-                    default=3,
+                    default=TrainConfig.epochs,
                     show_default=True,
                     help=f"{prefix}training epochs.",
                 ),
                 click.option(
                     "--learning-rate",
                     type=FiniteFloatRange(min=0.0),
-                    default=2e-5,
+                    default=TrainConfig.learning_rate,
                     show_default=True,
                     help=f"{prefix}peak learning rate.",
                 ),
                 click.option(
                     "--batch-size",
                     type=click.IntRange(min=1),
-                    default=32,
+                    default=TrainConfig.batch_size,
                     show_default=True,
                     help=f"{prefix}effective batch: micro batch x gradient accumulation x "
                     "processes.",
@@ -330,7 +287,7 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
                 click.option(
                     "--micro-batch-size",
                     type=click.IntRange(min=1),
-                    default=4,
+                    default=TrainConfig.micro_batch_size,
                     show_default=True,
                     help=f"{prefix}samples per device per forward pass; the accumulation "
                     "steps follow.",
@@ -356,21 +313,21 @@ def lora_options(func: F) -> F:
             click.option(
                 "--lora-r",
                 type=click.IntRange(min=1),
-                default=16,
+                default=TrainConfig.lora_r,
                 show_default=True,
                 help="LoRA rank.",
             ),
             click.option(
                 "--lora-alpha",
                 type=FiniteFloatRange(min=0.0, min_open=True),
-                default=32.0,
+                default=float(TrainConfig.lora_alpha),
                 show_default=True,
                 help="LoRA scaling numerator (the scale is alpha / r).",
             ),
             click.option(
                 "--lora-dropout",
                 type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=0.05,
+                default=TrainConfig.lora_dropout,
                 show_default=True,
                 help="Dropout on the LoRA inputs.",
             ),
@@ -406,7 +363,7 @@ def seed_option(func: F) -> F:
 
 def training_seed_option(help: str | None = None) -> Callable[[F], F]:
     """``--seed`` of a training run (``iterit train``, ``compare``, the learning percentage)."""
-    return click.option("--seed", type=int, default=42, show_default=True, help=help)
+    return click.option("--seed", type=int, default=TrainConfig.seed, show_default=True, help=help)
 
 
 def scores_file_option(help: str) -> Callable[[F], F]:
@@ -449,6 +406,19 @@ def score_cache(cache: Path | None, no_cache: bool) -> Path | None:
     return None if no_cache else (cache or default_cache_dir())
 
 
+#: The parsed options of :func:`model_options` and :func:`progress_option` that are
+#: :class:`~iterit.config.ScoringConfig` fields under their own names.
+SCORING_OPTIONS = ("template", "ifd_variant", "max_length", "batch_tokens", "device", "dtype")
+
+
+def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
+    """The :class:`~iterit.config.ScoringConfig` of the parsed scoring options, removed from
+    ``params`` (``progress`` is kept: other settings use it too); ``cache``: the cache folder
+    (:func:`score_cache`)."""
+    fields = {name: params.pop(name) for name in SCORING_OPTIONS}
+    return ScoringConfig(**fields, cache=cache, progress=params.get("progress", True))
+
+
 def check_outputs(paths: list[Path], overwrite: bool) -> None:
     """Refuse, before any work, outputs that exist (without ``--overwrite``) or whose folder is
     missing."""
@@ -466,8 +436,6 @@ def check_outputs(paths: list[Path], overwrite: bool) -> None:
 
 def schedule_options(func: F) -> F:
     """The learning-rate schedule over all epochs, shared by `train` and `compare`."""
-    from iterit.config import LR_SCHEDULERS, TrainConfig
-
     return _apply(
         func,
         [

@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from iterit.cli import options
+from iterit.config import SCORE_METRICS
 
 __all__ = ["score_command"]
 
@@ -32,8 +33,8 @@ def _log(message: str) -> None:
 @options.model_options
 @click.option(
     "--metric",
-    type=click.Choice(["ifd", "learning-percentage"], case_sensitive=False),
-    default="ifd",
+    type=click.Choice(list(SCORE_METRICS), case_sensitive=False),
+    default=SCORE_METRICS[0],
     show_default=True,
     help="ifd: instruction-following difficulty with --model as is. learning-percentage: "
     "train --model (a small one) on the data for --epochs and measure how much of each "
@@ -68,24 +69,25 @@ def score_command(
     ppl_0..ppl_EPOCHS, n_tokens, valid and key.  Use either file with `iterit select DATA
     --scores FILE` or `iterit train --scores FILE`.
     """
-    from iterit.workflows.score import score_to_file
+    from iterit.workflows.score import LPTraining, score_to_file
 
     t0 = time.perf_counter()
     options.check_outputs([out], overwrite)
     loaded = options.load_data(data, data_format, fields, split)
     lp = metric.lower() == "learning-percentage"
-    if not lp:  # the training settings apply to the learning percentage only
-        for name in ("epochs", "learning_rate", "batch_size", "micro_batch_size", "seed"):
-            settings.pop(name)
+    scoring = options.scoring_config(settings, None if lp else options.score_cache(cache, no_cache))
+    # The training settings apply to the learning percentage only.
+    names = ("epochs", "learning_rate", "batch_size", "micro_batch_size", "seed")
+    training = LPTraining(**{name: settings[name] for name in names})
     outcome = score_to_file(
         loaded.samples,
         out,
         metric=metric,
         model=model or options.default_model(),
-        cache=None if lp else options.score_cache(cache, no_cache),
+        scoring=scoring,
+        training=training if lp else None,
         overwrite=overwrite,
         log=_log,
-        **settings,
     )
     rows = _lp_rows(outcome) if lp else _ifd_rows(outcome, loaded.n_empty)
     rows += [("total time", f"{time.perf_counter() - t0:.1f} s"), ("written", str(out))]

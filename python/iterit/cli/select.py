@@ -14,7 +14,7 @@ import click
 
 from iterit.artifacts.names import selection_sidecars
 from iterit.cli import options
-from iterit.config import STRATEGIES, resolve_budget
+from iterit.config import STRATEGIES, SelectionConfig, resolve_budget
 from iterit.data import LoadedData, output_file_type
 from iterit.errors import ConfigError
 
@@ -47,7 +47,7 @@ def _complexity_kind(value: str) -> str:
 @click.option(
     "--strategy",
     type=click.Choice(list(STRATEGIES), case_sensitive=False),
-    default="iterit",
+    default=SelectionConfig.strategy,
     show_default=True,
     help="iterit: complexity pool, then complexity x diversity; ifd: top IFD only; longest: "
     "longest responses; random: seeded uniform sample.",
@@ -98,7 +98,7 @@ def select_command(
     ifd = needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file)
     if ifd and scores_file is not None and model is not None:
         raise click.UsageError("give either --model or --scores, not both")
-    scoring = {name: settings.pop(name) for name in _SCORING_OPTIONS}
+    scoring = options.scoring_config(settings, options.score_cache(cache, no_cache))
     result = score_and_select(
         loaded,
         out,
@@ -107,28 +107,19 @@ def select_command(
         complexity_kind=complexity_kind,
         scores_file=scores_file,
         model=model,
-        scoring={**scoring, "cache": options.score_cache(cache, no_cache)},
+        scoring=scoring,
+        diversity=settings["diversity"],
+        decay=settings["decay"],
+        pool_factor=settings["pool_factor"],
+        seed=settings["seed"],
+        overwrite=overwrite,
         log=lambda message: click.echo(message, err=True),
         meta={
             "command": ["iterit", *sys.argv[1:]],
             "load_seconds": round(time.perf_counter() - t0, 4),
         },
-        overwrite=overwrite,
-        **settings,
     )
     _print_result(result, loaded, t0)
-
-
-#: The options that configure IFD scoring (passed to :func:`iterit.workflows.select.ifd_scores`).
-_SCORING_OPTIONS = (
-    "template",
-    "ifd_variant",
-    "max_length",
-    "batch_tokens",
-    "device",
-    "dtype",
-    "progress",
-)
 
 
 def _load_checked(

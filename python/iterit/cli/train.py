@@ -153,10 +153,10 @@ def train_command(**params: Any) -> None:
         click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
     cfg = _train_config(params, model_name, loaded.format)
     try:
-        from iterit.training.run import precision_note, train
+        from iterit.training.run import precision, train
     except ImportError as e:
         raise missing_training("training", e) from None
-    click.echo(f"training {precision_note(cfg)}", err=True)
+    click.echo(f"training {precision(cfg).note()}", err=True)
     result = train(cfg, samples=loaded.samples)
     if not result.trainer.is_world_process_zero():
         return

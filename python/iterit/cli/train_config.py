@@ -12,6 +12,7 @@ import click
 from iterit.cli import options
 from iterit.config import TrainConfig
 from iterit.errors import MissingDependencyError
+from iterit.utils.optional import install_hint
 
 __all__ = ["SHARED_SETTINGS", "missing_training", "run_inputs_options", "train_config"]
 
@@ -89,5 +90,5 @@ def missing_training(command: str, error: ImportError) -> MissingDependencyError
     """The error for a training command run without the training extra."""
     return MissingDependencyError(
         f"{command} needs torch, transformers and accelerate ({error}); install them with "
-        "pip install 'iterit[train]'"
+        f"{install_hint('train')}"
     )

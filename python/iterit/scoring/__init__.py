@@ -13,24 +13,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from iterit.scoring.api import IFDResult, score_ifd, score_samples
+    from iterit.scoring.api import score_samples
     from iterit.scoring.cache import ScoreCache
     from iterit.scoring.default_model import default_cache_dir, default_model, describe_model
     from iterit.scoring.encoding import EncodedSamples, encode_for_scoring, start_token
     from iterit.scoring.model import (
+        LoadedModel,
         load_model,
         load_scoring_model,
         model_fingerprint,
         unwrap_model,
     )
+    from iterit.scoring.precision import Precision
     from iterit.scoring.reference import reference_ifd
-    from iterit.scoring.results import IFDScores
+    from iterit.scoring.results import IFDScores, ScoringStats
     from iterit.scoring.scorer import IFDScorer
 
 #: Public name -> the module that defines it.
 _OWNERS = {
-    "IFDResult": "api",
-    "score_ifd": "api",
     "score_samples": "api",
     "ScoreCache": "cache",
     "default_cache_dir": "default_model",
@@ -39,21 +39,26 @@ _OWNERS = {
     "EncodedSamples": "encoding",
     "encode_for_scoring": "encoding",
     "start_token": "encoding",
+    "LoadedModel": "model",
     "load_model": "model",
     "load_scoring_model": "model",
     "model_fingerprint": "model",
     "unwrap_model": "model",
     "reference_ifd": "reference",
+    "Precision": "precision",
     "IFDScores": "results",
+    "ScoringStats": "results",
     "IFDScorer": "scorer",
 }
 
 __all__ = [
     "EncodedSamples",
-    "IFDResult",
     "IFDScorer",
     "IFDScores",
+    "LoadedModel",
+    "Precision",
     "ScoreCache",
+    "ScoringStats",
     "default_cache_dir",
     "default_model",
     "describe_model",
@@ -62,7 +67,6 @@ __all__ = [
     "load_scoring_model",
     "model_fingerprint",
     "reference_ifd",
-    "score_ifd",
     "score_samples",
     "start_token",
     "unwrap_model",

@@ -1,5 +1,6 @@
 """Scoring a dataset in one call: load the named model, score every sample with IFD through
-the resumable cache, return the scores aligned with the samples.
+the resumable cache, return the :class:`~iterit.scoring.results.IFDScores` aligned with the
+samples.
 
 What ``iterit score`` and ``iterit select`` run; library code (no printing: progress messages
 go to the ``log`` callable when one is given).
@@ -8,67 +9,23 @@ go to the ``log`` callable when one is given).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from iterit.data.candidates import IFD_MAX, candidate_mask
+from iterit.config import ScoringConfig
 from iterit.data.sample import Sample
-from iterit.errors import MissingDependencyError
 from iterit.scoring.default_model import describe_model
+from iterit.scoring.results import IFDScores
+from iterit.utils.optional import requires_extra
 
-__all__ = ["IFDResult", "quiet_loaders", "score_ifd", "score_samples"]
+__all__ = ["quiet_loaders", "score_samples"]
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class IFDResult:
-    """IFD of every sample (NaN / 0 tokens where not scorable), plus how the run went."""
-
-    ifd: np.ndarray
-    nll_cond: np.ndarray
-    nll_prior: np.ndarray
-    n_tokens: np.ndarray
-    model: str = ""
-    #: the dtype the model ran in (``float32``, ``bfloat16``, ...), empty when nothing was scored
-    dtype: str = ""
-    n_cached: int = 0
-    load_seconds: float = 0.0
-    score_seconds: float = 0.0
-    stats: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def empty(cls, n: int, model: str = "") -> IFDResult:
-        return cls(
-            ifd=np.full(n, np.nan),
-            nll_cond=np.full(n, np.nan),
-            nll_prior=np.full(n, np.nan),
-            n_tokens=np.zeros(n, dtype=np.int64),
-            model=model,
-        )
-
-    def __len__(self) -> int:
-        return len(self.ifd)
-
-    @property
-    def valid(self) -> np.ndarray:
-        """The selection candidates (docs/design.md, "Candidates")."""
-        return candidate_mask(self.ifd, IFD_MAX)
-
-    def as_dict(self) -> dict[str, np.ndarray]:
-        """``ifd``, ``nll_cond``, ``nll_prior`` and ``n_tokens`` (as a scores file holds them)."""
-        return {
-            "ifd": self.ifd,
-            "nll_cond": self.nll_cond,
-            "nll_prior": self.nll_prior,
-            "n_tokens": self.n_tokens,
-        }
 
 
 @contextlib.contextmanager
@@ -89,14 +46,9 @@ def quiet_loaders(enabled: bool) -> Iterator[None]:
 
 
 def _scoring_modules() -> tuple[Any, Any]:
-    try:
+    with requires_extra("torch"):
         from iterit.scoring.model import load_scoring_model
         from iterit.scoring.scorer import IFDScorer
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"IFD scoring needs torch and transformers ({e}); install them with "
-            "pip install 'iterit[torch]'"
-        ) from None
     return load_scoring_model, IFDScorer
 
 
@@ -104,60 +56,54 @@ def score_samples(
     samples: Sequence[Sample],
     *,
     model: str,
-    template: str = "alpaca",
-    max_length: int = 1024,
-    batch_tokens: int | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    cache: str | os.PathLike[str] | None = None,
-    progress: bool = True,
+    scoring: ScoringConfig | None = None,
     log: Log | None = None,
-    ifd_variant: str = "iterit",
-) -> IFDResult:
-    """IFD of every sample with ``model`` (a hub id, a local folder or a ``.gguf`` file).
+) -> IFDScores:
+    """IFD of every sample with ``model`` (a hub id, a local folder or a ``.gguf`` file), as
+    ``scoring`` says (default: :class:`~iterit.config.ScoringConfig`'s).
 
-    Samples with an empty response are not sent to the model.  With ``cache`` (a folder,
-    created if needed) the scores go through the resumable score cache, so an interrupted run
-    resumes where it stopped.  ``dtype``: one of :data:`iterit.config.DTYPES` (``None`` is
-    ``auto``: bfloat16 on CUDA and on CPUs with native bfloat16, else float32; see
-    :mod:`iterit.scoring.device`).  A model that cannot be loaded is a
-    :class:`~iterit.errors.ModelError`."""
-    result = IFDResult.empty(len(samples), model)
+    Samples with an empty response are not sent to the model.  With ``scoring.cache`` (a
+    folder, created on the first write) the scores go through the resumable score cache, so an
+    interrupted run resumes where it stopped.  ``scoring.dtype``: ``auto`` is bfloat16 on CUDA
+    and on CPUs with native bfloat16, else float32 (:mod:`iterit.scoring.precision`).  A model
+    that cannot be loaded is a :class:`~iterit.errors.ModelError`."""
+    cfg = scoring or ScoringConfig()
     todo = [i for i, s in enumerate(samples) if s.response.strip()]
     if not todo:
-        return result
+        empty = IFDScores.empty(len(samples), model, cfg.ifd_variant)
+        return dataclasses.replace(empty, n_empty_response=len(samples))
     load_scoring_model, scorer_class = _scoring_modules()
     say = log or (lambda _msg: None)
-    with quiet_loaders(not progress):
+    with quiet_loaders(not cfg.progress):
         say(f"loading {describe_model(model)} ...")
         t0 = time.perf_counter()
-        mdl, tok = load_scoring_model(model, device=device, dtype=dtype)
-        result.load_seconds = time.perf_counter() - t0
-        choice = mdl.iterit_dtype_choice
-        result.dtype = choice.name
-        say(f"model loaded in {result.load_seconds:.1f} s, running in {choice.describe()}")
-        kwargs: dict[str, Any] = {"template": template, "max_length": max_length}
-        kwargs["variant"] = ifd_variant
-        if batch_tokens is not None:
-            kwargs["batch_tokens"] = batch_tokens
-        if cache is not None:
-            # Created on the first write; one that cannot be written warns and is skipped.
-            kwargs["cache"] = Path(cache)
-        scorer = scorer_class(mdl, tok, device=device, progress=progress, **kwargs)
+        loaded = load_scoring_model(model, device=cfg.device, dtype=cfg.dtype)
+        load_seconds = time.perf_counter() - t0
+        say(f"model loaded in {load_seconds:.1f} s, running in {loaded.why}")
+        scorer = scorer_class.from_config(loaded.model, loaded.tokenizer, cfg)
         t1 = time.perf_counter()
         res = scorer.score([samples[i] for i in todo])
-        result.score_seconds = time.perf_counter() - t1
-    result.stats = dict(getattr(scorer, "last_stats", {}) or {})
-    result.n_cached = int(result.stats.get("cached", 0))
-    if result.n_cached:
-        say(f"{result.n_cached} samples' scores read from the cache in {cache}")
+        score_seconds = time.perf_counter() - t1
+    if res.n_cached:
+        say(f"{res.n_cached} samples' scores read from the cache in {cfg.cache}")
     idx = np.asarray(todo, dtype=np.int64)
-    for name in ("ifd", "nll_cond", "nll_prior"):
-        getattr(result, name)[idx] = np.asarray(getattr(res, name), dtype=np.float64)
-    result.n_tokens[idx] = np.asarray(res.n_tokens, dtype=np.int64)
-    return result
 
+    def spread(values: np.ndarray, fill: float, dtype: type) -> np.ndarray:
+        out = np.full(len(samples), fill, dtype=dtype)
+        out[idx] = np.asarray(values, dtype=dtype)
+        return out
 
-def score_ifd(samples: Sequence[Sample], **kwargs: Any) -> dict[str, np.ndarray]:
-    """:func:`score_samples` as the columns ``ifd``, ``nll_cond``, ``nll_prior``, ``n_tokens``."""
-    return score_samples(samples, **kwargs).as_dict()
+    n_unsent = len(samples) - len(todo)  # empty responses
+    return dataclasses.replace(
+        res,
+        ifd=spread(res.ifd, np.nan, np.float64),
+        nll_cond=spread(res.nll_cond, np.nan, np.float64),
+        nll_prior=spread(res.nll_prior, np.nan, np.float64),
+        n_tokens=spread(res.n_tokens, 0, np.int64),
+        n_invalid=res.n_invalid + n_unsent,
+        n_empty_response=res.n_empty_response + n_unsent,
+        model=model,
+        dtype=loaded.dtype,
+        load_seconds=load_seconds,
+        score_seconds=score_seconds,
+    )

@@ -7,10 +7,11 @@ line: ``{"h": sample hash, "c": nll_cond, "p": nll_prior, "k": n_tokens, "s": ch
 The model and the tokenizer enter the identity by content (:func:`tokenizer_fingerprint`),
 never by the path they were loaded from.
 
-Every part is written to a temporary file in the same folder and then moved into place with
-``os.replace``, so a reader never sees a half-written part and an interrupted run loses at most
-the part it was writing.  Each flush adds a part (appending never rewrites what is there);
-:meth:`ScoreCache.compact` merges the parts into one.  No pickle anywhere.
+Every part is written to a temporary file in the same folder and then moved into place
+(:func:`iterit.utils.atomic.atomic_write_text`), so a reader never sees a half-written part
+and an interrupted run loses at most the part it was writing.  Each flush adds a part
+(appending never rewrites what is there); :meth:`ScoreCache.compact` merges the parts into one.
+No pickle anywhere.
 
 Every entry carries a checksum of its own content: an entry whose bytes or digits were changed
 (or that cannot be decoded at all) is ignored, counted in one warning, and its sample is scored
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from iterit.data.keys import content_key
+from iterit.utils.atomic import atomic_write_text
 
 __all__ = ["CACHE_VERSION", "ScoreCache", "TimedFlush", "sample_hash", "tokenizer_fingerprint"]
 
@@ -105,22 +107,11 @@ class ScoreCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         key_file = self.folder / "key.json"
         if not key_file.exists():
-            self._atomic_write(
+            atomic_write_text(
                 key_file,
                 json.dumps({"version": CACHE_VERSION, **self.key}, indent=1, default=str) + "\n",
+                overwrite=True,  # another process may have written the same key meanwhile
             )
-
-    def _atomic_write(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     def parts(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -179,7 +170,7 @@ class ScoreCache:
         path = self.folder / f"part-{tag}-{time.time_ns()}-{os.getpid()}-{self._counter}.jsonl"
         try:
             self._ensure_folder()
-            self._atomic_write(path, "\n".join(lines) + "\n")
+            atomic_write_text(path, "\n".join(lines) + "\n", overwrite=True)
         except OSError as e:
             # A full disk or a read-only folder must not cost the scores computed: go on.
             self.writable = False

@@ -1,5 +1,4 @@
-"""The floating-point type a model runs in: ``auto`` resolved per device, and the CPU check
-behind it.
+"""The CPU check behind ``auto`` precision, and a model's dtype by name.
 
 ``auto`` is bfloat16 on CUDA (float16 where CUDA lacks bfloat16), bfloat16 on a CPU that
 multiplies bfloat16 natively, and float32 everywhere else.  "Natively" is detected, not
@@ -15,7 +14,8 @@ Either one alone is not enough: oneDNN also says yes on AVX-512 CPUs without the
 extension, where bfloat16 matrix products are converted to float32 and run no faster, and a
 CPU flag is useless if the installed torch has no kernel for it.  On a CPU with AVX2 only,
 bfloat16 matrix products are several times slower than float32.  Other systems (macOS, Windows,
-no ``/proc/cpuinfo``) get float32.  Imports torch.
+no ``/proc/cpuinfo``) get float32.  What a model then runs and trains in is decided by
+:mod:`iterit.scoring.precision`.  Imports torch.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iterit.config import DTYPES
-from iterit.errors import ConfigError
 from iterit.utils.optional import requires_extra
 
 with requires_extra("torch"):
@@ -35,10 +33,7 @@ with requires_extra("torch"):
 __all__ = [
     "CPU_BF16_FLAGS",
     "CpuBf16",
-    "DtypeChoice",
-    "choose_dtype",
     "cpu_bf16",
-    "cpu_bf16_autocast",
     "cpu_flags",
     "dtype_name",
     "model_dtype_name",
@@ -126,69 +121,3 @@ def model_dtype_name(model: Any) -> str:
         if p.is_floating_point():
             return dtype_name(p.dtype)
     return "float32"
-
-
-@dataclass(frozen=True)
-class DtypeChoice:
-    """The dtype a model is loaded in, what was asked for and why."""
-
-    dtype: torch.dtype
-    requested: str  #: ``auto`` or the dtype's name
-    reason: str
-
-    @property
-    def name(self) -> str:
-        return dtype_name(self.dtype)
-
-    def describe(self) -> str:
-        """E.g. ``bfloat16 (auto: CPU with native bfloat16 (amx_bf16))``."""
-        if self.requested == "auto":
-            return f"{self.name} (auto: {self.reason})"
-        return f"{self.name} (as asked)"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able, for run logs."""
-        return {"dtype": self.name, "requested": self.requested, "reason": self.reason}
-
-
-def choose_dtype(
-    dtype: torch.dtype | str | None, device: str | torch.device | None = None
-) -> DtypeChoice:
-    """The dtype to run a model in on ``device`` (default: CUDA when available, else CPU).
-
-    ``None`` or ``"auto"``: bfloat16 on CUDA (float16 where bfloat16 is unsupported), bfloat16
-    on a CPU with native bfloat16 (:func:`cpu_bf16`), float32 elsewhere.  A dtype name of
-    :data:`iterit.config.DTYPES` or a ``torch.dtype`` is taken as is; anything else is a
-    :class:`~iterit.errors.ConfigError`."""
-    if isinstance(dtype, torch.dtype):
-        return DtypeChoice(dtype, dtype_name(dtype), "as asked")
-    requested = "auto" if dtype is None else str(dtype).lower().removeprefix("torch.")
-    if requested not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r} (expected one of: {', '.join(DTYPES)})")
-    if requested != "auto":
-        return DtypeChoice(getattr(torch, requested), requested, "as asked")
-    dev = torch.device(device) if device is not None else None
-    if dev is None:
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return DtypeChoice(torch.bfloat16, "auto", "CUDA")
-        return DtypeChoice(torch.float16, "auto", "CUDA without bfloat16")
-    if dev.type == "cpu":
-        check = cpu_bf16()
-        return DtypeChoice(
-            torch.bfloat16 if check.native else torch.float32, "auto", check.describe()
-        )
-    return DtypeChoice(torch.float32, "auto", f"{dev.type} device")
-
-
-def cpu_bf16_autocast(dtype: torch.dtype | str | None, device: str | torch.device | None) -> bool:
-    """Whether training on ``device`` should mix precision in bfloat16 on the CPU (the
-    Trainer's ``bf16`` with ``use_cpu``, CPU autocast): the run is on the CPU (``device`` is a
-    CPU, or ``None`` without CUDA) and ``dtype`` resolves to bfloat16 there (``auto`` on a CPU
-    with native bfloat16, or bfloat16 asked for)."""
-    if device is not None:
-        on_cpu = torch.device(device).type == "cpu"
-    else:
-        on_cpu = not torch.cuda.is_available()
-    return on_cpu and choose_dtype(dtype, "cpu").dtype == torch.bfloat16

@@ -35,7 +35,7 @@ __all__ = [
     "PROMPT_TOO_LONG",
     "RESPONSE_TOO_SHORT",
     "EncodedSamples",
-    "check_variant",
+    "check_ifd_variant",
     "encode_for_scoring",
     "eos_token",
     "start_token",
@@ -47,13 +47,14 @@ OK, EMPTY_RESPONSE, PROMPT_TOO_LONG = 0, 1, 2
 RESPONSE_TOO_SHORT = 3
 
 
-def check_variant(variant: str) -> str:
-    """``variant`` if it is one of :data:`iterit.config.IFD_VARIANTS`, else a ConfigError."""
-    if variant not in IFD_VARIANTS:
+def check_ifd_variant(ifd_variant: str) -> str:
+    """``ifd_variant`` if it is one of :data:`iterit.config.IFD_VARIANTS`, else a
+    ConfigError."""
+    if ifd_variant not in IFD_VARIANTS:
         raise ConfigError(
-            f"unknown IFD variant {variant!r} (expected one of: {', '.join(IFD_VARIANTS)})"
+            f"unknown IFD variant {ifd_variant!r} (expected one of: {', '.join(IFD_VARIANTS)})"
         )
-    return variant
+    return ifd_variant
 
 
 @dataclass
@@ -101,13 +102,13 @@ def encode_for_scoring(
     samples: Sequence[Sample],
     template: Template,
     max_length: int,
-    variant: str = "iterit",
+    ifd_variant: str = "iterit",
 ) -> EncodedSamples:
     """Both token sequences of every sample: conditional ``p + r[:k]`` and prior ``s + r[:k]``,
     with ``k`` truncated to ``max_length``; empty responses and prompts that leave no room get
-    empty sequences and a reason.  ``variant="superfiltering"`` counts as the module docstring
+    empty sequences and a reason.  ``ifd_variant="superfiltering"`` counts as the module docstring
     says."""
-    superfiltering = check_variant(variant) == "superfiltering"
+    superfiltering = check_ifd_variant(ifd_variant) == "superfiltering"
     start, eos = start_token(tokenizer), eos_token(tokenizer)
     prompts = _token_lists(tokenizer, [render_prompt(template, s, tokenizer) for s in samples])
     responses = _token_lists(tokenizer, [s.response for s in samples])

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.config import ScoringConfig
 from iterit.data.sample import Sample
 
 __all__ = ["EvalNLL", "eval_nll"]
@@ -39,8 +40,8 @@ def eval_nll(
     tokenizer: Any,
     samples: Sequence[Sample],
     *,
-    template: Any = "alpaca",
-    max_length: int = 1024,
+    template: Any = ScoringConfig.template,
+    max_length: int = ScoringConfig.max_length,
     batch_tokens: int | None = None,
 ) -> EvalNLL:
     """The token-weighted mean NLL of the responses of ``samples`` given their prompts.
@@ -63,6 +64,5 @@ def eval_nll(
     k = scores.n_tokens[ok].astype(np.float64)
     total = float(k.sum())
     nll = float(np.dot(scores.nll_cond[ok], k) / total) if total else float("nan")
-    stats = scores.stats
-    forward = int(stats.get("real_tokens", 0)) + int(stats.get("prefix_tokens_computed", 0))
+    forward = scores.stats.forward_tokens
     return EvalNLL(nll, int(total), int(ok.sum()), time.perf_counter() - t0, forward)

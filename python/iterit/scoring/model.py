@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from iterit.errors import InvalidTypeError, ModelError
-from iterit.scoring.device import choose_dtype
+from iterit.scoring.precision import Precision, scoring_precision
 from iterit.utils.optional import requires_extra
 
 with requires_extra("torch"):
@@ -21,6 +22,7 @@ with requires_extra("torch"):
 __all__ = [
     "OOM_ERRORS",
     "EvalMode",
+    "LoadedModel",
     "causal_parts",
     "input_device",
     "kv_cache_copy",
@@ -157,6 +159,26 @@ def kv_cache_copy(cache: Any, rows: int) -> Any:
     return out
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded by :func:`load_model`: the model (in eval mode), its tokenizer and the
+    precision it was loaded in (what was asked for and why)."""
+
+    model: Any
+    tokenizer: Any
+    precision: Precision
+
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype by name."""
+        return self.precision.name
+
+    @property
+    def why(self) -> str:
+        """The dtype and why it was chosen, e.g. ``bfloat16 (auto: CUDA)``."""
+        return self.precision.describe()
+
+
 def load_model(
     name_or_path: str | os.PathLike[str],
     *,
@@ -165,15 +187,15 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     trust_remote_code: bool = False,
     **kwargs: Any,
-) -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from a hub id, a local folder or a ``.gguf`` file.
+) -> LoadedModel:
+    """Load a model and its tokenizer from a hub id, a local folder or a ``.gguf`` file.
 
     A path ending in ``.gguf`` is split into its folder and ``gguf_file``.  Default device:
     CUDA when available, else CPU.  ``dtype``: a ``torch.dtype``, one of
     :data:`iterit.config.DTYPES`, or ``None`` / ``"auto"``: bfloat16 on CUDA (float16 where
     bf16 is unsupported), bfloat16 on a CPU with native bfloat16, float32 elsewhere
-    (:func:`iterit.scoring.device.choose_dtype`; the choice is the model's
-    ``iterit_dtype_choice`` attribute).  ``trust_remote_code`` stays off unless asked.  Extra
+    (:func:`iterit.scoring.precision.scoring_precision`; the choice is the returned
+    :class:`LoadedModel`'s ``precision``).  ``trust_remote_code`` stays off unless asked.  Extra
     keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.  The model is returned in
     eval mode.
     """
@@ -188,19 +210,18 @@ def load_model(
         if device is not None
         else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
-    choice = choose_dtype(dtype, dev)
+    choice = scoring_precision(dtype, dev)
     extra: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         extra["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.dtype, **extra, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.weights, **extra, **kwargs)
     if "device_map" not in kwargs:
         model.to(dev)
-    if next(model.parameters()).dtype != choice.dtype:  # a loader that ignored the dtype
-        model.to(choice.dtype)
-    model.iterit_dtype_choice = choice
+    if next(model.parameters()).dtype != choice.weights:  # a loader that ignored the dtype
+        model.to(choice.weights)
     model.eval()
-    return model, tokenizer
+    return LoadedModel(model, tokenizer, choice)
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -215,7 +236,7 @@ def looks_like_local_path(name: str) -> bool:
     return drive or "\\" in name
 
 
-def load_scoring_model(name: str, **kwargs: Any) -> tuple[Any, Any]:
+def load_scoring_model(name: str, **kwargs: Any) -> LoadedModel:
     """:func:`load_model` for a model named by a user: a local path (``~`` expanded) that does
     not exist, or any failure to load, is a :class:`~iterit.errors.ModelError` in one line."""
     looks_local = looks_like_local_path(name)

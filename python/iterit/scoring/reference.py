@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.config import ScoringConfig
 from iterit.data.sample import Sample, as_sample
 from iterit.data.templates import Template, render_prompt
 from iterit.scoring.encoding import EMPTY_RESPONSE, PROMPT_TOO_LONG, eos_token, start_token
@@ -36,8 +37,8 @@ def reference_ifd(
     tokenizer: Any,
     samples: Iterable[Sample | Mapping[str, Any]],
     *,
-    template: Template = "alpaca",
-    max_length: int = 1024,
+    template: Template = ScoringConfig.template,
+    max_length: int = ScoringConfig.max_length,
     device: str | torch.device | None = None,
 ) -> IFDScores:
     """IFD of every sample, one sequence per forward pass with full fp32 logits."""

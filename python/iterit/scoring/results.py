@@ -1,16 +1,99 @@
-"""IFD scores aligned with the input samples (docs/design.md, "IFD" and "Candidates")."""
+"""IFD scores aligned with the input samples (docs/design.md, "IFD" and "Candidates"), and
+the statistics of the scoring run that produced them."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from iterit.data.candidates import IFD_MAX, candidate_mask
-from iterit.scoring.encoding import EMPTY_RESPONSE, OK, PROMPT_TOO_LONG, check_variant
+from iterit.errors import InvalidInputError
+from iterit.scoring.encoding import EMPTY_RESPONSE, OK, PROMPT_TOO_LONG, check_ifd_variant
 
-__all__ = ["IFDScores", "ifd_from_nll", "scores_from_nll"]
+__all__ = ["SUMMED_STATS", "IFDScores", "ScoringStats", "ifd_from_nll", "scores_from_nll"]
+
+#: Counters summed over ranks after a distributed run (``idle_calls``: synced mode's dummy
+#: forwards of ranks that ran out of work).
+SUMMED_STATS = (
+    "forward_calls",
+    "real_tokens",
+    "padded_tokens",
+    "sequences",
+    "oom_retries",
+    "idle_calls",
+)
+#: Values :meth:`ScoringStats.to_json` derives from the others (not read back).
+_DERIVED = ("forward_tokens", "padding_efficiency")
+
+
+@dataclass
+class ScoringStats:
+    """What one :meth:`iterit.scoring.IFDScorer.score` call did (counters over all ranks).
+
+    ``samples``: samples given; ``cached``: scores read from the cache; ``scored``: samples
+    this rank scored; ``forward_calls``,
+    ``sequences``, ``real_tokens``, ``padded_tokens``: the forward batches, their rows, the
+    tokens they held and their padded size; ``prefix_tokens_saved`` / ``_computed``: a shared
+    preamble's tokens not recomputed / computed once per chunk; ``oom_retries``: batches
+    retried after halving the budget (``batch_tokens``: the budget at the end);
+    ``idle_calls``: synced mode's dummy forwards; ``seconds``: the call's wall time.
+    """
+
+    samples: int = 0
+    world_size: int = 1
+    cached: int = 0
+    scored: int = 0
+    forward_calls: int = 0
+    sequences: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    prefix_tokens_saved: int = 0
+    prefix_tokens_computed: int = 0
+    oom_retries: int = 0
+    idle_calls: int = 0
+    prefix_sharing: bool = False
+    synced: bool = False
+    batch_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def forward_tokens(self) -> int:
+        """Tokens run through the model (a shared prefix counted once)."""
+        return self.real_tokens + self.prefix_tokens_computed
+
+    @property
+    def padding_efficiency(self) -> float:
+        """Real tokens over padded tokens of the forward batches (1 without batches)."""
+        return self.real_tokens / self.padded_tokens if self.padded_tokens else 1.0
+
+    def summed(self) -> dict[str, int]:
+        """The counters summed over ranks (:data:`SUMMED_STATS`) and ``scored``."""
+        out = dataclasses.asdict(self)
+        return {k: int(out[k]) for k in (*SUMMED_STATS, "scored")}
+
+    def set_summed(self, totals: dict[str, int]) -> None:
+        """Replace the summed counters by ``totals`` (what the ranks' :meth:`summed` add to)."""
+        for k in SUMMED_STATS:
+            setattr(self, k, int(totals[k]))
+
+    def to_json(self) -> dict[str, Any]:
+        """The statistics as JSON-able values, with the derived ``forward_tokens`` and
+        ``padding_efficiency``."""
+        out: dict[str, Any] = dataclasses.asdict(self)
+        out.update(forward_tokens=self.forward_tokens, padding_efficiency=self.padding_efficiency)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScoringStats:
+        """The statistics :meth:`to_json` wrote (the derived values are recomputed)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - set(_DERIVED))
+        if unknown:
+            raise InvalidInputError(f"unknown scoring statistics: {', '.join(unknown)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -20,6 +103,9 @@ class IFDScores:
     ``ifd``, ``nll_cond``, ``nll_prior`` are float64, NaN for a sample without a valid score
     (empty response, or a prompt that leaves no room for a response token within
     ``max_length``); ``n_tokens`` is the number k of response tokens scored (0 when invalid).
+    ``stats``: how the scoring went.  :func:`iterit.scoring.api.score_samples` also fills
+    ``model`` (what scored), ``dtype`` (what it ran in; empty when nothing was scored) and the
+    load and scoring times.
     """
 
     ifd: np.ndarray
@@ -31,8 +117,25 @@ class IFDScores:
     n_prompt_too_long: int = 0
     n_truncated: int = 0
     #: How the scores count tokens and combine the passes (:data:`iterit.config.IFD_VARIANTS`).
-    variant: str = "iterit"
-    stats: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    ifd_variant: str = "iterit"
+    stats: ScoringStats = field(default_factory=ScoringStats, compare=False, repr=False)
+    model: str = ""
+    dtype: str = ""
+    load_seconds: float = 0.0
+    score_seconds: float = 0.0
+
+    @classmethod
+    def empty(cls, n: int, model: str = "", ifd_variant: str = "iterit") -> IFDScores:
+        """``n`` samples without a score (nothing to send to the model)."""
+        return cls(
+            ifd=np.full(n, np.nan),
+            nll_cond=np.full(n, np.nan),
+            nll_prior=np.full(n, np.nan),
+            n_tokens=np.zeros(n, dtype=np.int64),
+            n_invalid=n,
+            ifd_variant=ifd_variant,
+            model=model,
+        )
 
     def __len__(self) -> int:
         return len(self.ifd)
@@ -42,14 +145,28 @@ class IFDScores:
         """Samples usable for selection: IFD finite, > 0 and < 1 (the candidate rule)."""
         return candidate_mask(self.ifd, IFD_MAX)
 
+    @property
+    def n_cached(self) -> int:
+        """Scores read from the cache."""
+        return self.stats.cached
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """``ifd``, ``nll_cond``, ``nll_prior`` and ``n_tokens`` (as a scores file holds them)."""
+        return {
+            "ifd": self.ifd,
+            "nll_cond": self.nll_cond,
+            "nll_prior": self.nll_prior,
+            "n_tokens": self.n_tokens,
+        }
+
 
 def ifd_from_nll(
-    nll_cond: np.ndarray, nll_prior: np.ndarray, variant: str = "iterit"
+    nll_cond: np.ndarray, nll_prior: np.ndarray, ifd_variant: str = "iterit"
 ) -> np.ndarray:
     """IFD from the two mean NLLs: the ratio of perplexities ``exp(nll_cond - nll_prior)``, or
-    the ratio of mean losses ``nll_cond / nll_prior`` for ``variant="loss-ratio"``."""
+    the ratio of mean losses ``nll_cond / nll_prior`` for ``ifd_variant="loss-ratio"``."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if check_variant(variant) == "loss-ratio":
+        if check_ifd_variant(ifd_variant) == "loss-ratio":
             return np.asarray(nll_cond, dtype=np.float64) / np.asarray(nll_prior, dtype=np.float64)
         return np.exp(np.asarray(nll_cond, dtype=np.float64) - nll_prior)
 
@@ -60,12 +177,12 @@ def scores_from_nll(
     n_tokens: np.ndarray,
     reasons: np.ndarray,
     *,
-    variant: str = "iterit",
-    **stats: Any,
+    ifd_variant: str = "iterit",
+    n_truncated: int = 0,
+    stats: ScoringStats | None = None,
 ) -> IFDScores:
-    """IFD (:func:`ifd_from_nll`) with the counts of invalid samples by reason; ``n_truncated``
-    in ``stats`` becomes the field of that name, the rest ``IFDScores.stats``."""
-    ifd = ifd_from_nll(nll_cond, nll_prior, variant)
+    """IFD (:func:`ifd_from_nll`) with the counts of invalid samples by reason."""
+    ifd = ifd_from_nll(nll_cond, nll_prior, ifd_variant)
     return IFDScores(
         ifd=ifd,
         nll_cond=nll_cond,
@@ -76,7 +193,7 @@ def scores_from_nll(
         ),
         n_empty_response=int(np.count_nonzero(reasons == EMPTY_RESPONSE)),
         n_prompt_too_long=int(np.count_nonzero(reasons == PROMPT_TOO_LONG)),
-        n_truncated=int(stats.pop("n_truncated", 0)),
-        variant=variant,
-        stats=stats,
+        n_truncated=int(n_truncated),
+        ifd_variant=ifd_variant,
+        stats=stats if stats is not None else ScoringStats(),
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.config import ScoringConfig
 from iterit.data.keys import content_keys
 from iterit.data.sample import Sample, as_sample
 from iterit.data.templates import Template, check_template, template_identity
@@ -29,14 +30,14 @@ from iterit.scoring.device import model_dtype_name
 from iterit.scoring.encoding import (
     OK,
     EncodedSamples,
-    check_variant,
+    check_ifd_variant,
     encode_for_scoring,
     start_token,
 )
 from iterit.scoring.forward import BatchForward
 from iterit.scoring.logprobs import LOGIT_ELEMENTS
 from iterit.scoring.model import OOM_ERRORS, EvalMode, causal_parts, input_device, model_fingerprint
-from iterit.scoring.results import IFDScores, scores_from_nll
+from iterit.scoring.results import IFDScores, ScoringStats, scores_from_nll
 from iterit.scoring.sharding import (
     Partial,
     first_occurrences,
@@ -84,9 +85,12 @@ class IFDScorer:
         every rank makes the same forward calls (through the model's root forward), as a
         sharded model (FSDP, DeepSpeed ZeRO-3) needs; default ``None``: on exactly when the
         model is sharded (:func:`iterit.scoring.synced.is_sharded_model`).
-    variant:
+    ifd_variant:
         how IFD counts tokens and combines the passes, one of
         :data:`iterit.config.IFD_VARIANTS` (default ``"iterit"``; docs/ifd.md, "Variants").
+
+    The defaults are :class:`iterit.config.ScoringConfig`'s; :meth:`from_config` takes one
+    whole.  What a call did is the returned :class:`IFDScores`' ``stats``.
     """
 
     def __init__(
@@ -94,17 +98,17 @@ class IFDScorer:
         model: Any,
         tokenizer: Any,
         *,
-        template: Template = "alpaca",
-        max_length: int = 1024,
-        batch_tokens: int | None = None,
+        template: Template = ScoringConfig.template,
+        max_length: int = ScoringConfig.max_length,
+        batch_tokens: int | None = ScoringConfig.batch_tokens,
         device: str | torch.device | None = None,
         progress: bool = True,
         cache: str | os.PathLike[str] | None = None,
         model_id: str | None = None,
         synced: bool | None = None,
-        variant: str = "iterit",
+        ifd_variant: str = ScoringConfig.ifd_variant,
     ):
-        self.variant = check_variant(variant)
+        self.ifd_variant = check_ifd_variant(ifd_variant)
         self.model = model
         self.hf_model, self.decoder, head = causal_parts(model)
         self.head = head
@@ -130,15 +134,33 @@ class IFDScorer:
         self.chunk_samples = _CHUNK_SAMPLES
         #: Finished samples go to the cache at least this often (seconds), not only per chunk.
         self.flush_seconds = 30.0
-        self._flush: TimedFlush | None = None
         #: Compute the keys/values of a preamble shared by many prompts (the template's header)
         #: once per chunk instead of once per sample; checked on first use, off if it fails.
         self.share_prefix = True
         self._warned_oom = False
-        self.last_stats: dict[str, Any] = {}
         self.synced = is_sharded_model(model) if synced is None else bool(synced)
         self._forward = BatchForward(
             model, self.hf_model, self.decoder, head, tokenizer, self.device, synced=self.synced
+        )
+
+    @classmethod
+    def from_config(
+        cls, model: Any, tokenizer: Any, config: ScoringConfig, **kwargs: Any
+    ) -> IFDScorer:
+        """A scorer with ``config``'s template, max length, IFD variant, batch budget, device,
+        cache and progress (``kwargs``: ``model_id``, ``synced``).  The model is used as it
+        is: its dtype is the loader's (:func:`iterit.scoring.model.load_model`)."""
+        return cls(
+            model,
+            tokenizer,
+            template=config.template,
+            max_length=config.max_length,
+            batch_tokens=config.batch_tokens,
+            device=config.device,
+            progress=config.progress,
+            cache=config.cache,
+            ifd_variant=config.ifd_variant,
+            **kwargs,
         )
 
     # -- public ---------------------------------------------------------------------------
@@ -164,7 +186,11 @@ class IFDScorer:
         owner, uniq = first_occurrences(keys)
         unique_keys = [keys[i] for i in uniq]
         enc = encode_for_scoring(
-            self.tokenizer, [items[i] for i in uniq], self.template, self.max_length, self.variant
+            self.tokenizer,
+            [items[i] for i in uniq],
+            self.template,
+            self.max_length,
+            self.ifd_variant,
         )
         found = Partial.empty(len(uniq))
         todo = [j for j in range(len(uniq)) if enc.reason[j] == OK]
@@ -192,8 +218,8 @@ class IFDScorer:
             "tokenizer": tokenizer_fingerprint(tok),
             "scorer": CACHE_VERSION,
         }
-        if self.variant != "iterit":  # the default keeps the key (and the caches) it always had
-            key["variant"] = self.variant
+        if self.ifd_variant != "iterit":  # the default keeps the key (and caches) it always had
+            key["variant"] = self.ifd_variant
         dtype = model_dtype_name(self.hf_model)
         if dtype != "float32":  # float32 keeps the key it always had; 16-bit scores differ
             key["dtype"] = dtype
@@ -212,7 +238,7 @@ class IFDScorer:
         keys: list[str],
         enc: EncodedSamples,
         found: Partial,
-        stats: dict[str, Any],
+        stats: ScoringStats,
     ) -> list[int]:
         """Fill ``found`` from the cache; returns the samples still to score."""
         stored = store.load()
@@ -223,7 +249,7 @@ class IFDScorer:
                 found.set(j, *hit)
             else:
                 rest.append(j)
-        stats["cached"] = len(todo) - len(rest)
+        stats.cached = len(todo) - len(rest)
         distributed.barrier()  # every rank has read the cache before any rank adds to it
         return rest
 
@@ -234,7 +260,7 @@ class IFDScorer:
         keys: list[str],
         found: Partial,
         store: ScoreCache | None,
-        stats: dict[str, Any],
+        stats: ScoringStats,
         rank: int,
     ) -> None:
         """Score ``mine`` chunk by chunk, adding each chunk to the cache as it is done."""
@@ -246,13 +272,13 @@ class IFDScorer:
             self._forward.check_projection()
             if self.share_prefix:
                 self._forward.check_prefix()
-            stats["prefix_sharing"] = self._shares_prefix()
-            stats["synced"] = self.synced
+            stats.prefix_sharing = self._shares_prefix()
+            stats.synced = self.synced
             bar = self._progress_bar(enc, mine, rank)
             n_chunks = -(-len(mine) // self.chunk_samples)
             if self.synced:  # a rank with fewer (or no) chunks joins the others' forwards
                 n_chunks = distributed.all_reduce_max(n_chunks)
-            self._flush = (
+            flush = (
                 None
                 if store is None
                 else TimedFlush(
@@ -267,18 +293,17 @@ class IFDScorer:
             try:
                 for c0 in range(0, n_chunks * self.chunk_samples, self.chunk_samples):
                     chunk = mine[c0 : c0 + self.chunk_samples]
-                    if self._flush is not None:
-                        self._flush.begin(chunk)
-                    sc, sp = self._score_chunk(enc, chunk, stats, bar)
+                    if flush is not None:
+                        flush.begin(chunk)
+                    sc, sp = self._score_chunk(enc, chunk, stats, bar, flush)
                     for j, a, b in zip(chunk, sc, sp, strict=True):
                         found.set(j, a, b, enc.n_tokens[j])
-                    if self._flush is not None and chunk:
-                        self._flush.end(chunk, found.nll_cond, found.nll_prior, found.n_tokens)
+                    if flush is not None and chunk:
+                        flush.end(chunk, found.nll_cond, found.nll_prior, found.n_tokens)
             finally:
-                self._flush = None
                 if bar is not None:
                     bar.close()
-        stats["scored"] = len(mine)
+        stats.scored = len(mine)
 
     def _in_input_order(
         self,
@@ -286,27 +311,23 @@ class IFDScorer:
         found: Partial,
         owner: np.ndarray,
         uniq: np.ndarray,
-        stats: dict[str, Any],
+        stats: ScoringStats,
         t0: float,
     ) -> IFDScores:
         """Back to input order (duplicates share their first occurrence's score)."""
         pos = np.empty(len(owner), dtype=np.int64)
         pos[uniq] = np.arange(len(uniq))
         src = pos[owner]
-        stats["seconds"] = time.perf_counter() - t0
-        stats["padding_efficiency"] = (
-            stats["real_tokens"] / stats["padded_tokens"] if stats["padded_tokens"] else 1.0
-        )
-        stats["batch_tokens"] = self._budget
-        stats["n_truncated"] = int(np.count_nonzero(enc.truncated[src]))
-        self.last_stats = dict(stats)
+        stats.seconds = time.perf_counter() - t0
+        stats.batch_tokens = self._budget
         return scores_from_nll(
             found.nll_cond[src],
             found.nll_prior[src],
             found.n_tokens[src],
             enc.reason[src],
-            variant=self.variant,
-            **stats,
+            ifd_variant=self.ifd_variant,
+            n_truncated=int(np.count_nonzero(enc.truncated[src])),
+            stats=stats,
         )
 
     def _progress_bar(self, enc: EncodedSamples, mine: list[int], rank: int) -> Any:
@@ -335,7 +356,12 @@ class IFDScorer:
         return seqs
 
     def _score_chunk(
-        self, enc: EncodedSamples, chunk: list[int], stats: dict[str, Any], bar: Any
+        self,
+        enc: EncodedSamples,
+        chunk: list[int],
+        stats: ScoringStats,
+        bar: Any,
+        flush: TimedFlush | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean NLL of the conditional and the prior pass of every sample of ``chunk``."""
         seqs = self._chunk_sequences(enc, chunk)
@@ -362,10 +388,10 @@ class IFDScorer:
                     sums[q.kind, where[q.sample]] = v
                 self._count_batch(batch, stats, bar)
                 pos += len(batch)
-                if self._flush is not None:  # keep finished samples every ~30 s
-                    self._flush.batch_done(batch, sums)
+                if flush is not None:  # keep finished samples every ~30 s
+                    flush.batch_done(batch, sums)
         finally:
-            stats["prefix_tokens_computed"] += self._forward.clear_prefixes()
+            stats.prefix_tokens_computed += self._forward.clear_prefixes()
         n_cond = np.array([enc.n_tokens[j] for j in chunk], dtype=np.float64)
         n_prior = np.array([enc.n_prior[j] for j in chunk], dtype=np.float64)
         return sums[0] / n_cond, sums[1] / n_prior
@@ -375,7 +401,7 @@ class IFDScorer:
         seqs: list[ScoredSequence],
         sums: np.ndarray,
         where: dict[int, int],
-        stats: dict[str, Any],
+        stats: ScoringStats,
         bar: Any,
     ) -> None:
         """The chunk's batches with every rank making the same forward calls (no retry on
@@ -388,17 +414,17 @@ class IFDScorer:
             for q, v in zip(batch, nll, strict=True):
                 sums[q.kind, where[q.sample]] = v
             self._count_batch(batch, stats, bar)
-        stats["idle_calls"] += idle
+        stats.idle_calls += idle
 
     @staticmethod
-    def _count_batch(batch: list[ScoredSequence], stats: dict[str, Any], bar: Any) -> None:
+    def _count_batch(batch: list[ScoredSequence], stats: ScoringStats, bar: Any) -> None:
         real = sum(q.width for q in batch)
         saved = sum(q.prefix for q in batch)
-        stats["forward_calls"] += 1
-        stats["sequences"] += len(batch)
-        stats["real_tokens"] += real
-        stats["padded_tokens"] += len(batch) * batch[0].width
-        stats["prefix_tokens_saved"] += saved
+        stats.forward_calls += 1
+        stats.sequences += len(batch)
+        stats.real_tokens += real
+        stats.padded_tokens += len(batch) * batch[0].width
+        stats.prefix_tokens_saved += saved
         if bar is not None:
             bar.update(real + saved)
 
@@ -408,8 +434,8 @@ class IFDScorer:
             budget = max(1, min(budget, LOGIT_ELEMENTS // max(1, self._forward.output_head.vocab)))
         return take_batch(seqs, pos, budget, self.pad_slack)
 
-    def _on_oom(self, stats: dict[str, Any]) -> None:
-        stats["oom_retries"] += 1
+    def _on_oom(self, stats: ScoringStats) -> None:
+        stats.oom_retries += 1
         self._budget = max(1, self._budget // 2)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -5,26 +5,21 @@ and the gather that puts every rank's shard back in input order with counters su
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from iterit.scoring.batching import balanced_shards
 from iterit.scoring.encoding import EncodedSamples
+from iterit.scoring.results import SUMMED_STATS, ScoringStats
 from iterit.utils import distributed
 
 __all__ = [
-    "SUMMED_STATS",
     "Partial",
     "first_occurrences",
     "gather_shards",
     "new_stats",
     "shard_for_rank",
 ]
-
-#: Counters summed over ranks after a distributed run.
-SUMMED_STATS = ("forward_calls", "real_tokens", "padded_tokens", "sequences", "oom_retries")
-SUMMED_STATS += ("idle_calls",)  # synced mode: dummy forwards of ranks that ran out of work
 
 
 @dataclass
@@ -43,12 +38,8 @@ class Partial:
         self.nll_cond[j], self.nll_prior[j], self.n_tokens[j] = c, p, k
 
 
-def new_stats(n: int, world: int) -> dict[str, Any]:
-    stats: dict[str, Any] = dict.fromkeys(
-        (*SUMMED_STATS, "cached", "scored", "prefix_tokens_saved", "prefix_tokens_computed"), 0
-    )
-    stats.update(samples=n, world_size=world)
-    return stats
+def new_stats(n: int, world: int) -> ScoringStats:
+    return ScoringStats(samples=n, world_size=world)
 
 
 def first_occurrences(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +58,7 @@ def shard_for_rank(todo: list[int], enc: EncodedSamples, rank: int, world: int) 
     return [todo[i] for i in balanced_shards(costs, world)[rank]]
 
 
-def gather_shards(mine: list[int], found: Partial, stats: dict[str, Any]) -> Partial:
+def gather_shards(mine: list[int], found: Partial, stats: ScoringStats) -> Partial:
     """Every rank's shard of scores, and the counters summed over ranks."""
     idx = np.asarray(mine, dtype=np.int64)
     payload = (
@@ -75,13 +66,13 @@ def gather_shards(mine: list[int], found: Partial, stats: dict[str, Any]) -> Par
         found.nll_cond[idx],
         found.nll_prior[idx],
         found.n_tokens[idx],
-        {k: stats[k] for k in (*SUMMED_STATS, "scored")},
+        stats.summed(),
     )
     out = Partial(found.nll_cond.copy(), found.nll_prior.copy(), found.n_tokens.copy())
-    for k in SUMMED_STATS:
-        stats[k] = 0
+    totals = dict.fromkeys(SUMMED_STATS, 0)
     for gi, gc, gp, gk, gs in distributed.all_gather_object(payload):
         out.nll_cond[gi], out.nll_prior[gi], out.n_tokens[gi] = gc, gp, gk
         for k in SUMMED_STATS:
-            stats[k] += gs[k]
+            totals[k] += gs[k]
+    stats.set_summed(totals)
     return out

@@ -27,13 +27,13 @@ from iterit.artifacts.run_files import selection_log_path, write_selection_log, 
 from iterit.config import SelectionConfig
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError
+from iterit.scoring.precision import args_autocast
 from iterit.training import state as checkpoint_state
 from iterit.training.compat import stateful_callbacks
 from iterit.training.planner import ScoredPass, SelectionPlanner
 from iterit.training.sampler import IterITSampler
 from iterit.training.scoring_adapter import (
     ScoreFn,
-    mixed_precision_dtype,
     score_pass,
     uses_training_model,
 )
@@ -199,7 +199,7 @@ class IterITCallback(TrainerCallback):
             self.sampler.set_selection(self.records[epoch].picks, epoch)
             self.timings[epoch] = {"score_s": 0.0, "select_s": 0.0, "restored": 1.0}
             return
-        mine = self._plan(epoch, model, mixed_precision_dtype(args))
+        mine = self._plan(epoch, model, args_autocast(args))
         if mine is not None:
             mine.global_step = int(state.global_step)
         # Rank 0's record, sent as its JSON object (plain data across processes).

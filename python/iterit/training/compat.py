@@ -13,7 +13,7 @@ import inspect
 import sys
 from typing import Any
 
-from iterit.errors import MissingDependencyError
+from iterit.utils.optional import requires_extra
 
 __all__ = [
     "TRAIN_SAMPLER_ARGS",
@@ -137,12 +137,8 @@ def forward_hook_module(model: Any) -> Any:
 
 def sft_classes() -> tuple[type, type]:
     """``(trl.SFTTrainer, trl.SFTConfig)``; a clear error when TRL is not installed."""
-    try:
+    with requires_extra("train"):
         from trl import SFTConfig, SFTTrainer
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"the TRL trainer needs trl ({e}); install it with pip install trl"
-        ) from None
     return SFTTrainer, SFTConfig
 
 
@@ -170,9 +166,10 @@ def takes_peft_config(trainer_class: type) -> bool:
 
 
 def mixed_precision_kwargs() -> dict[str, bool]:
-    """Mixed precision for this device: bf16 where CUDA supports it, else none.  TRL's
-    ``SFTConfig`` turns bf16 on by default, and ``TrainingArguments`` then fails on a CPU
-    ("Your setup doesn't support bf16/gpu"); pass these to choose it for the device instead."""
-    import torch
+    """Mixed precision for float32 weights on this device: bf16 where CUDA supports it, else
+    none (:func:`iterit.scoring.precision.training_precision`).  TRL's ``SFTConfig`` turns bf16
+    on by default, and ``TrainingArguments`` then fails on a CPU ("Your setup doesn't support
+    bf16/gpu"); pass these to choose it for the device instead."""
+    from iterit.scoring.precision import training_precision
 
-    return {"bf16": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())}
+    return {"bf16": training_precision("float32").bf16}

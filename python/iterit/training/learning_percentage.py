@@ -118,7 +118,7 @@ class PerplexityCallback(TrainerCallback):
         self.nll_cond.append(np.asarray(scores.nll_cond, dtype=np.float64))
         if self.n_tokens is None:
             self.n_tokens = np.asarray(scores.n_tokens, dtype=np.int64)
-        stats = dict(scores.stats)
+        stats = scores.stats.to_json()
         self.passes.append(
             {
                 "epoch": len(self.nll_cond) - 1,

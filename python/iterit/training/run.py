@@ -26,7 +26,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,12 +43,16 @@ from iterit.training.state import resolve_checkpoint
 from iterit.training.trainers import IterITTrainer, iterit_trainer_class
 from iterit.utils.distributed import launched_world_size
 
+if TYPE_CHECKING:  # pragma: no cover
+    from iterit.scoring.model import LoadedModel
+    from iterit.scoring.precision import Precision
+
 __all__ = [
     "TrainResult",
     "build_trainer",
     "gradient_accumulation",
     "load_training_model",
-    "mixes_bf16",
+    "precision",
     "train",
     "training_arguments",
     "training_device",
@@ -92,7 +96,7 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     describes; ``accum`` defaults to the gradient accumulation of the launched processes."""
     if accum is None:
         accum = gradient_accumulation(cfg.batch_size, cfg.micro_batch_size, launched_world_size())
-    bf16, cpu_autocast = _mixed_bf16(cfg)
+    flags = precision(cfg).trainer_flags()
     cls = _args_class(cfg)
     kwargs: dict[str, Any] = {
         "output_dir": str(cfg.output_dir),
@@ -104,7 +108,7 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
         **compat.warmup_kwargs(cls, cfg.warmup_ratio),
         "weight_decay": cfg.weight_decay,
         "max_grad_norm": cfg.max_grad_norm,
-        "bf16": bf16,
+        "bf16": flags["bf16"],
         "logging_steps": cfg.logging_steps,
         "save_strategy": cfg.save_strategy,
         "seed": cfg.seed,
@@ -119,7 +123,7 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     if cfg.deepspeed is not None:
         _require_deepspeed(cfg.deepspeed)
         kwargs["deepspeed"] = cfg.deepspeed
-    if cpu_autocast or (cfg.device is not None and str(cfg.device).startswith("cpu")):
+    if flags["use_cpu"]:
         kwargs.update(compat.cpu_kwargs(cls))  # the Trainer's bf16 on a CPU needs use_cpu
     if cfg.trainer == "trl":
         kwargs.update(packing=False, max_length=cfg.max_length)
@@ -127,28 +131,12 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     return cls(**kwargs)
 
 
-def _mixed_bf16(cfg: TrainConfig) -> tuple[bool, bool]:
-    """``(bf16, cpu_autocast)``: whether training mixes float32 weights down to bfloat16 (asked,
-    or by default where CUDA supports it, or ``auto`` on a CPU with native bfloat16), and
-    whether that is the CPU autocast."""
-    if cfg.bf16 is not None:
-        return bool(cfg.bf16), False
-    bf16 = bool(compat.mixed_precision_kwargs()["bf16"])
-    cpu_autocast = not bf16 and _cpu_autocast(cfg)
-    return bf16 or cpu_autocast, cpu_autocast
+def precision(cfg: TrainConfig) -> Precision:
+    """What :func:`train` with ``cfg`` computes in: the weights' dtype, the Trainer's mixed
+    precision and why (:func:`iterit.scoring.precision.training_precision`)."""
+    from iterit.scoring.precision import training_precision
 
-
-def mixes_bf16(cfg: TrainConfig) -> bool:
-    """Whether :func:`train` with ``cfg`` trains in bfloat16 mixed precision."""
-    return _mixed_bf16(cfg)[0]
-
-
-def _cpu_autocast(cfg: TrainConfig) -> bool:
-    """``auto`` precision on a CPU with native bfloat16: float32 weights, bfloat16 autocast
-    (a dtype asked for by name keeps its weights in it, without mixing)."""
-    from iterit.scoring.device import cpu_bf16_autocast
-
-    return cfg.dtype in (None, "auto") and cpu_bf16_autocast("auto", cfg.device)
+    return training_precision(cfg.dtype, cfg.device, bf16=cfg.bf16)
 
 
 def load_training_model(cfg: TrainConfig, *, placed: bool = False) -> tuple[Any, Any]:
@@ -157,7 +145,8 @@ def load_training_model(cfg: TrainConfig, *, placed: bool = False) -> tuple[Any,
     place it, for work done with the initial model outside the Trainer (scoring, evaluating)."""
     if cfg.model is None:
         raise ConfigError("give the model to train: config.model or model=")
-    model, tok = _load(cfg.model, cfg)
+    loaded = _load(cfg.model, cfg)
+    model, tok = loaded.model, loaded.tokenizer
     return (model.to(training_device(cfg)), tok) if placed else (model, tok)
 
 
@@ -173,20 +162,9 @@ def training_device(cfg: TrainConfig) -> str:
     return "cpu"
 
 
-def precision_note(cfg: TrainConfig) -> str:
-    """What the trained model computes in, and why, in one line (for the model-load message)."""
-    from iterit.scoring.device import choose_dtype
-
-    if cfg.dtype not in (None, "auto"):
-        return f"weights in {cfg.dtype} (as asked)"
-    mixed = mixes_bf16(cfg)
-    how = "bfloat16 mixed precision" if mixed else "no mixed precision"
-    return f"float32 weights, {how} (auto: {choose_dtype('auto', cfg.device).reason})"
-
-
 def _load(
     name: str, cfg: TrainConfig, device: str | None = None, *, trains: bool = True
-) -> tuple[Any, Any]:
+) -> LoadedModel:
     """The model to train (``trains``: float32 weights unless a dtype is named, mixed precision
     comes from the Trainer's switches) or a separate scorer (``cfg.dtype``, ``auto`` resolved
     per device)."""
@@ -229,22 +207,12 @@ def _initial_scores(
     return scores[column], None, complexity_kind(cols)
 
 
-def _score_fn(cfg: TrainConfig, tokenizer: Any, scorer: tuple[Any, Any] | None) -> IFDScoreFn:
-    """IFD with the model being trained, or with a separate ``(model, tokenizer)``."""
-    s_model, s_tok = scorer if scorer is not None else (None, None)
+def _score_fn(cfg: TrainConfig, tokenizer: Any, scorer: LoadedModel | None) -> IFDScoreFn:
+    """IFD with the model being trained, or with a separate scorer."""
+    s_model, s_tok = (scorer.model, scorer.tokenizer) if scorer is not None else (None, None)
     if s_tok is not None and s_tok.pad_token_id is None:
         s_tok.pad_token = s_tok.eos_token
-    return IFDScoreFn(
-        tokenizer,
-        template=cfg.template,
-        max_length=cfg.max_length,
-        batch_tokens=cfg.batch_tokens,
-        scorer_model=s_model,
-        scorer_tokenizer=s_tok,
-        progress=cfg.progress,
-        cache=cfg.score_cache,
-        variant=cfg.ifd_variant,
-    )
+    return IFDScoreFn(tokenizer, scoring=cfg.scoring, scorer_model=s_model, scorer_tokenizer=s_tok)
 
 
 def _peft_config(cfg: TrainConfig) -> Any:
@@ -263,7 +231,7 @@ def build_trainer(
     tokenizer: Any,
     *,
     args: Any = None,
-    scorer: tuple[Any, Any] | None = None,
+    scorer: LoadedModel | None = None,
     score_fn: Any = None,
     initial_scores: np.ndarray | None = None,
     initial_nll_prior: np.ndarray | None = None,
@@ -273,8 +241,8 @@ def build_trainer(
     """An :class:`IterITTrainer` (or ``IterITSFTTrainer``) for the given model and samples.
 
     ``args`` defaults to the arguments :class:`TrainConfig` describes; ``scorer`` is an
-    optional ``(model, tokenizer)`` of a separate scorer; ``score_fn`` overrides the scoring
-    altogether (see :class:`iterit.training.callback.IterITCallback`)."""
+    optional separate scorer (:class:`iterit.scoring.model.LoadedModel`); ``score_fn``
+    overrides the scoring altogether (see :class:`iterit.training.callback.IterITCallback`)."""
     samples = [as_sample(s, i) for i, s in enumerate(samples)]
     selection = cfg.selection()
     if args is None:
@@ -324,7 +292,14 @@ def _samples(cfg: TrainConfig, samples: Sequence[Sample | dict] | None) -> list[
     return items
 
 
-def _write_config(cfg: TrainConfig, trainer: Any, n_samples: int, budget: int, accum: int) -> None:
+def _write_config(
+    cfg: TrainConfig,
+    trainer: Any,
+    n_samples: int,
+    budget: int,
+    accum: int,
+    scorer: LoadedModel | None,
+) -> None:
     write_train_config(
         train_config_path(cfg.output_dir),
         {
@@ -335,26 +310,25 @@ def _write_config(cfg: TrainConfig, trainer: Any, n_samples: int, budget: int, a
             "world_size": launched_world_size(),
             "steps_per_epoch": math.ceil(trainer.state.max_steps / max(cfg.epochs, 1)),
             "global_step": trainer.state.global_step,
-            "precision": _precision(trainer),
+            "precision": _precision(trainer, scorer),
         },
     )
 
 
-def _precision(trainer: Any) -> dict[str, Any]:
+def _precision(trainer: Any, scorer: LoadedModel | None) -> dict[str, Any]:
     """What the run computed in (run log): the trained weights' dtype, the Trainer's mixed
     precision, and the separate scorer's dtype with why it was chosen."""
-    from iterit.scoring.device import model_dtype_name
+    from iterit.scoring.device import dtype_name, model_dtype_name
+    from iterit.scoring.precision import args_autocast
 
     args = trainer.args
-    mixed = "bf16" if getattr(args, "bf16", False) else "fp16" if args.fp16 else "none"
+    autocast = args_autocast(args)
+    mixed = "none" if autocast is None else {"bfloat16": "bf16"}.get(dtype_name(autocast), "fp16")
     out: dict[str, Any] = {"weights": model_dtype_name(trainer.model), "mixed_precision": mixed}
-    if mixed != "none" and str(getattr(args, "device", "")).startswith("cpu"):
+    if mixed != "none" and str(args.device).startswith("cpu"):
         out["mixed_precision"] += " (CPU autocast)"
-    score_fn = getattr(getattr(trainer, "iterit", None), "score_fn", None)
-    scorer = getattr(score_fn, "scorer_model", None)
-    choice = getattr(scorer, "iterit_dtype_choice", None)
-    if choice is not None:
-        out["scorer"] = choice.as_dict()
+    if scorer is not None:
+        out["scorer"] = scorer.precision.as_dict()
     return out
 
 
@@ -400,8 +374,8 @@ def train(
     if model is None:
         if cfg.model is None:
             raise ConfigError("give the model to train: config.model or model=")
-        model, loaded_tok = _load(cfg.model, cfg)
-        tokenizer = tokenizer or loaded_tok
+        loaded = _load(cfg.model, cfg)
+        model, tokenizer = loaded.model, tokenizer or loaded.tokenizer
     if tokenizer is None:
         raise ConfigError("give the tokenizer with the model")
     scorer = None
@@ -431,7 +405,7 @@ def train(
 
         merge_and_save(trainer.model, tokenizer, out / MERGED_MODEL_DIR)
     if trainer.is_world_process_zero():
-        _write_config(cfg, trainer, len(samples), callback.budget, accum)
+        _write_config(cfg, trainer, len(samples), callback.budget, accum, scorer)
     return TrainResult(
         output_dir=out,
         selection_log=callback.log_path or selection_log_path(out),

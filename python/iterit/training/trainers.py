@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from iterit.config import SelectionConfig, resolve_budget
+from iterit.config import ScoringConfig, SelectionConfig, resolve_budget
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
 from iterit.training import compat
@@ -149,13 +149,13 @@ class IterITTrainerMixin:
                     "IFD scoring needs the tokenizer: pass it, or give the trainer a "
                     "processing_class"
                 )
-            score_fn = IFDScoreFn(
-                tokenizer,
+            scoring = ScoringConfig(
                 template=template,
                 max_length=max_length,
                 batch_tokens=batch_tokens,
                 progress=progress,
             )
+            score_fn = IFDScoreFn(tokenizer, scoring=scoring)
         if config.in_loop:
             _index_rows(self)
         callback = IterITCallback(

@@ -120,16 +120,16 @@ def _score_epoch0(
     """IFD of every training sample with the initial model, written once to ``out``."""
     from iterit.artifacts.score_files import ifd_columns, write_table
     from iterit.scoring import IFDScorer
-    from iterit.training.run import mixes_bf16
+    from iterit.training.run import precision
     from iterit.training.scoring_adapter import scoring_autocast
 
     t0 = time.perf_counter()
     kwargs: dict[str, Any] = {"template": cfg.template, "max_length": cfg.max_length}
     if cfg.batch_tokens is not None:
         kwargs["batch_tokens"] = cfg.batch_tokens
-    scorer = IFDScorer(model, tok, progress=cfg.progress, variant=cfg.ifd_variant, **kwargs)
+    scorer = IFDScorer(model, tok, progress=cfg.progress, ifd_variant=cfg.ifd_variant, **kwargs)
     # As the training callback scores the model it trains: under its mixed precision.
-    with scoring_autocast(model, "bfloat16" if mixes_bf16(cfg) else None):
+    with scoring_autocast(model, precision(cfg).autocast):
         scores = scorer.score(samples)
     cols = {
         "ifd": scores.ifd,
@@ -141,8 +141,7 @@ def _score_epoch0(
     stats = scores.stats
     info = {
         "seconds": time.perf_counter() - t0,
-        "forward_tokens": int(stats.get("real_tokens", 0))
-        + int(stats.get("prefix_tokens_computed", 0)),
+        "forward_tokens": stats.forward_tokens,
     }
     with atomic_open(out.parent / COMPARE_SCORES_INFO, "w", overwrite=True) as f:
         json.dump(info, f)

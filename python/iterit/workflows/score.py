@@ -20,23 +20,38 @@ from iterit.artifacts.score_files import (
     sample_keys,
     write_table,
 )
+from iterit.config import SCORE_METRICS, ScoringConfig, TrainConfig
 from iterit.data.sample import Sample
-from iterit.errors import InvalidInputError, IteritError, MissingDependencyError
-from iterit.scoring.api import IFDResult, score_samples
+from iterit.errors import InvalidInputError, IteritError
+from iterit.scoring.api import score_samples
 from iterit.scoring.default_model import describe_model
+from iterit.scoring.results import IFDScores
+from iterit.utils.optional import requires_extra
 
-__all__ = ["METRICS", "ScoreOutcome", "learning_percentage", "score_to_file"]
+__all__ = ["METRICS", "LPTraining", "ScoreOutcome", "learning_percentage", "score_to_file"]
 
 #: What ``iterit score`` can measure.
-METRICS = ("ifd", "learning-percentage")
+METRICS = SCORE_METRICS
 
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LPTraining:
+    """How the learning percentage trains its small model (the defaults are
+    :class:`~iterit.config.TrainConfig`'s)."""
+
+    epochs: int = TrainConfig.epochs
+    learning_rate: float = TrainConfig.learning_rate
+    batch_size: int = TrainConfig.batch_size
+    micro_batch_size: int = TrainConfig.micro_batch_size
+    seed: int = TrainConfig.seed
 
 
 @dataclass
 class ScoreOutcome:
     """What :func:`score_to_file` wrote and how the run went.  ``scores`` is the
-    :class:`~iterit.scoring.api.IFDResult` or the training layer's ``LPScores``."""
+    :class:`~iterit.scoring.results.IFDScores` or the training layer's ``LPScores``."""
 
     path: Path
     metric: str
@@ -49,57 +64,46 @@ def learning_percentage(
     samples: Sequence[Sample],
     *,
     model: str,
-    epochs: int = 3,
-    template: str = "alpaca",
-    max_length: int = 1024,
-    batch_tokens: int | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    learning_rate: float = 2e-5,
-    batch_size: int = 32,
-    micro_batch_size: int = 4,
-    seed: int = 42,
-    progress: bool = True,
+    scoring: ScoringConfig | None = None,
+    training: LPTraining | None = None,
     log: Log | None = None,
 ) -> Any:
     """Learning percentage of every sample (:mod:`iterit.training.learning_percentage`):
-    ``model`` (a small one) is trained on the data for ``epochs`` epochs; returns the
-    ``LPScores``.  The weights stay float32; where ``dtype`` (``None``: ``auto``) resolves to
-    bfloat16 on a CPU run, training mixes precision in bfloat16 (CPU autocast)."""
-    try:
-        from iterit.scoring.device import cpu_bf16_autocast
+    ``model`` (a small one) is trained on the data as ``training`` says; returns the
+    ``LPScores``.  ``scoring``: the template, max length, batch budget, device, progress and
+    dtype (its IFD variant and cache do not apply).  The weights stay float32; where the dtype
+    resolves to bfloat16 on a CPU run, training mixes precision in bfloat16 (CPU autocast)."""
+    cfg = scoring or ScoringConfig()
+    train = training or LPTraining()
+    with requires_extra("train"):
         from iterit.scoring.model import load_scoring_model
+        from iterit.scoring.precision import float32_training_precision
         from iterit.training.learning_percentage import score_learning_percentage
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"the learning percentage needs torch, transformers and accelerate ({e}); install "
-            "them with pip install 'iterit[train]'"
-        ) from None
     if log is not None:
         log(f"loading {describe_model(model)} ...")
-    # float32 weights on the CPU: the trainer places them (and mixes precision on CUDA).
-    mdl, tok = load_scoring_model(model, device="cpu", dtype="float32")
+    # float32 weights on the CPU: the trainer places them.
+    loaded = load_scoring_model(model, device="cpu", dtype="float32")
     extra: dict[str, Any] = {"report_to": "none", "logging_steps": 10**9}
-    if device is not None and str(device).startswith("cpu"):
+    mixed = float32_training_precision(cfg.dtype, cfg.device)
+    extra["bf16"] = mixed.bf16  # as resolved here, never the trainer's own default
+    if mixed.use_cpu:
         extra["use_cpu"] = True
-    if cpu_bf16_autocast(dtype, device):
-        extra.update(bf16=True, use_cpu=True)
-        if log is not None:
-            log("training in bfloat16 mixed precision on the CPU")
+    if mixed.cpu_autocast and log is not None:
+        log("training in bfloat16 mixed precision on the CPU")
     try:
         return score_learning_percentage(
             samples,
-            mdl,
-            tok,
-            epochs=epochs,
-            template=template,
-            max_length=max_length,
-            batch_tokens=batch_tokens,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            micro_batch_size=micro_batch_size,
-            seed=seed,
-            progress=progress,
+            loaded.model,
+            loaded.tokenizer,
+            epochs=train.epochs,
+            template=cfg.template,
+            max_length=cfg.max_length,
+            batch_tokens=cfg.batch_tokens,
+            learning_rate=train.learning_rate,
+            batch_size=train.batch_size,
+            micro_batch_size=train.micro_batch_size,
+            seed=train.seed,
+            progress=cfg.progress,
             training_args=extra,
         )
     except ValueError as e:
@@ -114,40 +118,36 @@ def score_to_file(
     *,
     metric: str = "ifd",
     model: str,
-    cache: str | os.PathLike[str] | None = None,
+    scoring: ScoringConfig | None = None,
+    training: LPTraining | None = None,
     overwrite: bool = False,
     log: Log | None = None,
-    **settings: Any,
 ) -> ScoreOutcome:
     """Score ``samples`` with ``metric`` (``"ifd"`` or ``"learning-percentage"``) and write the
     scores file ``out`` (parquet, JSON Lines, JSON or CSV by its extension).
 
-    ``settings`` go to :func:`iterit.scoring.api.score_samples` (IFD: ``template``,
-    ``max_length``, ``batch_tokens``, ``device``, ``progress``) or to
-    :func:`learning_percentage` (those and the training settings); ``cache`` is the IFD score
-    cache folder."""
+    ``scoring``: how IFD scores (:func:`iterit.scoring.api.score_samples`; for the learning
+    percentage, its template, lengths, device and dtype); ``training``: how the learning
+    percentage trains (:func:`learning_percentage`)."""
     t0 = time.perf_counter()
     out = Path(out)
+    cfg = scoring or ScoringConfig()
     metric = metric.lower()
     if metric not in METRICS:
         raise InvalidInputError(
             f"unknown metric {metric!r} (expected one of: {', '.join(METRICS)})"
         )
     require_writable_format(out)  # fail now, not after scoring
-    scores: IFDResult | Any
+    scores: IFDScores | Any
     if metric == "learning-percentage":
         from iterit.training.learning_percentage import lp_columns
 
-        settings.pop("ifd_variant", None)  # the learning percentage is not IFD
-        scores = learning_percentage(samples, model=model, log=log, **settings)
+        scores = learning_percentage(samples, model=model, scoring=cfg, training=training, log=log)
         columns = lp_columns(scores, sample_keys(samples))
     else:
-        scores = score_samples(samples, model=model, cache=cache, log=log, **settings)
+        scores = score_samples(samples, model=model, scoring=cfg, log=log)
         columns = ifd_columns(
-            scores.as_dict(),
-            samples,
-            dtype=scores.dtype or None,
-            variant=settings.get("ifd_variant", "iterit"),
+            scores.as_dict(), samples, dtype=scores.dtype or None, variant=cfg.ifd_variant
         )
     write_table(out, columns, overwrite=overwrite)
     return ScoreOutcome(out, metric, scores, columns, time.perf_counter() - t0)

@@ -22,6 +22,7 @@ import numpy as np
 
 from iterit.artifacts.names import selection_sidecars
 from iterit.artifacts.selection_files import write_selection_files
+from iterit.config import ScoringConfig, SelectionConfig
 from iterit.data import LoadedData
 from iterit.data.candidates import IFD_MAX
 from iterit.data.files import output_file_type
@@ -86,42 +87,24 @@ def ifd_scores(
     *,
     scores_file: Path | None = None,
     model: str | None = None,
-    template: str = "alpaca",
-    max_length: int = 1024,
-    batch_tokens: int | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    cache: Path | None = None,
-    progress: bool = True,
+    scoring: ScoringConfig | None = None,
     log: Callable[[str], None] | None = None,
-    ifd_variant: str = "iterit",
 ) -> dict[str, np.ndarray]:
     """IFD (and, when scored, ``nll_cond``, ``nll_prior``, ``n_tokens``) of every record: read
-    from ``scores_file`` (checked against the data), else computed with ``model``; ``log``
-    receives the scorer's progress messages."""
+    from ``scores_file`` (checked against the data and ``scoring.ifd_variant``), else computed
+    with ``model`` as ``scoring`` says; ``log`` receives the scorer's progress messages."""
+    cfg = scoring or ScoringConfig()
     if scores_file is not None and model is not None:
         raise ConfigError("give either a scoring model or a scores file, not both")
     if scores_file is not None:
         from iterit.artifacts.score_files import read_scores
 
-        return read_scores(scores_file, loaded.samples, variant=ifd_variant)
+        return read_scores(scores_file, loaded.samples, variant=cfg.ifd_variant)
     if model is None:
         raise ConfigError("IFD needs a scoring model or a scores file")
-    from iterit.scoring.api import score_ifd
+    from iterit.scoring.api import score_samples
 
-    return score_ifd(
-        loaded.samples,
-        model=model,
-        template=template,
-        max_length=max_length,
-        batch_tokens=batch_tokens,
-        device=device,
-        dtype=dtype,
-        cache=cache,
-        progress=progress,
-        log=log,
-        ifd_variant=ifd_variant,
-    )
+    return score_samples(loaded.samples, model=model, scoring=cfg, log=log).as_dict()
 
 
 def _column(loaded: LoadedData, name: str) -> np.ndarray:
@@ -251,12 +234,12 @@ def select_dataset(
     out: Path,
     *,
     budget: int | float,
-    strategy: str = "iterit",
+    strategy: str = SelectionConfig.strategy,
     complexity_kind: str = "ifd",
     scores: dict[str, np.ndarray] | None = None,
-    diversity: str = "response",
-    decay: float = 0.1,
-    pool_factor: float | None = 3.0,
+    diversity: str = SelectionConfig.diversity,
+    decay: float = SelectionConfig.decay,
+    pool_factor: float | None = SelectionConfig.pool_factor,
     seed: int = 0,
     overwrite: bool = False,
     meta: dict[str, Any] | None = None,
@@ -337,23 +320,26 @@ def score_and_select(
     loaded: LoadedData,
     out: Path,
     *,
+    budget: int | float,
     strategy: str,
     complexity_kind: str,
     scores_file: Path | None = None,
     model: str | None = None,
-    scoring: dict[str, Any] | None = None,
+    scoring: ScoringConfig | None = None,
+    diversity: str = SelectionConfig.diversity,
+    decay: float = SelectionConfig.decay,
+    pool_factor: float | None = SelectionConfig.pool_factor,
+    seed: int = 0,
+    overwrite: bool = False,
     log: Callable[[str], None] | None = None,
     meta: dict[str, Any] | None = None,
-    **selection: Any,
 ) -> DatasetSelection:
     """What ``iterit select`` does after loading: IFD when ``strategy`` and ``complexity_kind``
     need it (read from ``scores_file``, else scored with ``model``, by default
-    :func:`iterit.scoring.default_model.default_model`), then :func:`select_dataset`.
-
-    ``scoring``: :func:`ifd_scores` settings (template, max length, device, cache, ...);
-    ``selection``: the other :func:`select_dataset` arguments (budget, diversity, seed, ...).
-    Without IFD, ``complexity_kind`` ``ifd`` becomes ``none``."""
-    scoring = dict(scoring or {})
+    :func:`iterit.scoring.default_model.default_model`, as ``scoring`` says), then
+    :func:`select_dataset` with the other arguments.  Without IFD, ``complexity_kind`` ``ifd``
+    becomes ``none``."""
+    cfg = scoring or ScoringConfig()
     t0 = time.perf_counter()
     scores = None
     model_used = None
@@ -362,18 +348,30 @@ def score_and_select(
             from iterit.scoring.default_model import default_model
 
             model_used = model or default_model()
-        scores = ifd_scores(loaded, scores_file=scores_file, model=model_used, log=log, **scoring)
+        scores = ifd_scores(loaded, scores_file=scores_file, model=model_used, scoring=cfg, log=log)
     elif complexity_kind == "ifd":
         complexity_kind = "none"
     meta_all = {
         "model": model_used,
         "scores_from": str(scores_file) if scores_file else None,
-        "template": scoring.get("template", "alpaca") if model_used else None,
-        "max_length": scoring.get("max_length", 1024) if model_used else None,
+        "template": cfg.template if model_used else None,
+        "max_length": cfg.max_length if model_used else None,
         **(meta or {}),
         "score_seconds": round(time.perf_counter() - t0, 4),
     }
-    selection.update(strategy=strategy, complexity_kind=complexity_kind, scores=scores)
-    result = select_dataset(loaded, out, meta=meta_all, **selection)
+    result = select_dataset(
+        loaded,
+        out,
+        budget=budget,
+        strategy=strategy,
+        complexity_kind=complexity_kind,
+        scores=scores,
+        diversity=diversity,
+        decay=decay,
+        pool_factor=pool_factor,
+        seed=seed,
+        overwrite=overwrite,
+        meta=meta_all,
+    )
     result.scores = scores
     return result

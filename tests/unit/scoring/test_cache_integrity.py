@@ -63,8 +63,8 @@ def test_changed_digit_is_detected_and_rescored(model, tok, samples, filled, tmp
     with pytest.warns(UserWarning, match="1 damaged entry"):
         sc = scorer(model, tok, cache=cache)
         out = sc.score(samples)
-    assert sc.last_stats["cached"] == N_VALID - 1
-    assert sc.last_stats["scored"] == 1
+    assert out.stats.cached == N_VALID - 1
+    assert out.stats.scored == 1
     assert_same_scores(out, filled[1])
 
 
@@ -77,7 +77,7 @@ def test_undecodable_bytes_never_crash(model, tok, samples, filled, tmp_path):
     with pytest.warns(UserWarning, match="1 damaged entry"):
         sc = scorer(model, tok, cache=cache)
         out = sc.score(samples)
-    assert sc.last_stats["cached"] == N_VALID - 1
+    assert out.stats.cached == N_VALID - 1
     assert_same_scores(out, filled[1])
     # A truncated part (killed mid-write on a file system without atomic rename) too.
     part.write_bytes(data[: len(data) // 2])
@@ -91,8 +91,7 @@ def test_interruption_keeps_what_was_scored_before_the_last_timed_flush(
 ):
     cache = tmp_path / "cache"
     counting = scorer(model, tok, batch_tokens=64)
-    counting.score(samples)
-    n_batches = counting.last_stats["forward_calls"]
+    n_batches = counting.score(samples).stats.forward_calls
     sc = scorer(model, tok, cache=cache, batch_tokens=64)
     sc.chunk_samples = 10**6  # one chunk: before, nothing was kept until its end
     sc.flush_seconds = 0.0  # flush after every batch
@@ -111,8 +110,7 @@ def test_interruption_keeps_what_was_scored_before_the_last_timed_flush(
     n_kept = sum(len(p.read_text().splitlines()) for p in kept.rglob("part-*.jsonl"))
     assert n_kept > 0
     resumed = scorer(model, tok, cache=cache)
-    resumed.score(samples)
-    assert resumed.last_stats["cached"] == n_kept
+    assert resumed.score(samples).stats.cached == n_kept
 
 
 def test_key_follows_the_tokenizer_content_not_its_path(model, tok, samples, tmp_path):
@@ -130,8 +128,7 @@ def test_key_follows_the_tokenizer_content_not_its_path(model, tok, samples, tmp
     finally:
         os.chdir(cwd)
     again = scorer(model, relative, cache=cache)
-    again.score(samples[:4])
-    assert again.last_stats["cached"] == 4
+    assert again.score(samples[:4]).stats.cached == 4
     assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
 
 
@@ -149,10 +146,10 @@ def test_unwritable_cache_warns_once_and_scoring_goes_on(model, tok, samples, tm
 
 
 def test_full_disk_while_flushing_keeps_the_scores(model, tok, samples, tmp_path, monkeypatch):
-    def full(self, path, text):
+    def full(path, text, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(ScoreCache, "_atomic_write", full)
+    monkeypatch.setattr("iterit.scoring.cache.atomic_write_text", full)
     sc = scorer(model, tok, cache=tmp_path / "cache")
     with pytest.warns(UserWarning, match="No space left"):
         out = sc.score(samples)

@@ -15,6 +15,7 @@ import torch
 from iterit.errors import ConfigError
 from iterit.scoring import IFDScorer, load_model
 from iterit.scoring import device as dev
+from iterit.scoring import precision as prec
 from tests.helpers.word_llama import MAX_LEN, make_model
 
 #: bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 per value).  Measured on these
@@ -68,50 +69,54 @@ def test_native_bf16_needs_the_flag_and_the_kernels(
 ):
     check = _cpu(monkeypatch, tmp_path, cpuinfo, kernels, system)
     assert check.native is native
-    choice = dev.choose_dtype("auto", "cpu")
-    assert choice.dtype == (torch.bfloat16 if native else torch.float32)
+    choice = prec.scoring_precision("auto", "cpu")
+    assert choice.weights == (torch.bfloat16 if native else torch.float32)
     assert choice.requested == "auto" and choice.reason == check.describe()
     assert ("CPU with native bfloat16" in choice.describe()) is native
 
 
-def test_choose_dtype_names_and_errors(monkeypatch, tmp_path):
+def test_scoring_precision_names_and_errors(monkeypatch, tmp_path):
     _cpu(monkeypatch, tmp_path, X86, True)
-    assert dev.choose_dtype(None, "cpu").dtype == torch.bfloat16  # None is auto
-    assert dev.choose_dtype("float32", "cpu").dtype == torch.float32
-    assert dev.choose_dtype("BFloat16", "cpu").describe() == "bfloat16 (as asked)"
-    assert dev.choose_dtype(torch.float16).dtype == torch.float16
-    assert dev.choose_dtype("auto", "meta").dtype == torch.float32  # other devices: float32
+    assert prec.scoring_precision(None, "cpu").weights == torch.bfloat16  # None is auto
+    assert prec.scoring_precision("float32", "cpu").weights == torch.float32
+    assert prec.scoring_precision("BFloat16", "cpu").describe() == "bfloat16 (as asked)"
+    assert prec.scoring_precision(torch.float16).weights == torch.float16
+    assert prec.scoring_precision("auto", "meta").weights == torch.float32  # other devices
+    assert prec.scoring_precision("auto", "cpu").autocast is None  # scoring never mixes
     with pytest.raises(ConfigError, match="unknown dtype 'int8'"):
-        dev.choose_dtype("int8")
+        prec.scoring_precision("int8")
 
 
 def test_auto_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert dev.choose_dtype("auto", "cuda").dtype == torch.bfloat16
+    assert prec.scoring_precision("auto", "cuda").weights == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert dev.choose_dtype("auto", "cuda").dtype == torch.float16
+    assert prec.scoring_precision("auto", "cuda").weights == torch.float16
 
 
 def test_cpu_autocast_follows_auto(monkeypatch, tmp_path):
     _cpu(monkeypatch, tmp_path, X86, True)
-    assert dev.cpu_bf16_autocast("auto", "cpu")
-    assert not dev.cpu_bf16_autocast("float32", "cpu")
+    assert prec.float32_training_precision("auto", "cpu").cpu_autocast
+    assert not prec.float32_training_precision("float32", "cpu").bf16
     _cpu(monkeypatch, tmp_path, AVX2, True)
-    assert not dev.cpu_bf16_autocast("auto", "cpu")
-    assert dev.cpu_bf16_autocast("bfloat16", "cpu")
+    assert not prec.float32_training_precision("auto", "cpu").bf16
+    mixed = prec.float32_training_precision("bfloat16", "cpu")
+    assert mixed.cpu_autocast and mixed.weights == torch.float32
 
 
 def test_load_model_picks_bf16_on_a_native_cpu(monkeypatch, tmp_path, tok):
     make_model(len(tok)).save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
     _cpu(monkeypatch, tmp_path, X86, True)
-    model, _ = load_model(tmp_path / "m", device="cpu")
-    assert model.dtype == torch.bfloat16 and model.iterit_dtype_choice.requested == "auto"
+    loaded = load_model(tmp_path / "m", device="cpu")
+    assert loaded.model.dtype == torch.bfloat16 and loaded.precision.requested == "auto"
+    assert loaded.dtype == "bfloat16" and loaded.why.startswith("bfloat16 (auto: CPU with")
+    assert not hasattr(loaded.model, "iterit_dtype_choice")  # the record, not the model, says
     _cpu(monkeypatch, tmp_path, AVX2, True)
-    model, _ = load_model(tmp_path / "m", device="cpu")
-    assert model.dtype == torch.float32 and "without native" in model.iterit_dtype_choice.reason
-    model, _ = load_model(tmp_path / "m", device="cpu", dtype="bfloat16")
-    assert model.dtype == torch.bfloat16 and model.iterit_dtype_choice.requested == "bfloat16"
+    loaded = load_model(tmp_path / "m", device="cpu")
+    assert loaded.model.dtype == torch.float32 and "without native" in loaded.precision.reason
+    loaded = load_model(tmp_path / "m", device="cpu", dtype="bfloat16")
+    assert loaded.model.dtype == torch.bfloat16 and loaded.why == "bfloat16 (as asked)"
 
 
 def test_bf16_scores_agree_with_float32(model, tok, samples, ref):
@@ -176,7 +181,9 @@ def test_real_bf16_selection_overlaps_float32(smollm2_path, alpaca_union_path):
 
     import iterit
 
-    model, tok = load_model(smollm2_path, device="cpu", dtype="float32")
+    loaded = load_model(smollm2_path, device="cpu", dtype="float32")
+
+    model, tok = loaded.model, loaded.tokenizer
     with open(alpaca_union_path, encoding="utf-8") as fh:
         records = [json.loads(line) for line in fh]
     rng = np.random.default_rng(5)

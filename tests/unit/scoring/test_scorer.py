@@ -63,13 +63,13 @@ def test_batched_equals_reference(model, tok, samples, ref, side, budget):
     assert set(np.flatnonzero(np.isnan(out.ifd))) == INVALID
     assert out.n_invalid == 3 and out.n_empty_response == 2 and out.n_prompt_too_long == 1
     assert out.n_truncated == ref.n_truncated >= 1
-    st = sc.last_stats
-    assert st["padded_tokens"] <= max(budget, 64) * st["forward_calls"]
+    st = out.stats
+    assert st.padded_tokens <= max(budget, 64) * st.forward_calls
     if budget == 1:
-        assert st["forward_calls"] == st["sequences"]  # one row per pass
+        assert st.forward_calls == st.sequences  # one row per pass
     if budget == 100_000:
-        assert st["forward_calls"] < st["sequences"] / 4
-        assert st["prefix_sharing"] and st["prefix_tokens_saved"] > 0
+        assert st.forward_calls < st.sequences / 4
+        assert st.prefix_sharing and st.prefix_tokens_saved > 0
 
 
 def test_input_order_prefix_sharing_and_duplicates_are_invisible(model, tok, samples, ref):
@@ -82,7 +82,7 @@ def test_input_order_prefix_sharing_and_duplicates_are_invisible(model, tok, sam
     sc.share_prefix = False
     plain = sc.score(samples)
     assert_same_scores(plain, ref)
-    assert sc.last_stats["prefix_tokens_saved"] == 0
+    assert plain.stats.prefix_tokens_saved == 0
 
 
 def test_dict_records_and_alpaca_input(model, tok, samples, ref):
@@ -206,8 +206,8 @@ def test_out_of_memory_halves_budget_and_warns_once(model, tok, samples, ref):
         out = sc.score(samples)
     msgs = [w for w in caught if "out of device memory" in str(w.message)]
     assert len(msgs) == 1
-    assert sc.last_stats["oom_retries"] >= 4 and sc.batch_tokens == 4096
-    assert sc.last_stats["batch_tokens"] <= 300
+    assert out.stats.oom_retries >= 4 and sc.batch_tokens == 4096
+    assert out.stats.batch_tokens <= 300
     assert_same_scores(out, ref)
 
 
@@ -263,31 +263,31 @@ def test_cache_resumes_and_is_keyed_by_model(model, tok, samples, ref, tmp_path)
 
     resumed = scorer(model, tok, batch_tokens=200, cache=cache)
     out = resumed.score(samples)
-    done = resumed.last_stats["cached"]
+    done = out.stats.cached
     assert done == 20
-    assert resumed.last_stats["scored"] == len(samples) - len(INVALID) - done
+    assert out.stats.scored == len(samples) - len(INVALID) - done
     assert_same_scores(out, ref)
 
     again = scorer(model, tok, cache=cache)
-    assert_same_scores(again.score(samples), ref)
-    assert again.last_stats["cached"] == len(samples) - len(INVALID)
-    assert again.last_stats["forward_calls"] == 0
+    hit = again.score(samples)
+    assert_same_scores(hit, ref)
+    assert hit.stats.cached == len(samples) - len(INVALID)
+    assert hit.stats.forward_calls == 0
 
     # another max_length, or changed weights: never a stale hit
     other = scorer(model, tok, cache=cache, max_length=MAX_LEN + 1)
-    other.score(samples[:4])
-    assert other.last_stats["cached"] == 0
+    assert other.score(samples[:4]).stats.cached == 0
     trained = make_model(len(tok))
     with torch.no_grad():
         trained.lm_head.weight[0, 0] += 1e-3
     assert model_fingerprint(trained) != model_fingerprint(model)
     fresh = scorer(trained, tok, cache=cache)
-    fresh.score(samples[:4])
-    assert fresh.last_stats["cached"] == 0
+    assert fresh.score(samples[:4]).stats.cached == 0
     # score(cache=...) overrides the constructor
     plain = scorer(model, tok)
-    assert_same_scores(plain.score(samples, cache=cache), ref)
-    assert plain.last_stats["cached"] == len(samples) - len(INVALID)
+    hit = plain.score(samples, cache=cache)
+    assert_same_scores(hit, ref)
+    assert hit.stats.cached == len(samples) - len(INVALID)
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -309,7 +309,7 @@ DIST_SCRIPT = textwrap.dedent(
         samples = [Sample(r[0], r[1], input=r[2]) for r in recs]
         sc = IFDScorer(model, tok, max_length=64, batch_tokens=128, progress=False)
         res = sc.score(samples)
-        assert sc.last_stats["scored"] < len(samples) - 3  # each rank scored a shard only
+        assert res.stats.scored < len(samples) - 3  # each rank scored a shard only
         np.savez(f"{out}/rank{rank}.npz", ifd=res.ifd, c=res.nll_cond, p=res.nll_prior,
                  k=res.n_tokens, n_invalid=res.n_invalid)
         dist.destroy_process_group()
@@ -369,7 +369,8 @@ def test_import_iterit_needs_no_torch():
 @pytest.fixture(scope="module")
 def smollm2(smollm2_path):
     # float32 pinned: an exactness test compares float32 with float32 (auto may pick bfloat16)
-    model, tokenizer = load_model(smollm2_path, device="cpu", dtype="float32")
+    loaded = load_model(smollm2_path, device="cpu", dtype="float32")
+    model, tokenizer = loaded.model, loaded.tokenizer
     assert model.dtype == torch.float32 and not model.training
     return model, tokenizer
 

@@ -133,7 +133,7 @@ def test_fsdp2_model_is_detected_and_scored_synced(tok, samples, one_process_gro
     sc = IFDScorer(sharded, tok, max_length=MAX_LEN, batch_tokens=48, progress=False)
     assert sc.synced
     got = sc.score(samples)
-    assert sc.last_stats["synced"] and not sc.last_stats["prefix_sharing"]
+    assert got.stats.synced and not got.stats.prefix_sharing
     want = IFDScorer(plain, tok, max_length=MAX_LEN, batch_tokens=48, progress=False)
     assert_same_scores(got, want.score(samples))
 
@@ -151,13 +151,12 @@ def test_synced_scoring_equals_usual_scoring(model, tok, samples, ref, side, bud
         got = sc.score(samples)
     finally:
         tok.padding_side = "right"
-    assert sc.synced and sc.last_stats["idle_calls"] == 0
+    assert sc.synced and got.stats.idle_calls == 0
     assert_same_scores(got, ref)
     # the same batches as the usual mode without prefix sharing
     usual = IFDScorer(model, tok, max_length=MAX_LEN, batch_tokens=budget, progress=False)
     usual.share_prefix = False
-    usual.score(samples)
-    assert sc.last_stats["forward_calls"] == usual.last_stats["forward_calls"]
+    assert got.stats.forward_calls == usual.score(samples).stats.forward_calls
 
 
 def test_synced_switch_off_for_a_plain_model(model, tok):

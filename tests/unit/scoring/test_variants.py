@@ -102,12 +102,12 @@ def _scorer(model, tok, **kw):
 def test_superfiltering_equals_its_script(model, tok, samples, side):
     tok.padding_side = side
     try:
-        out = _scorer(model, tok, variant="superfiltering").score(samples)
+        out = _scorer(model, tok, ifd_variant="superfiltering").score(samples)
     finally:
         tok.padding_side = "right"
     expected = superfiltering_reference(model, tok, samples, MAX_LEN)
     _check(out, expected, lambda c, p: np.exp(c - p))
-    assert out.variant == "superfiltering"
+    assert out.ifd_variant == "superfiltering"
     assert out.n_invalid == len(INVALID) + 1  # and sample 19, a one-token response
     truncated = [
         e[2] < len(tok(s.response, add_special_tokens=False)["input_ids"])
@@ -118,7 +118,7 @@ def test_superfiltering_equals_its_script(model, tok, samples, side):
 
 
 def test_loss_ratio_equals_ratio_of_mean_losses(model, tok, samples, ref):
-    out = _scorer(model, tok, variant="loss-ratio").score(samples)
+    out = _scorer(model, tok, ifd_variant="loss-ratio").score(samples)
     _check(out, loss_ratio_reference(model, tok, samples, MAX_LEN), lambda c, p: c / p)
     # Same tokens as iterit's: only the combination differs.
     np.testing.assert_allclose(out.nll_cond, ref.nll_cond, rtol=1e-5, equal_nan=True)
@@ -127,7 +127,7 @@ def test_loss_ratio_equals_ratio_of_mean_losses(model, tok, samples, ref):
 
 def test_iterit_is_the_default_and_unchanged(model, tok, samples, ref):
     out = _scorer(model, tok).score(samples)
-    assert out.variant == "iterit"
+    assert out.ifd_variant == "iterit"
     np.testing.assert_allclose(out.ifd, ref.ifd, rtol=1e-5, equal_nan=True)
 
 
@@ -146,21 +146,20 @@ def test_superfiltering_scores_no_start_or_end_token(tok, samples):
 def test_one_token_response_has_no_superfiltering_score(model, tok):
     from iterit.data.sample import Sample
 
-    out = _scorer(model, tok, variant="superfiltering").score([Sample("write", "four")])
+    out = _scorer(model, tok, ifd_variant="superfiltering").score([Sample("write", "four")])
     assert np.isnan(out.ifd[0]) and out.n_invalid == 1 and out.n_tokens[0] == 0
 
 
 @pytest.mark.parametrize("variant", IFD_VARIANTS)
 def test_cache_serves_each_variant_and_keeps_them_apart(model, tok, samples, variant, tmp_path):
-    first = _scorer(model, tok, variant=variant, cache=tmp_path).score(samples)
-    again = _scorer(model, tok, variant=variant, cache=tmp_path)
+    first = _scorer(model, tok, ifd_variant=variant, cache=tmp_path).score(samples)
+    again = _scorer(model, tok, ifd_variant=variant, cache=tmp_path)
     second = again.score(samples)
-    assert again.last_stats["cached"] == len(samples) - first.n_invalid
+    assert second.stats.cached == len(samples) - first.n_invalid
     np.testing.assert_array_equal(first.ifd, second.ifd)
     other = "superfiltering" if variant != "superfiltering" else "iterit"
-    fresh = _scorer(model, tok, variant=other, cache=tmp_path)
-    fresh.score(samples)
-    assert fresh.last_stats["cached"] == 0  # another variant's scores are never reused
+    fresh = _scorer(model, tok, ifd_variant=other, cache=tmp_path)
+    assert fresh.score(samples).stats.cached == 0  # another variant's scores are never reused
 
 
 @pytest.mark.parametrize("variant", IFD_VARIANTS)
@@ -168,7 +167,7 @@ def test_sharded_path_serves_each_variant(model, tok, samples, variant, monkeypa
     """Two ranks simulated in one process: rank 1's shard is gathered into rank 0's result."""
     from iterit.utils import distributed
 
-    single = _scorer(model, tok, variant=variant).score(samples)
+    single = _scorer(model, tok, ifd_variant=variant).score(samples)
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     monkeypatch.setattr(distributed, "barrier", lambda: None)
     payloads = {}
@@ -183,14 +182,14 @@ def test_sharded_path_serves_each_variant(model, tok, samples, variant, monkeypa
     for rank in (1, 0):
         monkeypatch.setattr(distributed, "rank", lambda r=rank: r)
         monkeypatch.setattr(distributed, "all_gather_object", gather_as(rank))
-        out = _scorer(model, tok, variant=variant).score(samples)
+        out = _scorer(model, tok, ifd_variant=variant).score(samples)
     np.testing.assert_allclose(out.ifd, single.ifd, rtol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(out.n_tokens, single.n_tokens)
 
 
 def test_unknown_variant_is_refused(model, tok):
     with pytest.raises(ConfigError, match="IFD variant"):
-        _scorer(model, tok, variant="cherry")
+        _scorer(model, tok, ifd_variant="cherry")
 
 
 def _scores_file(path, samples, **variant):

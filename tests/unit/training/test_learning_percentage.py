@@ -22,7 +22,14 @@ N = 16
 MAX_LEN = 128
 
 
-TRAIN = {"use_cpu": True, "report_to": "none", "logging_steps": 1000, "disable_tqdm": True}
+#: Float32 throughout (no bfloat16 autocast, whatever the CPU): the hand computation is float32.
+TRAIN = {
+    "use_cpu": True,
+    "bf16": False,
+    "report_to": "none",
+    "logging_steps": 1000,
+    "disable_tqdm": True,
+}
 
 
 def _score(items, tok, **kw):

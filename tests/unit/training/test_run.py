@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 pytest.importorskip("torch")
@@ -41,7 +43,9 @@ def test_placed_moves_the_model_to_the_training_device(monkeypatch):
             moved.append(device)
             return self
 
-    monkeypatch.setattr(run, "_load", lambda name, cfg: (Model(), "tok"))
+    monkeypatch.setattr(
+        run, "_load", lambda name, cfg: SimpleNamespace(model=Model(), tokenizer="tok")
+    )
     monkeypatch.setattr(run, "training_device", lambda cfg: "cuda:0")
     cfg = TrainConfig(output_dir="out", model="m")
     run.load_training_model(cfg)
@@ -51,5 +55,5 @@ def test_placed_moves_the_model_to_the_training_device(monkeypatch):
 
 
 @pytest.mark.parametrize(("bf16", "expected"), [(True, True), (False, False)])
-def test_mixes_bf16_follows_the_switch(bf16, expected):
-    assert run.mixes_bf16(TrainConfig(output_dir="out", device="cpu", bf16=bf16)) is expected
+def test_precision_follows_the_switch(bf16, expected):
+    assert run.precision(TrainConfig(output_dir="out", device="cpu", bf16=bf16)).bf16 is expected

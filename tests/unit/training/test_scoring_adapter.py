@@ -15,7 +15,8 @@ pytest.importorskip("transformers")
 import torch
 
 from iterit.config import SelectionConfig
-from iterit.training.scoring_adapter import mixed_precision_dtype, score_pass
+from iterit.scoring.precision import args_autocast
+from iterit.training.scoring_adapter import IFDScoreFn, score_pass
 from tests.helpers.training import make_trainer
 
 
@@ -36,7 +37,7 @@ class MatmulDtype:
     [(True, False, "bfloat16"), (False, True, "float16"), (False, False, None)],
 )
 def test_the_trainers_mixed_precision_dtype(bf16, fp16, expected):
-    got = mixed_precision_dtype(SimpleNamespace(bf16=bf16, fp16=fp16))
+    got = args_autocast(SimpleNamespace(bf16=bf16, fp16=fp16))
     assert got == (None if expected is None else getattr(torch, expected))
 
 
@@ -45,9 +46,8 @@ def test_scores_the_training_model_under_autocast(data):
     model = torch.nn.Linear(2, 2)
     fn = MatmulDtype()
     score_pass(fn, model, samples[:3], autocast=torch.bfloat16)
-    score_pass(fn, model, samples[:3], autocast="bfloat16")
     score_pass(fn, model, samples[:3])
-    assert fn.seen == [torch.bfloat16, torch.bfloat16, torch.float32]
+    assert fn.seen == [torch.bfloat16, torch.float32]
     assert model.training  # back in train mode
 
 
@@ -71,3 +71,25 @@ def test_the_callback_scores_under_the_trainers_precision(tmp_path, data, bf16):
     )
     trainer.train()
     assert fn.seen == [torch.bfloat16 if bf16 else torch.float32] * 2
+
+
+def test_ifd_score_fn_returns_the_scores_with_their_statistics(data, tmp_path):
+    """IFDScoreFn scores as its ScoringConfig says and returns the IFDScores (nll_prior and
+    the forward passes reach the planner through score_pass); only the first call uses the
+    cache."""
+    from iterit.config import ScoringConfig
+    from iterit.scoring import IFDScorer
+    from tests.helpers.tiny_llama import tiny_model
+
+    samples, tok = data
+    model = tiny_model(tok)
+    cfg = ScoringConfig(max_length=48, batch_tokens=128, progress=False, cache=tmp_path / "c")
+    fn = IFDScoreFn(tok, scoring=cfg)
+    first = fn(model, samples[:6])
+    expected = IFDScorer(model, tok, max_length=48, progress=False).score(samples[:6])
+    np.testing.assert_allclose(first.ifd, expected.ifd, rtol=1e-6, equal_nan=True)
+    assert fn.forward_tokens == first.stats.forward_tokens > 0
+    second = score_pass(fn, model, samples[:6])
+    assert second.forward["forward_calls"] > 0  # scored again: the cache is for epoch 0 only
+    np.testing.assert_allclose(second.nll_prior, expected.nll_prior, rtol=1e-6, equal_nan=True)
+    assert fn.calls == 2 and fn.forward_tokens == 2 * first.stats.forward_tokens
