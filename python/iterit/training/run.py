@@ -34,7 +34,7 @@ from iterit.artifacts.epoch_records import RunSummary
 from iterit.artifacts.run_files import selection_log_path, train_config_path, write_train_config
 from iterit.config import TrainConfig
 from iterit.data.sample import Sample, as_sample
-from iterit.errors import ConfigError, MissingDependencyError
+from iterit.errors import ConfigError
 from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples, sft_dataset
@@ -42,6 +42,7 @@ from iterit.training.scoring_adapter import IFDScoreFn
 from iterit.training.state import resolve_checkpoint
 from iterit.training.trainers import IterITTrainer, iterit_trainer_class
 from iterit.utils.distributed import launched_world_size
+from iterit.utils.optional import missing_package, package_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from iterit.scoring.model import LoadedModel
@@ -337,9 +338,8 @@ def _require_deepspeed(config_file: Any) -> None:
     import importlib.util
 
     if importlib.util.find_spec("deepspeed") is None:
-        raise MissingDependencyError(
-            f"the DeepSpeed config {str(config_file)!r} needs the deepspeed package "
-            "(pip install deepspeed)"
+        raise missing_package(
+            "deepspeed", package_hint("deepspeed"), f"the DeepSpeed config {str(config_file)!r}"
         )
 
 
