@@ -102,7 +102,7 @@ def test_missing_trl_is_a_missing_dependency(monkeypatch):
     from iterit.errors import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "trl", None)
-    with pytest.raises(MissingDependencyError, match="pip install trl"):
+    with pytest.raises(MissingDependencyError, match=r"trl.*pip install .iterit\[train\]"):
         compat.sft_classes()
 
 
