@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("click")
 
-import iterit.report  # noqa: E402
-from iterit.errors import DataError  # noqa: E402
-from tests.helpers.cli import EXAMPLE, fail, fake_scores, run  # noqa: E402
-from tests.helpers.report import run_dir  # noqa: E402
+import iterit.report
+from iterit.errors import DataError
+from tests.helpers.cli import EXAMPLE, fail, fake_scores, run
+from tests.helpers.report import run_dir
 
 
 @pytest.fixture
