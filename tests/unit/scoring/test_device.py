@@ -4,6 +4,7 @@ model's dtype by name.  The CPU is faked through the module's file and kernel ch
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -117,33 +118,46 @@ def test_the_result_is_frozen():
         check.native = False  # type: ignore[misc]
 
 
+@pytest.fixture
+def own_check(monkeypatch):
+    """A fresh copy of the module: ``--cpu-bf16`` replaces the kernel check of the imported one
+    for the whole session, and these tests are about the check itself."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("iterit_device_copy", dev.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, copy)  # its dataclass looks itself up there
+    spec.loader.exec_module(copy)
+    return copy
+
+
 @pytest.mark.parametrize(
     ("available", "supported", "expected"),
     [(True, lambda: True, True), (True, lambda: False, False), (False, lambda: True, False)],
 )
-def test_torch_kernel_check(monkeypatch, available, supported, expected):
+def test_torch_kernel_check(monkeypatch, own_check, available, supported, expected):
     fake = SimpleNamespace(
         backends=SimpleNamespace(mkldnn=SimpleNamespace(is_available=lambda: available)),
         ops=SimpleNamespace(mkldnn=SimpleNamespace(_is_mkldnn_bf16_supported=supported)),
     )
-    monkeypatch.setattr(dev, "torch", fake)
-    assert dev._torch_cpu_bf16() is expected
+    monkeypatch.setattr(own_check, "torch", fake)
+    assert own_check._torch_cpu_bf16() is expected
 
 
-def test_a_torch_without_the_kernel_check_says_no(monkeypatch):
+def test_a_torch_without_the_kernel_check_says_no(monkeypatch, own_check):
     def broken():
         raise RuntimeError("no oneDNN")
 
     mkldnn = SimpleNamespace(is_available=lambda: True)
     no_op = SimpleNamespace(backends=SimpleNamespace(mkldnn=mkldnn), ops=SimpleNamespace())
-    monkeypatch.setattr(dev, "torch", no_op)
-    assert dev._torch_cpu_bf16() is False  # AttributeError: no torch.ops.mkldnn
+    monkeypatch.setattr(own_check, "torch", no_op)
+    assert own_check._torch_cpu_bf16() is False  # AttributeError: no torch.ops.mkldnn
     raising = SimpleNamespace(
         backends=SimpleNamespace(mkldnn=mkldnn),
         ops=SimpleNamespace(mkldnn=SimpleNamespace(_is_mkldnn_bf16_supported=broken)),
     )
-    monkeypatch.setattr(dev, "torch", raising)
-    assert dev._torch_cpu_bf16() is False
+    monkeypatch.setattr(own_check, "torch", raising)
+    assert own_check._torch_cpu_bf16() is False
 
 
 # ---------------------------------------------------------------------- dtype_name, model dtype
