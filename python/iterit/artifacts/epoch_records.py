@@ -72,11 +72,11 @@ class EpochRecord:
             raise DataError("an epoch record needs a 'picks' list", field="picks")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in obj.items() if k in known}
-        try:
-            values["epoch"] = int(obj["epoch"])
-            values["picks"] = [int(i) for i in picks]
-        except (TypeError, ValueError):
-            raise DataError("'epoch' and 'picks' must be integers", field="picks") from None
+        # Whole numbers only: int() alone would truncate 1.5 to 1.
+        if not all(_whole(v) for v in (obj["epoch"], *picks)):
+            raise DataError("'epoch' and 'picks' must be integers", field="picks")
+        values["epoch"] = int(obj["epoch"])
+        values["picks"] = [int(i) for i in picks]
         return cls(**values)
 
     def with_losses(self, losses: Mapping[int, float]) -> EpochRecord:
@@ -172,3 +172,13 @@ class RunSummary:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a run summary ({e!r})") from None
+
+
+def _whole(value: Any) -> bool:
+    """An integer, a float with no fractional part (JSON writers may give 3.0) or a string of
+    digits; not a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value.strip().lstrip("-").isdigit()
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())

@@ -56,7 +56,7 @@ def read_selection_log_lines(path: PathLike) -> tuple[list[dict[str, Any]], list
     skipped); a line that is not a JSON object raises :class:`DataError` naming the file and
     line."""
     path = Path(path)
-    return read_jsonl_records(path, path.read_text(encoding="utf-8"))
+    return read_jsonl_records(path, _read_text(path))
 
 
 def read_selection_log(path: PathLike) -> list[EpochRecord]:
@@ -76,9 +76,17 @@ def _write_json(path: PathLike, obj: Mapping[str, Any]) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2, default=str) + "\n", overwrite=True)
 
 
+def _read_text(path: PathLike) -> str:
+    """A run file's text; one not in UTF-8 is a DataError naming the file and the byte."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (byte {e.start})", path=path) from None
+
+
 def _read_json(path: PathLike) -> dict[str, Any]:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"not a JSON file ({e.msg})", path=path, line=e.lineno) from None
 
@@ -89,10 +97,11 @@ def write_summary(path: PathLike, summary: RunSummary) -> None:
 
 
 def read_summary(path: PathLike) -> RunSummary:
+    obj = _read_json(path)  # its errors name the file already
     try:
-        return RunSummary.from_json(_read_json(path))
+        return RunSummary.from_json(obj)
     except DataError as e:
-        raise DataError(str(e), path=path) from None
+        raise DataError(str(e), path=path, field=e.field) from None
 
 
 def write_train_config(path: PathLike, config: Mapping[str, Any]) -> None:

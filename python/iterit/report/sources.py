@@ -20,10 +20,13 @@ def read_selection_log(path: str | Path) -> list[EpochRecord]:
     wins when an epoch appears twice, as after a resume), sorted by epoch.  Unknown fields are
     ignored; lines without ``epoch`` and a ``picks`` list are skipped."""
     by_epoch: dict[int, EpochRecord] = {}
-    objs, _ = run_files.read_selection_log_lines(path)
-    for obj in objs:
+    objs, lines = run_files.read_selection_log_lines(path)
+    for obj, line in zip(objs, lines, strict=True):
         if "epoch" in obj and isinstance(obj.get("picks"), list):
-            rec = EpochRecord.from_json(obj)
+            try:
+                rec = EpochRecord.from_json(obj)
+            except DataError as e:
+                raise DataError(str(e), path=path, line=line, field=e.field) from None
             by_epoch[rec.epoch] = rec
     if not by_epoch:
         raise DataError("no epoch records (lines with 'epoch' and 'picks')", path=path)

@@ -115,11 +115,6 @@ def test_the_field_of_a_bad_record_is_kept(tmp_path):
     assert info.value.field == "picks" and info.value.line == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EpochRecord.from_json truncates fractional picks with int() (1.5 -> 1) instead of "
-    "refusing them as its message says ('picks' must be integers)",
-)
 def test_fractional_picks_are_refused(tmp_path):
     path = tmp_path / "log.jsonl"
     path.write_text('{"epoch": 0, "picks": [1.5, 2.9]}\n')
@@ -149,11 +144,6 @@ def test_a_summary_that_is_not_one_names_the_file(tmp_path):
         run_files.read_summary(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_summary re-raises _read_json's DataError with path= again: the message names "
-    "the file twice ('s.json: s.json: line 1: not a JSON file ...')",
-)
 def test_a_summary_that_is_not_json_names_the_file_once(tmp_path):
     path = tmp_path / "s.json"
     path.write_text("{oops")
@@ -189,11 +179,6 @@ def test_a_missing_file_is_an_os_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_files._read_json lets UnicodeDecodeError out: a run file that is not UTF-8 is "
-    "neither a DataError nor an OSError (a traceback, no file named)",
-)
 def test_a_summary_that_is_not_utf8_is_a_data_error_naming_the_file(tmp_path):
     path = tmp_path / "summary.json"
     path.write_bytes(b'\xff{"n_samples": 1}')

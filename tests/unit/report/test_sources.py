@@ -63,22 +63,12 @@ def test_a_line_that_is_not_json_names_the_file_and_line(tmp_path):
         read_selection_log(log)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_selection_log lets EpochRecord.from_json's DataError out as is: an epoch "
-    "record with a non-integer epoch or pick names neither the file nor the line",
-)
 def test_a_record_with_bad_values_names_the_file_and_line(tmp_path):
     log = jsonl(tmp_path / "log.jsonl", {"epoch": 0, "picks": [1]}, {"epoch": "x", "picks": [1]})
     with pytest.raises(DataError, match=r"log\.jsonl: line 2: .*integers"):
         read_selection_log(log)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a selection log that is not UTF-8 raises UnicodeDecodeError (not a DataError "
-    "naming the file): `iterit report RUN_DIR` shows a traceback",
-)
 def test_a_log_that_is_not_utf8_is_a_data_error_naming_the_file(tmp_path):
     log = tmp_path / "log.jsonl"
     log.write_bytes(b'{"epoch": 0, "picks": [1]}\n\xff\xfe\n')
