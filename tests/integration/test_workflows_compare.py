@@ -13,7 +13,9 @@ pytest.importorskip("transformers")
 
 from iterit.artifacts import COMPARE_ARM_SUMMARY, COMPARE_CSV, COMPARE_JSON, COMPARE_SCORES
 from iterit.config import TrainConfig
+from iterit.errors import ConfigError
 from iterit.workflows.compare import compare
+from tests.helpers.tiny_llama import save_tiny_model, tiny_tokenizer
 from tests.helpers.tiny_run import tiny_train_config, write_alpaca_jsonl, write_tiny_run_inputs
 from tests.helpers.training import real_samples
 
@@ -78,3 +80,27 @@ def test_eval_files_and_identical_start(setup, tmp_path):
     )
     assert {r["eval"] for r in res.rows} == {"ev.jsonl"}
     assert res.settings["n_train"] == N  # no held-out split when evaluation files are given
+
+
+def test_stale_state_of_other_settings_is_refused_never_reused(setup, tmp_path):
+    """Ctrl-C, change a setting, run again: every reusable artefact (shared scores, base
+    evaluation, finished arm) was made with the old settings and must not be reused."""
+    folder, samples = setup
+    out = tmp_path / "c"
+    first = compare(config(folder, out, epochs=1), "iterit-static")
+    with pytest.raises(ConfigError, match=r"epochs.*1.*2.*new output folder.*overwrite"):
+        compare(config(folder, out, epochs=2), "iterit-static")
+    with pytest.raises(ConfigError, match=r"max_length"):
+        compare(config(folder, out, epochs=1, max_length=64), "iterit-static")
+    other = tmp_path / "other"
+    save_tiny_model(other, tiny_tokenizer(samples), seed=7)
+    with pytest.raises(ConfigError, match=r"model"):
+        compare(config(folder, out, epochs=1, model=str(other)), "iterit-static")
+    assert json.loads((out / COMPARE_JSON).read_text())["rows"] == first.rows
+    again = compare(config(folder, out, epochs=2), "iterit-static", overwrite=True)
+    assert {(r["arm"], r["epoch"]) for r in again.rows} == {
+        ("base", 0),
+        ("iterit-static", 1),
+        ("iterit-static", 2),
+    }
+    assert json.loads((out / COMPARE_JSON).read_text())["settings"]["epochs"] == 2
