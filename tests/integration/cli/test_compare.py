@@ -53,12 +53,12 @@ def test_compare_writes_table_csv_json_html(setup, tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["arm"], r["seed"], r["epoch"]) for r in rows] == [
         ("base", "", "0"),
-        ("random", "0", "1"),
-        ("longest", "0", "1"),
+        ("random", "42", "1"),
+        ("longest", "42", "1"),
     ]
     assert all(r["eval"] == "held-out" and float(r["nll"]) > 0 for r in rows)
     doc = json.loads((out / COMPARE_JSON).read_text())
-    assert set(doc["arms"]) == {"random/seed-0", "longest/seed-0"}
+    assert set(doc["arms"]) == {"random/seed-42", "longest/seed-42"}
     assert doc["settings"]["ifd_variant"] == "loss-ratio"
     (line,) = [d["line"] for d in doc["summary"]["differences"]]
     assert line.startswith("longest - random at epoch 1: ") and line in res.output
