@@ -26,7 +26,7 @@ __all__ = ["compare_command"]
 @click.command("compare")
 @run_inputs_options(
     f"Comparison folder: {COMPARE_CSV}, {COMPARE_JSON}, {COMPARE_HTML}, {COMPARE_SCORES} and "
-    f"each arm's training run under {COMPARE_ARMS_DIR}/<arm>/."
+    f"each arm's training run per seed under {COMPARE_ARMS_DIR}/<arm>/seed-<seed>/."
 )
 @click.option(
     "--arms",
@@ -56,10 +56,16 @@ __all__ = ["compare_command"]
     default=None,
     metavar="S1,S2,...",
     help="Run every arm once per seed (the same seeds for every arm) and report each arm's "
-    "mean NLL with a 95%% interval and its paired difference to random with a verdict. "
+    "mean NLL with a 95% interval and its paired difference to random with a verdict. "
     "Default: --seed alone.",
 )
-@options.overwrite_option
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    default=False,
+    help="Start the folder again: remove the scores, epoch-0 evaluation and arms an earlier "
+    "run left there (without it, work made with other settings is refused, never reused).",
+)
 @click.option(
     "--held-out",
     type=options.FiniteFloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
