@@ -86,6 +86,33 @@ def eval_sets(paths: list[str], n: int, seed: int, work: Path) -> tuple[list[Pat
     return out, seen
 
 
+def inputs(a: argparse.Namespace, work: Path) -> tuple[str, float, int, list, list[Path]]:
+    """The model, learning rate, max length, training pool and evaluation files of a run."""
+    eval_files: list[Path] = []
+    if a.tiny:
+        _model, tok, samples = tiny_setup(40, a.seed)
+        model_dir = work / "tiny"
+        _model.save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+        # Two optimizer steps an epoch: the first of a tiny run is the warm-up (learning rate 0).
+        a.budget, a.epochs, a.batch_size, a.micro_batch_size = 8, 2, 4, 2
+        return str(model_dir), 1e-2, 96, samples, eval_files
+    model = a.model or default_model()
+    if model.endswith(".gguf"):
+        model = dequantised_copy(model, work / "model")
+    strong = a.eval_set or [str(p) for p in STRONG_EVAL_SETS]
+    eval_files, seen = eval_sets(strong, a.eval_sample, a.seed, work)
+    picked = read_samples(a.data, 2 * (a.pool + a.eval_records), a.seed)
+    picked = [s for s in picked if s.instruction.strip() not in seen][: a.pool + a.eval_records]
+    # Seeded, so the pool and the evaluation records are disjoint and the same every run.
+    order = np.random.default_rng(a.seed + 1).permutation(len(picked))
+    samples = [picked[i] for i in sorted(order[: a.pool])]
+    if a.eval_records:
+        eval_files.append(work / "eval.jsonl")
+        write_jsonl([picked[i] for i in sorted(order[a.pool :])], eval_files[-1])
+    return model, a.learning_rate, a.max_length, samples, eval_files
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny random model, seconds")
@@ -121,32 +148,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_compare_"))
     out = a.out or work / "compare"
-    eval_files: list[Path] = []
-    if a.tiny:
-        _model, tok, samples = tiny_setup(40, a.seed)
-        model_dir = work / "tiny"
-        _model.save_pretrained(model_dir)
-        tok.save_pretrained(model_dir)
-        model, lr, max_length = str(model_dir), 1e-2, 96
-        a.budget, a.epochs, a.batch_size, a.micro_batch_size = 8, 2, 4, 2
-    else:
-        model, lr, max_length = a.model or default_model(), a.learning_rate, a.max_length
-        if model.endswith(".gguf"):
-            model = dequantised_copy(model, work / "model")
-        strong = a.eval_set or [str(p) for p in STRONG_EVAL_SETS]
-        eval_files, seen = eval_sets(strong, a.eval_sample, a.seed, work)
-        picked = read_samples(a.data, 2 * (a.pool + a.eval_records), a.seed)
-        picked = [s for s in picked if s.instruction.strip() not in seen]
-        picked = picked[: a.pool + a.eval_records]
-        # Seeded, so the pool and the evaluation records are disjoint and the same every run.
-        order = np.random.default_rng(a.seed + 1).permutation(len(picked))
-        samples = [picked[i] for i in sorted(order[: a.pool])]
-        evals = [picked[i] for i in sorted(order[a.pool :])]
+    model, lr, max_length, samples, eval_files = inputs(a, work)
     data = work / "pool.jsonl"
     write_jsonl(samples, data)
-    if not a.tiny and a.eval_records:
-        eval_files.append(work / "eval.jsonl")
-        write_jsonl(evals, eval_files[-1])
     cfg = TrainConfig(
         model=model,
         data=str(data),
