@@ -180,6 +180,34 @@ def _check_budget(cfg: TrainConfig, samples: Sequence[Sample]) -> None:
         )
 
 
+def _cap_to_candidates(
+    cfg: TrainConfig, samples: list[Sample], scores_path: Path | None, say: Any
+) -> TrainConfig:
+    """The IFD arms choose among candidates only (IFD in (0, 1), docs/design.md "Candidates"):
+    when fewer training samples than the budget are candidates at epoch 0, every arm's budget
+    is capped to that number, said once, so that the arms still train on equal counts."""
+    if scores_path is None or cfg.scores is not None:  # a given scores file: its own rule
+        return cfg
+    from iterit.artifacts.score_files import read_scores
+    from iterit.data.candidates import IFD_MAX, candidate_mask
+
+    k = int(candidate_mask(read_scores(scores_path, samples)["ifd"], IFD_MAX).sum())
+    m = resolve_budget(cfg.budget, len(samples))
+    if k >= m:
+        return cfg
+    if k == 0:
+        raise DataError(
+            "no training sample is an IFD candidate (IFD in (0, 1)) with the initial model: "
+            "the IFD arms have nothing to select",
+            path=scores_path,
+        )
+    say(
+        f"budget capped at {k} samples for every arm: only {k} of the {len(samples)} training "
+        f"samples are IFD candidates (IFD < 1) with the initial model, fewer than the {m} asked"
+    )
+    return dataclasses.replace(cfg, budget=k)
+
+
 @dataclass(frozen=True)
 class _Keys:
     """The settings and inputs each reusable piece of a comparison depends on, in the order a
@@ -421,6 +449,8 @@ def compare(
     folder.mkdir(parents=True, exist_ok=True)
     keys = _Keys.of(config, samples, eval_sets)
     scores_path, epoch0 = _shared_scores(config, samples, folder, names, keys.scores)
+    asked = config.budget
+    config = _cap_to_candidates(config, samples, scores_path, say)
     full = _base_rows(config, folder, eval_sets, keys.base)
     summaries: dict[str, ArmSummary] = {}
     for name in names:
@@ -438,6 +468,7 @@ def compare(
             full += summary.rows
     settings = {
         **config.to_json(),
+        "budget_asked": asked,
         "arms": names,
         "seeds": seed_list,
         "eval": list(eval_sets),

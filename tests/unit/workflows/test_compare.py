@@ -80,3 +80,24 @@ def test_data_whose_every_response_is_empty_is_refused_before_loading_a_model(tm
     cfg = tiny_train_config(tmp_path / "o", model="m", data=str(data))
     with pytest.raises(DataError, match="every response is empty"):
         compare(cfg, "random")
+
+
+def test_fewer_ifd_candidates_than_the_budget_cap_every_arm_alike(tmp_path):
+    from iterit.artifacts.score_files import ifd_columns, write_table
+    from iterit.workflows.compare import _cap_to_candidates
+
+    samples = real_samples(10, offset=300)
+    ifd = [0.5, 0.7, 1.2, float("nan"), 0.9, 1.5, 2.0, 1.1, 1.0, 0.2]  # 4 candidates
+    cols = {"ifd": ifd, "nll_cond": [1.0] * 10, "nll_prior": [1.0] * 10, "n_tokens": [5] * 10}
+    path = tmp_path / "scores.jsonl"
+    write_table(path, ifd_columns(cols, samples, variant="iterit"), overwrite=True)
+    said = []
+    cfg = tiny_train_config(tmp_path, model="m", data="d", budget=6)
+    capped = _cap_to_candidates(cfg, samples, path, said.append)
+    assert capped.budget == 4 and "capped at 4" in said[0] and "fewer than the 6" in said[0]
+    assert _cap_to_candidates(capped, samples, path, said.append) is capped  # within: as is
+    assert _cap_to_candidates(cfg, samples, None, said.append) is cfg  # no IFD arm
+    none = ifd_columns({**cols, "ifd": [1.5] * 10}, samples, variant="iterit")
+    write_table(path, none, overwrite=True)
+    with pytest.raises(DataError, match="no training sample is an IFD candidate"):
+        _cap_to_candidates(cfg, samples, path, said.append)
