@@ -1,6 +1,7 @@
-"""The files of ``iterit compare``: the comparison table (one row per arm, epoch and
+"""The files of ``iterit compare``: the comparison table (one row per arm, seed, epoch and
 evaluation set, columns :data:`COMPARE_COLUMNS` first) as CSV and as JSON with the per-arm
-compute, and each arm's :class:`ArmSummary` (``compare_arm.json`` in the arm's folder)."""
+compute and the summary over seeds, and each arm's :class:`ArmSummary` (``compare_arm.json`` in
+the arm's seed folder)."""
 
 from __future__ import annotations
 
@@ -27,16 +28,18 @@ __all__ = [
 ]
 
 #: The columns every comparison row has, in order (more may follow).
-COMPARE_COLUMNS = ("arm", "epoch", "eval", "nll", "n_tokens")
+COMPARE_COLUMNS = ("arm", "seed", "epoch", "eval", "nll", "n_tokens")
 
 
 @dataclass(kw_only=True)
 class ArmSummary:
-    """One arm of a comparison: its selection settings, its wall time by phase (seconds; the
-    shared epoch-0 scoring counted in ``scoring_seconds`` of the arms that use it), its forward
-    tokens by phase and its evaluation rows (one per epoch and evaluation set)."""
+    """One arm of a comparison with one seed: its selection settings, its wall time by phase
+    (seconds; the shared epoch-0 scoring counted in ``scoring_seconds`` of the arms that use
+    it), its forward tokens by phase and its evaluation rows (one per epoch and evaluation set,
+    with the per-record NLLs)."""
 
     arm: str
+    seed: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     epoch0_scoring_seconds: float = 0.0
     scoring_seconds: float = 0.0
@@ -51,7 +54,7 @@ class ArmSummary:
     def compute(self) -> dict[str, float]:
         """The time and forward tokens by phase (every field but the arm, settings and rows)."""
         out = asdict(self)
-        for name in ("arm", "settings", "rows"):
+        for name in ("arm", "seed", "settings", "rows"):
             out.pop(name)
         return out
 
@@ -106,13 +109,19 @@ def write_compare_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 
 def write_compare_json(
-    path: Path, rows: Sequence[Mapping[str, Any]], arms: Mapping[str, ArmSummary], settings: Any
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    arms: Mapping[str, ArmSummary],
+    settings: Any,
+    summary: Mapping[str, Any] | None = None,
 ) -> Path:
-    """``{"rows": [...], "arms": {arm: compute and timings}, "settings": {...}}``."""
+    """``{"rows": [...], "arms": {arm: compute and timings}, "settings": {...}, "summary":
+    {...}}`` (``summary``: mean NLL per arm and epoch with intervals, paired differences)."""
     doc = {
         "rows": [{k: _clean(v) for k, v in r.items()} for r in rows],
         "arms": {name: s.to_json(rows=False) for name, s in arms.items()},
         "settings": settings,
+        "summary": dict(summary or {}),
     }
     with atomic_open(path, "w", overwrite=True) as f:
         json.dump(doc, f, indent=1, default=str)

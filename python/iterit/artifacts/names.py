@@ -14,6 +14,7 @@ __all__ = [
     "COMPARE_JSON",
     "COMPARE_SCORES",
     "COMPARE_SCORES_INFO",
+    "COMPARE_SETTINGS",
     "MERGED_MODEL_DIR",
     "REPORT_HTML",
     "REPORT_PLOTS",
@@ -76,6 +77,9 @@ COMPARE_BASE_EVAL_ROWS = "base_" + COMPARE_EVAL_ROWS
 COMPARE_ARM_SUMMARY = "compare_arm.json"
 COMPARE_ARMS_DIR = "arms"
 COMPARE_HTML = "compare.html"
+#: The settings and inputs that made a comparison's reusable work (iterit.artifacts.run_keys):
+#: in the comparison folder, the epoch-0 evaluation's; in each arm's seed folder, the arm's.
+COMPARE_SETTINGS = "compare_settings.json"
 
 
 def selection_run_file(out: Path) -> Path:

@@ -18,7 +18,7 @@ from iterit.artifacts.names import (
 )
 from iterit.cli import options
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
-from iterit.config import COMPARE_ARMS
+from iterit.config import COMPARE_ARMS, DATA_FORMATS
 
 __all__ = ["compare_command"]
 
@@ -26,7 +26,7 @@ __all__ = ["compare_command"]
 @click.command("compare")
 @run_inputs_options(
     f"Comparison folder: {COMPARE_CSV}, {COMPARE_JSON}, {COMPARE_HTML}, {COMPARE_SCORES} and "
-    f"each arm's training run under {COMPARE_ARMS_DIR}/<arm>/."
+    f"each arm's training run per seed under {COMPARE_ARMS_DIR}/<arm>/seed-<seed>/."
 )
 @click.option(
     "--arms",
@@ -39,8 +39,32 @@ __all__ = ["compare_command"]
     "eval_files",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Evaluation file (instruction/response data, any format iterit reads); repeatable. "
-    "Default: a deterministic held-out split of --data (see --held-out).",
+    help="Evaluation file (instruction/response data, any format iterit reads, each file's "
+    "own format detected); repeatable. Default: a deterministic held-out split of --data (see "
+    "--held-out). References written by a stronger model make the NLL more meaningful "
+    "(docs/compare.md).",
+)
+@click.option(
+    "--eval-format",
+    type=click.Choice(["auto", *DATA_FORMATS], case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Record format of every --eval file (auto: detected per file).",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="S1,S2,...",
+    help="Run every arm once per seed (the same seeds for every arm) and report each arm's "
+    "mean NLL with a 95% interval and its paired difference to random with a verdict. "
+    "Default: --seed alone.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    default=False,
+    help="Start the folder again: remove the scores, epoch-0 evaluation and arms an earlier "
+    "run left there (without it, work made with other settings is refused, never reused).",
 )
 @click.option(
     "--held-out",
@@ -78,7 +102,8 @@ def compare_command(**params: Any) -> None:
     \b
     Example:
       iterit compare --model HuggingFaceTB/SmolLM2-135M --data alpaca.jsonl \\
-        --arms random,iterit,iterit-static --budget 0.05 --epochs 3 --output-dir cmp/
+        --eval alpaca_gpt4_sample_999.json --arms random,iterit,iterit-static \\
+        --seeds 1,2,3 --budget 0.05 --epochs 3 --output-dir cmp/
     """
     t0 = time.perf_counter()
     tasks = params.pop("lm_eval_tasks")
@@ -99,16 +124,23 @@ def compare_command(**params: Any) -> None:
     result = compare(
         cfg,
         params["arms"],
+        seeds=params["seeds"],
         eval_files=params["eval_files"],
+        eval_format=params["eval_format"].lower(),
         held_out=params["held_out"],
+        overwrite=params["overwrite"],
         log=lambda m: click.echo(m, err=True),
     )
-    html = write_compare_html(result.output_dir, result.rows, result.arms, result.settings)
-    click.echo(compare_table(result.rows, result.arms))
+    html = write_compare_html(
+        result.output_dir, result.rows, result.arms, result.settings, result.summary
+    )
+    click.echo(compare_table(result.rows, result.arms, result.summary))
     if tasks:
+        from iterit.workflows.compare import arm_dir
         from iterit.workflows.lm_eval import run_lm_eval
 
-        for arm in result.arms:
-            res = run_lm_eval(result.output_dir / "arms" / arm, tasks, device=cfg.device)
-            click.echo(f"lm-eval {arm}: {res}")
+        for label, arm in result.arms.items():
+            folder = arm_dir(result.output_dir, arm.arm, arm.seed)
+            res = run_lm_eval(folder, tasks, device=cfg.device)
+            click.echo(f"lm-eval {label}: {res}")
     click.echo(f"written {result.output_dir} ({html.name}) in {time.perf_counter() - t0:.1f} s")

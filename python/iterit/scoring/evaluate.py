@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,13 +26,17 @@ __all__ = ["EvalNLL", "eval_nll"]
 class EvalNLL:
     """``nll``: mean -log p per response token over the samples with a score; ``n_tokens``:
     the tokens it covers; ``n_samples``: the samples that have a score; ``seconds``: wall time;
-    ``forward_tokens``: tokens run through the model (both IFD passes)."""
+    ``forward_tokens``: tokens run through the model (both IFD passes); ``record_nll`` and
+    ``record_tokens``: per sample, its mean NLL (``None`` when it has no score) and its response
+    tokens, in the order of the samples (paired comparisons of two models need them)."""
 
     nll: float
     n_tokens: int
     n_samples: int
     seconds: float
     forward_tokens: int
+    record_nll: tuple[float | None, ...] = field(default=(), repr=False)
+    record_tokens: tuple[int, ...] = field(default=(), repr=False)
 
 
 def eval_nll(
@@ -65,4 +69,9 @@ def eval_nll(
     total = float(k.sum())
     nll = float(np.dot(scores.nll_cond[ok], k) / total) if total else float("nan")
     forward = scores.stats.forward_tokens
-    return EvalNLL(nll, int(total), int(ok.sum()), time.perf_counter() - t0, forward)
+    per_record = tuple(
+        float(v) if good else None for v, good in zip(scores.nll_cond, ok, strict=True)
+    )
+    tokens = tuple(int(k) if good else 0 for k, good in zip(scores.n_tokens, ok, strict=True))
+    seconds = time.perf_counter() - t0
+    return EvalNLL(nll, int(total), int(ok.sum()), seconds, forward, per_record, tokens)

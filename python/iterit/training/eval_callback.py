@@ -24,7 +24,8 @@ __all__ = ["EvalCallback"]
 class EvalCallback(TrainerCallback):
     """Evaluates ``eval_sets`` (name -> samples) at the end of every epoch; ``rows`` holds one
     dict per epoch and set: ``epoch`` (1-based: epochs trained), ``eval``, ``nll``,
-    ``n_tokens``, ``n_samples``, ``seconds``, ``forward_tokens``."""
+    ``n_tokens``, ``n_samples``, ``seconds``, ``forward_tokens``, and per sample its NLL and
+    response tokens (``record_nll``, ``record_tokens``)."""
 
     def __init__(
         self,
@@ -70,6 +71,8 @@ class EvalCallback(TrainerCallback):
                     "n_samples": res.n_samples,
                     "seconds": round(res.seconds, 4),
                     "forward_tokens": res.forward_tokens,
+                    "record_nll": list(res.record_nll),
+                    "record_tokens": list(res.record_tokens),
                 }
             )
         self.seconds += time.perf_counter() - t0

@@ -51,16 +51,35 @@ def test_compare_writes_table_csv_json_html(setup, tmp_path):
     assert "mean NLL of the reference responses" in res.output
     with open(out / COMPARE_CSV, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["arm"], r["epoch"]) for r in rows] == [
-        ("base", "0"),
-        ("random", "1"),
-        ("longest", "1"),
+    assert [(r["arm"], r["seed"], r["epoch"]) for r in rows] == [
+        ("base", "", "0"),
+        ("random", "42", "1"),
+        ("longest", "42", "1"),
     ]
     assert all(r["eval"] == "held-out" and float(r["nll"]) > 0 for r in rows)
     doc = json.loads((out / COMPARE_JSON).read_text())
-    assert set(doc["arms"]) == {"random", "longest"}
+    assert set(doc["arms"]) == {"random/seed-42", "longest/seed-42"}
     assert doc["settings"]["ifd_variant"] == "loss-ratio"
-    assert "<img" in (out / COMPARE_HTML).read_text()
+    (line,) = [d["line"] for d in doc["summary"]["differences"]]
+    assert line.startswith("longest - random at epoch 1: ") and line in res.output
+    page = (out / COMPARE_HTML).read_text()
+    assert "<img" in page and line in page
+
+    # The same folder with another setting: one error line naming it and the ways out.
+    msg = fail(*args(setup, out, "--arms", "random,longest", "--max-length", "64"))
+    assert "max_length" in msg and "new output folder" in msg and "--overwrite" in msg
+    assert "Traceback" not in msg
+
+
+def test_eval_file_in_another_format_and_bad_seeds(setup, tmp_path):
+    msgs = tmp_path / "chat.jsonl"
+    msgs.write_text(
+        '{"messages": [{"role": "user", "content": "Say hi."}, '
+        '{"role": "assistant", "content": "Hi there."}]}\n'
+    )
+    msg = fail(*args(setup, tmp_path / "z", "--eval", msgs, "--eval-format", "alpaca"))
+    assert "chat.jsonl" in msg and "instruction" in msg  # forced format: that file's error
+    assert "seeds" in fail(*args(setup, tmp_path / "s", "--seeds", "1,x"))
 
 
 def test_unknown_arm_is_one_error_line(setup, tmp_path):

@@ -26,7 +26,13 @@ def fake_nll(monkeypatch):
         calls.append((model, len(samples), settings))
         n = len(samples)
         return SimpleNamespace(
-            nll=float(model) + n, n_tokens=10 * n, n_samples=n, seconds=0.123456, forward_tokens=7
+            nll=float(model) + n,
+            n_tokens=10 * n,
+            n_samples=n,
+            seconds=0.123456,
+            forward_tokens=7,
+            record_nll=(float(model) + n,) * n,
+            record_tokens=(10,) * n,
         )
 
     monkeypatch.setattr(evaluate, "eval_nll", eval_nll)
@@ -38,9 +44,9 @@ def test_rows_per_epoch_and_set_with_the_scoring_settings(tmp_path, fake_nll):
     rows = cb.evaluate(1.0, epoch=1)
     assert rows == [
         {"epoch": 1, "eval": "a", "nll": 2.0, "n_tokens": 10, "n_samples": 1, "seconds": 0.1235,
-         "forward_tokens": 7},
+         "forward_tokens": 7, "record_nll": [2.0], "record_tokens": [10]},
         {"epoch": 1, "eval": "b", "nll": 3.0, "n_tokens": 20, "n_samples": 2, "seconds": 0.1235,
-         "forward_tokens": 7},
+         "forward_tokens": 7, "record_nll": [3.0, 3.0], "record_tokens": [10, 10]},
     ]  # fmt: skip
     assert fake_nll[0][2] == {"template": "plain", "max_length": 64, "batch_tokens": None}
     on_disk = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
