@@ -16,6 +16,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::exact_sum::NonNegativeSum;
+use crate::progress::{report, Phase, Progress, Silent};
+use crate::tfidf::Weights;
 
 /// Integer types a CSR matrix can use for `indptr` and `indices` (numpy/scipy give int32 or
 /// int64; the core's own matrices use i64 and i32).
@@ -208,13 +210,7 @@ fn canonicalise<P: Index, I: Index>(
     (indptr, indices, data)
 }
 
-/// Picks up to `opts.budget` rows (docs/design.md, "Greedy selection"). `complexity = None` gives every row
-/// complexity 1 (pure diversity) and ignores `max_complexity`.
-pub fn select<P: Index, I: Index>(
-    rows: &CsrRows<'_, P, I>,
-    complexity: Option<&[f64]>,
-    opts: &SelectOptions,
-) -> Result<Selection> {
+fn check_options(opts: &SelectOptions) -> Result<()> {
     if opts.budget == 0 {
         return Err(Error::InvalidArgument("budget must be at least 1".into()));
     }
@@ -231,23 +227,37 @@ pub fn select<P: Index, I: Index>(
             )));
         }
     }
+    Ok(())
+}
+
+fn check_complexity(complexity: Option<&[f64]>, n_rows: usize) -> Result<()> {
+    match complexity {
+        Some(c) if c.len() != n_rows => Err(Error::InvalidInput(format!(
+            "complexity has {} values for {n_rows} samples",
+            c.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Picks up to `opts.budget` rows (docs/design.md, "Greedy selection"). `complexity = None` gives every row
+/// complexity 1 (pure diversity) and ignores `max_complexity`.
+pub fn select<P: Index, I: Index>(
+    rows: &CsrRows<'_, P, I>,
+    complexity: Option<&[f64]>,
+    opts: &SelectOptions,
+) -> Result<Selection> {
+    check_options(opts)?;
     let canonical = rows.validate()?;
     let n_rows = rows.n_rows();
-    if let Some(c) = complexity {
-        if c.len() != n_rows {
-            return Err(Error::InvalidInput(format!(
-                "complexity has {} values for {n_rows} samples",
-                c.len()
-            )));
-        }
-    }
+    check_complexity(complexity, n_rows)?;
     if canonical {
         let view = RowView {
             bounds: |r: usize| rows.row_bounds(r),
             col: |k: usize| rows.indices[k].to_usize().unwrap_or(0),
             data: rows.data,
         };
-        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts)
+        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts, &Silent)
     } else {
         let (indptr, indices, data) = canonicalise(rows);
         let view = RowView {
@@ -255,7 +265,63 @@ pub fn select<P: Index, I: Index>(
             col: |k| indices[k],
             data: &data,
         };
-        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts)
+        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts, &Silent)
+    }
+}
+
+/// [`select`] on TF-IDF weights recomputed from n-gram counts (no float64 per stored entry),
+/// reporting [`Phase::Greedy`] to `progress`.
+pub fn select_counts(
+    weights: &Weights<'_>,
+    complexity: Option<&[f64]>,
+    opts: &SelectOptions,
+    progress: &dyn Progress,
+) -> Result<Selection> {
+    check_options(opts)?;
+    let counts = weights.counts;
+    check_complexity(complexity, counts.n_rows)?;
+    lazy_greedy(
+        weights,
+        counts.n_rows,
+        counts.n_cols,
+        complexity,
+        opts,
+        progress,
+    )
+}
+
+/// Rows of non-negative weights, whatever stores them.
+trait Rows: Sync {
+    fn bounds(&self, r: usize) -> (usize, usize);
+    fn col(&self, k: usize) -> usize;
+    fn weight(&self, r: usize, k: usize) -> f64;
+
+    /// The row's diversity before any decay (every alpha is 1): its weights' sum.
+    #[inline]
+    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
+        let (s, e) = self.bounds(r);
+        acc.clear();
+        for k in s..e {
+            acc.add(self.weight(r, k));
+        }
+        acc.value()
+    }
+
+    /// `alpha[col] = alpha_by_decays[decays[col]]`: the decay applied `decays[col]` times.
+    #[inline]
+    fn diversity(
+        &self,
+        r: usize,
+        decays: &[u32],
+        alpha_by_decays: &[f64],
+        acc: &mut NonNegativeSum,
+    ) -> f64 {
+        let (s, e) = self.bounds(r);
+        acc.clear();
+        for k in s..e {
+            acc.add(alpha_by_decays[decays[self.col(k)] as usize] * self.weight(r, k));
+        }
+        acc.value()
     }
 }
 
@@ -266,40 +332,49 @@ struct RowView<'a, B, C> {
     data: &'a [f64],
 }
 
-impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> RowView<'_, B, C> {
-    /// The row's diversity before any decay (every alpha is 1): its weights' sum.
+impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
+    for RowView<'_, B, C>
+{
     #[inline]
-    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
-        let (s, e) = (self.bounds)(r);
-        acc.clear();
-        for &w in &self.data[s..e] {
-            acc.add(w);
-        }
-        acc.value()
+    fn bounds(&self, r: usize) -> (usize, usize) {
+        (self.bounds)(r)
     }
-
     #[inline]
-    fn diversity(&self, r: usize, alpha: &[f64], acc: &mut NonNegativeSum) -> f64 {
-        let (s, e) = (self.bounds)(r);
-        acc.clear();
-        for k in s..e {
-            acc.add(alpha[(self.col)(k)] * self.data[k]);
-        }
-        acc.value()
+    fn col(&self, k: usize) -> usize {
+        (self.col)(k)
+    }
+    #[inline]
+    fn weight(&self, _: usize, k: usize) -> f64 {
+        self.data[k]
     }
 }
 
-fn lazy_greedy<B, C>(
-    view: &RowView<'_, B, C>,
+impl Rows for Weights<'_> {
+    #[inline]
+    fn bounds(&self, r: usize) -> (usize, usize) {
+        self.counts.row_bounds(r)
+    }
+    #[inline]
+    fn col(&self, k: usize) -> usize {
+        self.counts.indices[k] as usize
+    }
+    #[inline]
+    fn weight(&self, r: usize, k: usize) -> f64 {
+        Weights::weight(self, r, k)
+    }
+}
+
+/// Picks between two progress reports.
+const REPORT_EVERY: usize = 1024;
+
+fn lazy_greedy<R: Rows>(
+    view: &R,
     n_rows: usize,
     n_cols: usize,
     complexity: Option<&[f64]>,
     opts: &SelectOptions,
-) -> Result<Selection>
-where
-    B: Fn(usize) -> (usize, usize) + Sync,
-    C: Fn(usize) -> usize + Sync,
-{
+    progress: &dyn Progress,
+) -> Result<Selection> {
     let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
     let max_c = complexity.and(opts.max_complexity);
     let initial: Vec<Entry> = (0..n_rows)
@@ -318,19 +393,28 @@ where
     let n_candidates = initial.len();
     let mut n_evaluations = n_candidates as u64;
     let mut heap = BinaryHeap::from(initial);
-    let mut alpha = vec![1.0f64; n_cols];
-
     let target = opts.budget.min(n_candidates);
+    // alpha of a column decayed k times is the k-fold product, rounded after each factor as a
+    // running product would be; no column is decayed more often than there are picks.
+    let mut alpha_by_decays = Vec::with_capacity(target + 1);
+    alpha_by_decays.push(1.0f64);
+    for k in 0..target {
+        alpha_by_decays.push(alpha_by_decays[k] * opts.decay);
+    }
+    let mut decays = vec![0u32; n_cols];
+
     let mut indices = Vec::with_capacity(target);
     let mut scores = Vec::with_capacity(target);
     let mut acc = NonNegativeSum::new();
+    report(progress, Phase::Greedy, 0, target)?;
     while indices.len() < target {
         let Some(top) = heap.pop() else { break };
         let picked = indices.len();
         let score = if top.stamp == picked {
             top.score
         } else {
-            let fresh = top.complexity * view.diversity(top.row, &alpha, &mut acc);
+            let fresh =
+                top.complexity * view.diversity(top.row, &decays, &alpha_by_decays, &mut acc);
             n_evaluations += 1;
             if fresh != top.score {
                 // Still an upper bound for later; equal means it is the maximum right now.
@@ -345,11 +429,15 @@ where
         };
         indices.push(top.row as i64);
         scores.push(score);
-        let (s, e) = (view.bounds)(top.row);
+        let (s, e) = view.bounds(top.row);
         for k in s..e {
-            alpha[(view.col)(k)] *= opts.decay;
+            decays[view.col(k)] += 1;
+        }
+        if indices.len() % REPORT_EVERY == 0 {
+            report(progress, Phase::Greedy, indices.len(), target)?;
         }
     }
+    report(progress, Phase::Greedy, indices.len(), target)?;
     Ok(Selection {
         shortfall: opts.budget - indices.len(),
         indices,
