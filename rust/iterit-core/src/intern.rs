@@ -149,32 +149,49 @@ impl InternKey for &str {
     }
 }
 
+/// One distinct key: its id (or, while the chunk that first saw it is interned,
+/// [`PENDING`] plus its first position in that chunk), its document frequency and the last
+/// document counted. One entry keeps what a lookup touches on one or two cache lines.
+struct Entry<O> {
+    key: O,
+    id: u32,
+    df: u32,
+    last_doc: u32,
+}
+
+/// Marks an id not numbered yet; the rest of the value is a position in the chunk.
+const PENDING: u32 = 1 << 31;
+
 /// The distinct keys whose hash falls in one bucket, by local index.
 struct Bucket<O> {
     table: HashTable<u32>,
-    keys: Vec<O>,
-    ids: Vec<u32>,
-    df: Vec<u32>,
-    last_doc: Vec<u32>,
+    entries: Vec<Entry<O>>,
 }
 
 impl<O> Default for Bucket<O> {
     fn default() -> Self {
         Self {
             table: HashTable::new(),
-            keys: Vec::new(),
-            ids: Vec::new(),
-            df: Vec::new(),
-            last_doc: Vec::new(),
+            entries: Vec::new(),
         }
     }
 }
 
-/// What one bucket did with one chunk: the local index of each of its positions, and the
-/// positions where keys new to the interner first occur (with their local index).
+/// What one bucket did with one chunk: the id of each of its positions (or [`PENDING`] plus
+/// the first position of a key new in the chunk), and the keys new in the chunk (their first
+/// position and local index).
 struct BucketPass {
-    locals: Vec<u32>,
+    ids: Vec<u32>,
     firsts: Vec<(u32, u32)>,
+}
+
+/// A chunk's occurrences in bucket order (see [`Interner::group`]).
+struct Grouped<K> {
+    order: Vec<u32>,
+    starts: Vec<usize>,
+    keys: Vec<K>,
+    hashes: Vec<u64>,
+    docs: Vec<u32>,
 }
 
 /// Ids by first occurrence, kept across chunks (see the module documentation).
@@ -208,35 +225,38 @@ impl<O: Send + Sync> Interner<O> {
     ) -> Result<Vec<u32>> {
         let n = keys.len();
         debug_assert_eq!(docs.len(), n);
-        if n > u32::MAX as usize {
+        if n >= PENDING as usize {
             return Err(Error::Capacity(format!(
-                "more than {} n-gram occurrences in one chunk",
-                u32::MAX
+                "{n} n-gram occurrences in one chunk (at most {})",
+                PENDING - 1
             )));
         }
-        let (order, starts, grouped_keys, grouped_hashes) = self.group(keys);
-        let passes = self.bucket_passes(&order, &starts, &grouped_keys, &grouped_hashes, docs);
-        drop(grouped_keys);
-        drop(grouped_hashes);
-        let base = self.len;
-        let n_new = self.number_new(&passes, n)?;
-        self.len = base + n_new;
-        let buckets = &self.buckets;
-        Ok(filled_in_parallel(n, |ids_out| {
+        let grouped = self.group(keys, docs);
+        let passes = self.bucket_passes(&grouped);
+        let Grouped { order, starts, .. } = grouped;
+        let mut ids: Vec<u32> = filled_in_parallel(n, |ids_out| {
             passes.par_iter().enumerate().for_each(|(b, pass)| {
-                let ids = &buckets[b].ids;
-                for (&p, &local) in order[starts[b]..starts[b + 1]].iter().zip(&pass.locals) {
+                for (&p, &id) in order[starts[b]..starts[b + 1]].iter().zip(&pass.ids) {
                     // SAFETY: every position belongs to exactly one bucket.
-                    unsafe { ids_out.write(p as usize, ids[local as usize]) };
+                    unsafe { ids_out.write(p as usize, id) };
                 }
             });
-        }))
+        });
+        drop(order);
+        let rank_at = self.number_new(&passes, n)?;
+        ids.par_iter_mut().for_each(|id| {
+            if *id & PENDING != 0 {
+                *id = rank_at[(*id & !PENDING) as usize];
+            }
+        });
+        Ok(ids)
     }
 
-    /// Positions, keys and hashes in bucket order (positions increasing within a bucket), and
-    /// where each bucket starts. Blocks of positions are scattered in parallel, each into
-    /// slots reserved for it from per-block bucket counts.
-    fn group<K: InternKey>(&self, keys: &[K]) -> (Vec<u32>, Vec<usize>, Vec<K>, Vec<u64>) {
+    /// Positions, keys, hashes and documents in bucket order (positions increasing within a
+    /// bucket), and where each bucket starts. Blocks of positions are scattered in parallel,
+    /// each into slots reserved for it from per-block bucket counts; the buckets' passes then
+    /// read memory in order.
+    fn group<K: InternKey>(&self, keys: &[K], docs: &[u32]) -> Grouped<K> {
         let n = keys.len();
         let state = &self.state;
         let hashes: Vec<u64> = keys.par_iter().map(|k| state.hash_one(k)).collect();
@@ -261,88 +281,95 @@ impl<O: Send + Sync> Interner<O> {
             }
         }
         starts[N_BUCKETS] = next;
-        let mut order: Vec<u32> = Vec::new();
-        let mut grouped_hashes: Vec<u64> = Vec::new();
+        let (mut order, mut grouped_hashes, mut grouped_docs) =
+            (Vec::new(), Vec::new(), Vec::new());
         let grouped_keys: Vec<K> = filled_in_parallel(n, |keys_out| {
             order = filled_in_parallel(n, |order_out| {
                 grouped_hashes = filled_in_parallel(n, |hashes_out| {
-                    hashes
-                        .par_chunks(BLOCK)
-                        .zip(keys.par_chunks(BLOCK))
-                        .zip(block_slots)
-                        .enumerate()
-                        .for_each(|(block, ((hs, ks), mut slots))| {
-                            for (j, (&h, &k)) in hs.iter().zip(ks).enumerate() {
-                                let slot = &mut slots[bucket_of(h)];
-                                // SAFETY: slots of different blocks and buckets never overlap,
-                                // and together they cover 0..n once.
-                                unsafe {
-                                    order_out.write(*slot, (block * BLOCK + j) as u32);
-                                    hashes_out.write(*slot, h);
-                                    keys_out.write(*slot, k);
+                    grouped_docs = filled_in_parallel(n, |docs_out| {
+                        hashes
+                            .par_chunks(BLOCK)
+                            .zip(keys.par_chunks(BLOCK))
+                            .zip(docs.par_chunks(BLOCK))
+                            .zip(block_slots)
+                            .enumerate()
+                            .for_each(|(block, (((hs, ks), ds), mut slots))| {
+                                for (j, ((&h, &k), &d)) in hs.iter().zip(ks).zip(ds).enumerate() {
+                                    let slot = &mut slots[bucket_of(h)];
+                                    // SAFETY: slots of different blocks and buckets never
+                                    // overlap, and together they cover 0..n once.
+                                    unsafe {
+                                        order_out.write(*slot, (block * BLOCK + j) as u32);
+                                        hashes_out.write(*slot, h);
+                                        keys_out.write(*slot, k);
+                                        docs_out.write(*slot, d);
+                                    }
+                                    *slot += 1;
                                 }
-                                *slot += 1;
-                            }
-                        });
+                            });
+                    });
                 });
             });
         });
-        (order, starts, grouped_keys, grouped_hashes)
+        Grouped {
+            order,
+            starts,
+            keys: grouped_keys,
+            hashes: grouped_hashes,
+            docs: grouped_docs,
+        }
     }
 
     /// Each bucket's keys looked up (new ones added), in parallel over buckets.
-    fn bucket_passes<K: InternKey<Owned = O>>(
-        &mut self,
-        order: &[u32],
-        starts: &[usize],
-        keys: &[K],
-        hashes: &[u64],
-        docs: &[u32],
-    ) -> Vec<BucketPass> {
+    fn bucket_passes<K: InternKey<Owned = O>>(&mut self, g: &Grouped<K>) -> Vec<BucketPass> {
         let state = &self.state;
+        let Grouped {
+            order,
+            starts,
+            keys,
+            hashes,
+            docs,
+        } = g;
         self.buckets
             .par_iter_mut()
             .enumerate()
             .map(|(b, bucket)| {
                 let range = starts[b]..starts[b + 1];
                 let mut pass = BucketPass {
-                    locals: Vec::with_capacity(range.len()),
+                    ids: Vec::with_capacity(range.len()),
                     firsts: Vec::new(),
                 };
-                let Bucket {
-                    table,
-                    keys: distinct,
-                    ids,
-                    df,
-                    last_doc,
-                } = bucket;
-                for ((&p, &key), &h) in order[range.clone()]
+                let Bucket { table, entries } = bucket;
+                for (((&p, &key), &h), &doc) in order[range.clone()]
                     .iter()
                     .zip(&keys[range.clone()])
-                    .zip(&hashes[range])
+                    .zip(&hashes[range.clone()])
+                    .zip(&docs[range])
                 {
-                    let local = match table.find(h, |&l| key.is(&distinct[l as usize])) {
+                    let h = table_hash(h);
+                    let local = match table.find(h, |&l| key.is(&entries[l as usize].key)) {
                         Some(&l) => l,
                         None => {
-                            let l = distinct.len() as u32;
-                            distinct.push(key.to_owned_key());
-                            ids.push(u32::MAX);
-                            df.push(0);
-                            last_doc.push(u32::MAX);
+                            let l = entries.len() as u32;
+                            entries.push(Entry {
+                                key: key.to_owned_key(),
+                                id: PENDING | p,
+                                df: 0,
+                                last_doc: u32::MAX,
+                            });
                             pass.firsts.push((p, l));
                             table.insert_unique(h, l, |&l| {
-                                K::hash_owned(&distinct[l as usize], state)
+                                table_hash(K::hash_owned(&entries[l as usize].key, state))
                             });
                             l
                         }
                     };
-                    let doc = docs[p as usize];
-                    let l = local as usize;
-                    if last_doc[l] != doc {
-                        last_doc[l] = doc;
-                        df[l] += 1;
+                    let entry = &mut entries[local as usize];
+                    if entry.last_doc != doc {
+                        entry.last_doc = doc;
+                        entry.df += 1;
                     }
-                    pass.locals.push(local);
+                    pass.ids.push(entry.id);
                 }
                 pass
             })
@@ -350,8 +377,8 @@ impl<O: Send + Sync> Interner<O> {
     }
 
     /// Numbers the keys new in this chunk by the position of their first occurrence, after
-    /// the ids already given; returns how many there were.
-    fn number_new(&mut self, passes: &[BucketPass], n: usize) -> Result<usize> {
+    /// the ids already given: returns each such position's id (other positions: unused).
+    fn number_new(&mut self, passes: &[BucketPass], n: usize) -> Result<Vec<u32>> {
         // Mark each new key's first position, then rank the marks in position order.
         let mut rank_at = vec![u32::MAX; n];
         {
@@ -369,10 +396,10 @@ impl<O: Send + Sync> Interner<O> {
             .map(|c| c.iter().filter(|&&m| m != u32::MAX).count())
             .collect();
         let n_new: usize = per_block.iter().sum();
-        if self.len + n_new > u32::MAX as usize {
+        if self.len + n_new >= PENDING as usize {
             return Err(Error::Capacity(format!(
                 "more than {} distinct n-grams of one length",
-                u32::MAX
+                PENDING - 1
             )));
         }
         let base = self.len as u32;
@@ -396,10 +423,11 @@ impl<O: Send + Sync> Interner<O> {
             .zip(passes)
             .for_each(|(bucket, pass)| {
                 for &(p, local) in &pass.firsts {
-                    bucket.ids[local as usize] = rank_at[p as usize];
+                    bucket.entries[local as usize].id = rank_at[p as usize];
                 }
             });
-        Ok(n_new)
+        self.len += n_new;
+        Ok(rank_at)
     }
 
     /// The document frequency of every id, and the keys by id when `keep_keys`.
@@ -408,19 +436,18 @@ impl<O: Send + Sync> Interner<O> {
         let buckets = self.buckets;
         let df = filled_in_parallel(n, |df_out| {
             buckets.par_iter().for_each(|b| {
-                for (&id, &d) in b.ids.iter().zip(&b.df) {
+                for e in &b.entries {
                     // SAFETY: ids are distinct and cover 0..n.
-                    unsafe { df_out.write(id as usize, d) };
+                    unsafe { df_out.write(e.id as usize, e.df) };
                 }
             });
         });
         let keys = keep_keys.then(|| {
-            let mut buckets = buckets;
             filled_in_parallel(n, |keys_out| {
-                buckets.par_iter_mut().for_each(|b| {
-                    for (&id, key) in b.ids.iter().zip(b.keys.drain(..)) {
+                buckets.into_par_iter().for_each(|b| {
+                    for e in b.entries {
                         // SAFETY: as above.
-                        unsafe { keys_out.write(id as usize, key) };
+                        unsafe { keys_out.write(e.id as usize, e.key) };
                     }
                 });
             })
@@ -432,6 +459,15 @@ impl<O: Send + Sync> Interner<O> {
 #[inline]
 fn bucket_of(h: u64) -> usize {
     (h >> (64 - BUCKET_BITS)) as usize
+}
+
+/// The hash a bucket's table sees. The table tags each slot with the hash's top 7 bits, which
+/// are the same for every key of a bucket (they chose it): rotated down, below the bits that
+/// pick the slot, they give way to bits that tell keys apart, instead of sending every probe
+/// to compare keys at every occupied slot.
+#[inline]
+fn table_hash(h: u64) -> u64 {
+    h.rotate_right(BUCKET_BITS)
 }
 
 #[cfg(test)]
@@ -515,6 +551,41 @@ mod tests {
             prop_assert_eq!(got, want_keys);
             prop_assert_eq!(interned.df, want_df);
         }
+    }
+
+    #[test]
+    fn many_distinct_numbers_across_chunks() {
+        let keys: Vec<u64> = (0..300_000u64)
+            .map(|i| (i * 2_654_435_761) % 40_009)
+            .collect();
+        let docs = docs_of(keys.len(), 50);
+        let (ids, interned) = chunked(&keys, &docs, &[70_000, 200_000]);
+        let (want_ids, want_keys, want_df) = sequential(&keys, &docs);
+        let first_bad = ids.iter().zip(&want_ids).position(|(a, b)| a != b);
+        assert!(first_bad.is_none(), "first different id at {first_bad:?}");
+        assert_eq!((interned.keys.unwrap(), interned.df), (want_keys, want_df));
+    }
+
+    #[test]
+    fn many_distinct_strings_across_chunks() {
+        let words: Vec<String> = (0..300_000u64)
+            .map(|i| format!("w{}", (i * 2_654_435_761) % 40_009))
+            .collect();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let docs = docs_of(refs.len(), 50);
+        let (ids, interned) = chunked(&refs, &docs, &[70_000, 200_000]);
+        let (want_ids, want_keys, want_df) = sequential(&refs, &docs);
+        let first_bad = ids.iter().zip(&want_ids).position(|(a, b)| a != b);
+        assert!(first_bad.is_none(), "first different id at {first_bad:?}");
+        assert_eq!(interned.df, want_df);
+        let got: Vec<&str> = interned
+            .keys
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|k| &**k)
+            .collect();
+        assert_eq!(got, want_keys);
     }
 
     #[test]
