@@ -133,27 +133,15 @@ impl Vocabulary {
                 .intern(&flat, &doc_numbers(&offsets, first_doc))?
         };
         drop(lowered);
-        let t1 = std::time::Instant::now();
         let mut levels = vec![Ragged { offsets, ids }];
-        let mut tl = vec![];
         for n in 2..=max_n {
-            let a = std::time::Instant::now();
             let next = next_level(&levels[0], &levels[n - 2], n);
             let docs = next.docs(first_doc);
-            let b = std::time::Instant::now();
             let ids = self.pairs[n - 2].intern(&next.ids_as_keys, &docs)?;
-            tl.push(((b - a).as_secs_f64(), b.elapsed().as_secs_f64()));
             levels.push(Ragged {
                 offsets: next.offsets,
                 ids,
             });
-        }
-        if timing {
-            eprintln!(
-                "TIMING tokens {:.3} levels {:?}",
-                (t1 - t0).as_secs_f64(),
-                tl
-            );
         }
         Ok(levels)
     }
