@@ -252,20 +252,22 @@ pub fn select<P: Index, I: Index>(
     let n_rows = rows.n_rows();
     check_complexity(complexity, n_rows)?;
     if canonical {
-        let view = RowView {
+        let mut view = RowView {
             bounds: |r: usize| rows.row_bounds(r),
             col: |k: usize| rows.indices[k].to_usize().unwrap_or(0),
             data: rows.data,
+            decays: vec![0; rows.n_cols],
         };
-        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts, &Silent)
+        lazy_greedy(&mut view, n_rows, complexity, opts, &Silent)
     } else {
         let (indptr, indices, data) = canonicalise(rows);
-        let view = RowView {
+        let mut view = RowView {
             bounds: |r| (indptr[r], indptr[r + 1]),
             col: |k| indices[k],
             data: &data,
+            decays: vec![0; rows.n_cols],
         };
-        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts, &Silent)
+        lazy_greedy(&mut view, n_rows, complexity, opts, &Silent)
     }
 }
 
@@ -280,49 +282,25 @@ pub fn select_counts(
     check_options(opts)?;
     let counts = weights.counts;
     check_complexity(complexity, counts.n_rows)?;
-    lazy_greedy(
+    let mut view = CountRows {
         weights,
-        counts.n_rows,
-        counts.n_cols,
-        complexity,
-        opts,
-        progress,
-    )
+        columns: counts
+            .document_frequency
+            .iter()
+            .map(|&df| [df, 0])
+            .collect(),
+    };
+    lazy_greedy(&mut view, counts.n_rows, complexity, opts, progress)
 }
 
-/// Rows of non-negative weights, whatever stores them.
+/// Rows of non-negative weights and the decay state of their columns, whatever stores them.
+/// A column decayed `k` times has `alpha = alpha_by_decays[k]`.
 trait Rows: Sync {
-    fn bounds(&self, r: usize) -> (usize, usize);
-    fn col(&self, k: usize) -> usize;
-    fn weight(&self, r: usize, k: usize) -> f64;
-
     /// The row's diversity before any decay (every alpha is 1): its weights' sum.
-    #[inline]
-    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
-        let (s, e) = self.bounds(r);
-        acc.clear();
-        for k in s..e {
-            acc.add(self.weight(r, k));
-        }
-        acc.value()
-    }
-
-    /// `alpha[col] = alpha_by_decays[decays[col]]`: the decay applied `decays[col]` times.
-    #[inline]
-    fn diversity(
-        &self,
-        r: usize,
-        decays: &[u32],
-        alpha_by_decays: &[f64],
-        acc: &mut NonNegativeSum,
-    ) -> f64 {
-        let (s, e) = self.bounds(r);
-        acc.clear();
-        for k in s..e {
-            acc.add(alpha_by_decays[decays[self.col(k)] as usize] * self.weight(r, k));
-        }
-        acc.value()
-    }
+    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64;
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64;
+    /// Decays every column of row `r` once more.
+    fn decay(&mut self, r: usize);
 }
 
 /// Row access independent of the index types, resolved at compile time.
@@ -330,37 +308,76 @@ struct RowView<'a, B, C> {
     bounds: B,
     col: C,
     data: &'a [f64],
+    decays: Vec<u32>,
 }
 
 impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
     for RowView<'_, B, C>
 {
     #[inline]
-    fn bounds(&self, r: usize) -> (usize, usize) {
-        (self.bounds)(r)
+    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
+        let (s, e) = (self.bounds)(r);
+        acc.clear();
+        for &w in &self.data[s..e] {
+            acc.add(w);
+        }
+        acc.value()
     }
+
     #[inline]
-    fn col(&self, k: usize) -> usize {
-        (self.col)(k)
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64 {
+        let (s, e) = (self.bounds)(r);
+        acc.clear();
+        for k in s..e {
+            acc.add(alpha_by_decays[self.decays[(self.col)(k)] as usize] * self.data[k]);
+        }
+        acc.value()
     }
-    #[inline]
-    fn weight(&self, _: usize, k: usize) -> f64 {
-        self.data[k]
+
+    fn decay(&mut self, r: usize) {
+        let (s, e) = (self.bounds)(r);
+        for k in s..e {
+            self.decays[(self.col)(k)] += 1;
+        }
     }
 }
 
-impl Rows for Weights<'_> {
+/// Weights recomputed from counts; each column's document frequency and decay count sit side
+/// by side, so that scoring an entry reads one place in the column arrays.
+struct CountRows<'a> {
+    weights: &'a Weights<'a>,
+    /// `[document frequency, times decayed]` per column.
+    columns: Vec<[u32; 2]>,
+}
+
+impl Rows for CountRows<'_> {
     #[inline]
-    fn bounds(&self, r: usize) -> (usize, usize) {
-        self.counts.row_bounds(r)
+    fn initial_diversity(&self, r: usize, _: &mut NonNegativeSum) -> f64 {
+        self.weights.sum(r)
     }
+
     #[inline]
-    fn col(&self, k: usize) -> usize {
-        self.counts.indices[k] as usize
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64 {
+        let counts = self.weights.counts;
+        let (s, e) = counts.row_bounds(r);
+        let scale = self.weights.scale(r);
+        acc.clear();
+        for k in s..e {
+            let [df, decays] = self.columns[counts.indices[k] as usize];
+            let w = self
+                .weights
+                .weight_from(counts.count(k), self.weights.idf_by_df(df), scale);
+            acc.add(alpha_by_decays[decays as usize] * w);
+        }
+        acc.value()
     }
-    #[inline]
-    fn weight(&self, r: usize, k: usize) -> f64 {
-        Weights::weight(self, r, k)
+
+    fn decay(&mut self, r: usize) {
+        let counts = self.weights.counts;
+        let (s, e) = counts.row_bounds(r);
+        for &c in &counts.indices[s..e] {
+            self.columns[c as usize][1] += 1;
+        }
     }
 }
 
@@ -368,22 +385,22 @@ impl Rows for Weights<'_> {
 const REPORT_EVERY: usize = 1024;
 
 fn lazy_greedy<R: Rows>(
-    view: &R,
+    view: &mut R,
     n_rows: usize,
-    n_cols: usize,
     complexity: Option<&[f64]>,
     opts: &SelectOptions,
     progress: &dyn Progress,
 ) -> Result<Selection> {
     let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
     let max_c = complexity.and(opts.max_complexity);
+    let shared: &R = view;
     let initial: Vec<Entry> = (0..n_rows)
         .into_par_iter()
         .filter(|&r| is_candidate(c_of(r), max_c))
         .map_init(NonNegativeSum::new, |acc, r| {
             let c = c_of(r);
             Entry {
-                score: c * view.initial_diversity(r, acc),
+                score: c * shared.initial_diversity(r, acc),
                 complexity: c,
                 row: r,
                 stamp: 0,
@@ -401,7 +418,6 @@ fn lazy_greedy<R: Rows>(
     for k in 0..target {
         alpha_by_decays.push(alpha_by_decays[k] * opts.decay);
     }
-    let mut decays = vec![0u32; n_cols];
 
     let mut indices = Vec::with_capacity(target);
     let mut scores = Vec::with_capacity(target);
@@ -413,8 +429,7 @@ fn lazy_greedy<R: Rows>(
         let score = if top.stamp == picked {
             top.score
         } else {
-            let fresh =
-                top.complexity * view.diversity(top.row, &decays, &alpha_by_decays, &mut acc);
+            let fresh = top.complexity * view.diversity(top.row, &alpha_by_decays, &mut acc);
             n_evaluations += 1;
             if fresh != top.score {
                 // Still an upper bound for later; equal means it is the maximum right now.
@@ -429,10 +444,7 @@ fn lazy_greedy<R: Rows>(
         };
         indices.push(top.row as i64);
         scores.push(score);
-        let (s, e) = view.bounds(top.row);
-        for k in s..e {
-            decays[view.col(k)] += 1;
-        }
+        view.decay(top.row);
         if indices.len() % REPORT_EVERY == 0 {
             report(progress, Phase::Greedy, indices.len(), target)?;
         }

@@ -155,9 +155,12 @@ pub struct Weights<'a> {
     idf_by_df: Vec<f64>,
     /// Per row: the L2 norm of its unnormalised weights (sklearn), or its total count (paper).
     scale: Vec<f64>,
+    /// Per row: the (correctly rounded) sum of its weights.
+    sums: Vec<f64>,
 }
 
 impl<'a> Weights<'a> {
+    /// Computes each row's norm (or total) and weight sum, in one pass over its entries.
     pub fn new(counts: &'a Counts, variant: Variant) -> Self {
         let n = counts.n_rows as f64;
         let idf_by_df: Vec<f64> = (0..=counts.n_rows as u32)
@@ -169,27 +172,45 @@ impl<'a> Weights<'a> {
             variant,
             idf_by_df,
             scale: Vec::new(),
+            sums: Vec::new(),
         };
-        w.scale = (0..counts.n_rows)
+        let (scale, sums): (Vec<f64>, Vec<f64>) = (0..counts.n_rows)
             .into_par_iter()
-            .map_init(NonNegativeSum::new, |acc, r| w.row_scale(r, acc))
-            .collect();
+            .map_init(
+                || (NonNegativeSum::new(), Vec::new()),
+                |(acc, idfs), r| w.row_scale_and_sum(r, acc, idfs),
+            )
+            .unzip();
+        w.scale = scale;
+        w.sums = sums;
         w
     }
 
-    fn row_scale(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
+    fn row_scale_and_sum(
+        &self,
+        r: usize,
+        acc: &mut NonNegativeSum,
+        idfs: &mut Vec<f64>,
+    ) -> (f64, f64) {
         let (s, e) = self.counts.row_bounds(r);
-        match self.variant {
+        idfs.clear();
+        idfs.extend((s..e).map(|k| self.idf_of(k)));
+        let scale = match self.variant {
             Variant::Sklearn => {
                 acc.clear();
-                for k in s..e {
-                    let w = f64::from(self.counts.count(k)) * self.idf_of(k);
+                for (k, idf) in (s..e).zip(idfs.iter()) {
+                    let w = f64::from(self.counts.count(k)) * idf;
                     acc.add(w * w);
                 }
                 acc.value().sqrt()
             }
             Variant::Paper => (s..e).map(|k| u64::from(self.counts.count(k))).sum::<u64>() as f64,
+        };
+        acc.clear();
+        for (k, &idf) in (s..e).zip(idfs.iter()) {
+            acc.add(self.weight_from(self.counts.count(k), idf, scale));
         }
+        (scale, acc.value())
     }
 
     #[inline]
@@ -198,22 +219,45 @@ impl<'a> Weights<'a> {
         self.idf_by_df[self.counts.document_frequency[col] as usize]
     }
 
-    /// The weight of stored entry `k` of row `r`.
+    /// The idf of a document frequency.
     #[inline]
-    pub fn weight(&self, r: usize, k: usize) -> f64 {
-        let count = f64::from(self.counts.count(k));
+    pub fn idf_by_df(&self, df: u32) -> f64 {
+        self.idf_by_df[df as usize]
+    }
+
+    /// A weight from its count, idf and row scale: the one formula of both variants.
+    #[inline]
+    pub fn weight_from(&self, count: u32, idf: f64, scale: f64) -> f64 {
+        let count = f64::from(count);
         match self.variant {
             Variant::Sklearn => {
-                let w = count * self.idf_of(k);
-                let norm = self.scale[r];
-                if norm > 0.0 {
-                    w / norm
+                let w = count * idf;
+                if scale > 0.0 {
+                    w / scale
                 } else {
                     w
                 }
             }
-            Variant::Paper => (count / self.scale[r]) * self.idf_of(k),
+            Variant::Paper => (count / scale) * idf,
         }
+    }
+
+    /// The weight of stored entry `k` of row `r`.
+    #[inline]
+    pub fn weight(&self, r: usize, k: usize) -> f64 {
+        self.weight_from(self.counts.count(k), self.idf_of(k), self.scale[r])
+    }
+
+    /// Row `r`'s norm (sklearn) or total count (paper).
+    #[inline]
+    pub fn scale(&self, r: usize) -> f64 {
+        self.scale[r]
+    }
+
+    /// The sum of row `r`'s weights (its diversity before any decay).
+    #[inline]
+    pub fn sum(&self, r: usize) -> f64 {
+        self.sums[r]
     }
 }
 
