@@ -312,6 +312,18 @@ pub fn count_ngrams(
         report(progress, Phase::Ngrams, end, n_docs)?;
     }
 
+    assemble(vocabulary, rows, n_docs, opts)
+}
+
+/// The counts matrix from the rows and the vocabulary of every chunk: ids become columns
+/// (n-gram length first), and the vocabulary is kept when asked for.
+fn assemble(
+    vocabulary: Vocabulary,
+    mut rows: Rows,
+    n_docs: usize,
+    opts: &TfidfOptions,
+) -> Result<Counts> {
+    let (min_n, max_n) = opts.ngram_range;
     let tokens = vocabulary.tokens.finish(opts.keep_vocabulary);
     let pairs: Vec<_> = vocabulary
         .pairs
