@@ -103,7 +103,7 @@ pub(crate) fn split_by_offsets<'a, T>(
 struct Vocabulary {
     tokens: Interner<Box<str>>,
     /// `pairs[n - 2]` interns the n-grams of length `n >= 2` as (prefix id, token id).
-    pairs: Vec<Interner<u64>>,
+    pairs: Vec<Interner<[u32; 2]>>,
 }
 
 impl Vocabulary {
@@ -253,6 +253,12 @@ impl Rows {
         }
     }
 
+    fn reserve(&mut self, entries: usize) {
+        let more = entries.saturating_sub(self.ids.len());
+        self.ids.reserve_exact(more);
+        self.small.reserve_exact(more);
+    }
+
     /// Turns each length's ids into columns (`starts[level]` plus the id), in place.
     fn number_columns(&mut self, starts: &[usize]) {
         let n_levels = starts.len();
@@ -309,6 +315,12 @@ pub fn count_ngrams(
         let end = (first + CHUNK_TEXTS).min(n_docs);
         let levels = vocabulary.chunk(&texts[first..end], first, analyzer, max_n)?;
         rows.append(&levels[min_n - 1..]);
+        if first == 0 && end < n_docs {
+            // Size the row arrays from the first chunk (plus a tenth), so that they do not
+            // grow by doubling: that slack would be the largest allocation of all.
+            let expected = rows.ids.len() as f64 * n_docs as f64 / end as f64 * 1.1;
+            rows.reserve(expected as usize);
+        }
         report(progress, Phase::Ngrams, end, n_docs)?;
     }
 
@@ -365,7 +377,7 @@ fn assemble(
                 p.keys
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|k| ((k >> 32) as u32, k as u32))
+                    .map(|[prefix, token]| (prefix, token))
                     .collect()
             })
             .collect(),
