@@ -1,7 +1,8 @@
 """Selector benchmark: iterit.select against pure Python and against scikit-learn + numpy.
 
     python benches/bench_select.py                 # real data, ratios from one run
-    python benches/bench_select.py --scale 1000000 # synthetic corpus, time and peak memory
+    python benches/bench_select.py --n 1000000     # synthetic corpus: per-phase time, peak RSS
+    python benches/bench_select.py --n 10000000    # the same at 10M (Arrow path only)
     python benches/bench_select.py --tiny          # seconds: 400 responses, one run (CI)
 
 Real data: the 20,678 responses of ../shared/data/general/alpaca_union_dedup.jsonl, a seeded
@@ -13,17 +14,27 @@ in this process, and the picks must be identical:
       on the candidates and a greedy loop recomputing every score as X @ alpha at each step.
 With --tiny the same contenders run on the first 400 responses (or, without the data, on a
 synthetic corpus), once: a check that the benchmark still runs, not a measurement.
+
+With --n the synthetic corpus (benches/synthetic_corpus.py) is built as Arrow, written to an
+uncompressed Arrow file, and each contender runs in a fresh process (so that each peak RSS is
+its own): iterit.select on the memory-mapped Arrow column, and on the same texts as a Python
+list of str (what callers had to pass before). Each prints its per-phase times (from the
+progress callback) and its peak RSS, texts included; the picks must be identical. --baseline
+PYTHONPATH runs the list contender once more with another checkout (e.g. the main branch).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import iterit
 from iterit.selection import reference
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1].parent / "shared/data/general/alpaca_union_dedup.jsonl"
 )
@@ -102,26 +114,99 @@ def bench_real(responses: list[str], name: str, repeats: int, skip_reference: bo
     print(f"parallel speed-up (1 thread / all cores): {times[1] / times[None]:.2f}x")
 
 
-def bench_scale(n: int, budget: int, seed: int) -> None:
-    from synthetic_corpus import synthetic_responses
+def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
+    """One contender in this (fresh) process; prints one JSON line."""
+    import pyarrow.feather as feather
 
-    t_gen, texts = timed(synthetic_responses, n, seed=seed)
-    words = sum(t.count(" ") + 1 for t in texts if t)
-    complexity = np.random.default_rng(seed).uniform(0.0, 1.0, size=n)
+    column = feather.read_table(corpus, memory_map=True).column("text")
+    texts = column.to_pylist() if mode == "list" else column
+    complexity = np.load(corpus.with_suffix(".complexity.npy"))
+    phases: dict[str, float] = {}
+    clock = {"phase": None, "since": time.perf_counter()}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase != clock["phase"]:
+            now = time.perf_counter()
+            if clock["phase"] is not None:
+                phases[clock["phase"]] = now - clock["since"]
+            clock.update(phase=phase, since=now)
+
+    kwargs = (
+        {"progress": progress} if "progress" in inspect.signature(iterit.select).parameters else {}
+    )
     rss_before = peak_rss_gib()
-    t_sel, sel = timed(iterit.select, texts, complexity, budget)
-    print(
-        f"synthetic corpus: {n} responses, {words} words (generated in {t_gen:.1f} s);"
-        f" budget {budget}; {os.cpu_count()} cores"
-    )
-    print(
-        f"iterit.select end to end: {t_sel:.1f} s; {len(sel)} picks;"
-        f" {sel.n_evaluations} row evaluations"
-    )
-    print(
-        f"peak RSS of the process: {peak_rss_gib():.2f} GiB"
-        f" (after generating the corpus: {rss_before:.2f} GiB)"
-    )
+    start = time.perf_counter()
+    sel = iterit.select(texts, complexity, budget, **kwargs)
+    total = time.perf_counter() - start
+    if clock["phase"] is not None:
+        phases[clock["phase"]] = time.perf_counter() - clock["since"]
+    np.save(out, sel.indices)
+    report = {
+        "mode": mode,
+        "iterit": str(Path(iterit.__file__).parent),
+        "seconds": total,
+        "phases": phases,
+        "peak_rss_gib": peak_rss_gib(),
+        "rss_before_gib": rss_before,
+        "picks": len(sel),
+        "n_evaluations": sel.n_evaluations,
+    }
+    print(json.dumps(report))
+
+
+def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str | None) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.feather as feather
+
+    from synthetic_corpus import synthetic_arrow
+
+    with tempfile.TemporaryDirectory(prefix="bench_select_") as tmp:
+        corpus = Path(tmp) / f"synthetic_{n}.arrow"
+        t_gen, column = timed(synthetic_arrow, n, seed=seed)
+        words = int(pc.sum(pc.count_substring(column, " ")).as_py() or 0) + n
+        feather.write_feather(pa.table({"text": column}), corpus, compression="uncompressed")
+        text_gib = column.nbytes / 2**30
+        del column
+        np.save(corpus.with_suffix(".complexity.npy"), np.random.default_rng(seed).uniform(0, 1, n))
+        print(
+            f"synthetic corpus: {n} responses, ~{words} words, {text_gib:.2f} GiB of Arrow text"
+            f" (generated in {t_gen:.1f} s); budget {budget}; {os.cpu_count()} cores;"
+            f" python {platform.python_version()}"
+        )
+        runs = [("arrow", None)]
+        if with_list:
+            runs.append(("list", None))
+        if baseline:
+            runs.append(("list", baseline))
+        results = []
+        for mode, pythonpath in runs:
+            env = dict(os.environ)
+            if pythonpath:
+                env["PYTHONPATH"] = pythonpath
+            out = Path(tmp) / f"picks_{len(results)}.npy"
+            cmd = [sys.executable, __file__, "--worker", mode, "--corpus", str(corpus)]
+            cmd += ["--budget", str(budget), "--out", str(out)]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"{mode} ({pythonpath or 'this checkout'}) failed:\n{done.stderr[-2000:]}")
+                continue
+            report = json.loads(done.stdout.strip().splitlines()[-1])
+            report["indices"] = np.load(out)
+            results.append(report)
+        print(f"{'input':30s} {'total s':>8s} {'peak RSS GiB':>13s}  phases (s)")
+        for r in results:
+            phases = ", ".join(f"{p} {t:.1f}" for p, t in r["phases"].items()) or "-"
+            where = (
+                r["mode"] if r["iterit"].startswith(str(ROOT)) else f"{r['mode']} ({r['iterit']})"
+            )
+            print(f"{where:30s} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f}  {phases}")
+        first = results[0]["indices"] if results else None
+        same = all(np.array_equal(first, r["indices"]) for r in results)
+        n_picks = 0 if first is None else len(first)
+        print(f"picks identical across inputs: {same} ({n_picks} picks)")
+        if not same:
+            sys.exit("picks differ")
 
 
 def main() -> None:
@@ -133,22 +218,35 @@ def main() -> None:
     parser.add_argument(
         "--skip-reference", action="store_true", help="leave out the slow pure-Python contender"
     )
-    parser.add_argument("--scale", type=int, help="synthetic corpus of this many responses")
-    parser.add_argument("--budget", type=int, default=50_000, help="budget with --scale")
+    parser.add_argument(
+        "--n", "--scale", type=int, dest="n", help="synthetic corpus of this many responses"
+    )
+    parser.add_argument("--budget", type=int, default=50_000, help="budget with --n")
+    parser.add_argument(
+        "--no-list",
+        action="store_true",
+        help="with --n, leave out the list-of-str contender (it needs ~4 GiB per million)",
+    )
+    parser.add_argument("--baseline", help="with --n, PYTHONPATH of another checkout to compare")
+    parser.add_argument("--worker", choices=["arrow", "list"], help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--tiny", action="store_true", help="400 responses, one run: checks that it still runs"
     )
     args = parser.parse_args()
-    if args.tiny:
+    if args.worker:
+        run_worker(args.corpus, args.worker, args.budget, args.out)
+    elif args.tiny:
         if args.data.is_file():
             bench_real(read_responses(args.data, 400), args.data.name, 1, False)
         else:
             from synthetic_corpus import synthetic_responses
 
             bench_real(synthetic_responses(400, seed=args.seed), "synthetic corpus", 1, False)
-    elif args.scale:
-        bench_scale(args.scale, args.budget, args.seed)
+    elif args.n:
+        bench_scale(args.n, args.budget, args.seed, not args.no_list, args.baseline)
     else:
         if not args.data.is_file():
             sys.exit(f"{args.data} not found: pass --data PATH (alpaca_union_dedup.jsonl)")

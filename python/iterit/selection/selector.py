@@ -7,7 +7,7 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,20 +15,24 @@ import numpy as np
 
 from iterit import _iterit
 from iterit.config import TFIDF_VARIANTS, resolve_budget
-from iterit.data.candidates import candidate_mask
 from iterit.errors import (
     InvalidInputError,
     InvalidTypeError,
     IteritError,
     ShortfallWarning,
 )
-from iterit.selection.text import lowercase_texts, word_char_ranges
+from iterit.selection.text import analyzer, as_texts
 from iterit.utils.optional import require_package
 
 if TYPE_CHECKING:
     import scipy.sparse
 
-__all__ = ["Selection", "TfidfMatrix", "resolve_budget", "select", "tfidf"]
+__all__ = ["Progress", "Selection", "TfidfMatrix", "resolve_budget", "select", "tfidf"]
+
+#: ``progress(phase, done, total)``: called by the core as each phase advances. Phases, in
+#: order: ``"reading"``, ``"n-grams"`` (texts done), ``"TF-IDF"`` (texts), ``"greedy"``
+#: (picks). An exception it raises stops the work and is raised to the caller.
+Progress = Callable[[str, int, int], object]
 
 
 def _default_threads(n_threads: int | None) -> int | None:
@@ -130,36 +134,51 @@ class TfidfMatrix:
         )
 
 
+def _read_texts(texts: Any, progress: Progress | None) -> _iterit.Texts:
+    if progress is not None:
+        progress("reading", 0, 0)
+    read = as_texts(texts)
+    if progress is not None:
+        progress("reading", len(read), len(read))
+    return read
+
+
 def tfidf(
-    texts: Iterable[str],
+    texts: Iterable[str] | Any,
     *,
     ngram_range: tuple[int, int] = (1, 3),
     variant: str = "sklearn",
     n_threads: int | None = None,
+    progress: Progress | None = None,
 ) -> TfidfMatrix:
     """TF-IDF rows of ``texts`` over word n-grams (docs/design.md, "TF-IDF").
 
-    ``variant="sklearn"`` gives scikit-learn's ``TfidfVectorizer`` numbers (raw counts, smooth
-    idf, L2-normalised rows); ``variant="paper"`` gives the paper's Eq. 5 (``count / total``
-    times ``ln(n / df)``, unnormalised). A text without tokens gets an empty row.
+    ``texts``: a list (or any iterable) of ``str``, or an Arrow string column (anything with
+    ``__arrow_c_stream__`` or ``__arrow_c_array__``: pyarrow arrays and chunked arrays, polars
+    Series, ...), read in place. ``variant="sklearn"`` gives scikit-learn's
+    ``TfidfVectorizer`` numbers (raw counts, smooth idf, L2-normalised rows);
+    ``variant="paper"`` gives the paper's Eq. 5 (``count / total`` times ``ln(n / df)``,
+    unnormalised). A text without tokens gets an empty row. ``progress``: see
+    :data:`Progress`.
     """
     lo, hi = _check_ngram_range(ngram_range)
     variant = _check_variant(variant)
-    lowered = lowercase_texts(texts)
+    read = _read_texts(texts, progress)
     indptr, indices, data, df, n_cols, names = _call_core(
         _iterit.tfidf,
-        lowered,
-        word_char_ranges(),
+        read,
+        analyzer(),
         (lo, hi),
         variant,
         True,
         _default_threads(n_threads),
+        progress,
     )
     return TfidfMatrix(
         indptr,
         indices,
         data,
-        (len(lowered), n_cols),
+        (len(read), n_cols),
         document_frequency=df,
         ngram_range=(lo, hi),
         variant=variant,
@@ -265,26 +284,20 @@ def _select_on_texts(
     threads: int | None,
     ngram_range: Any,
     variant: str,
+    progress: Progress | None,
 ) -> tuple[tuple, int, int]:
     lo, hi = _check_ngram_range(ngram_range)
     variant = _check_variant(variant)
-    lowered = lowercase_texts(texts)
-    n = len(lowered)
+    read = _read_texts(texts, progress)
+    n = len(read)
     c = _complexity_array(complexity, n)
     m_budget = resolve_budget(budget, n)
-    # TF-IDF is fitted on the candidates only (docs/design.md, "TF-IDF"): the texts of excluded
-    # samples must not change the idf of the others. Picks are mapped back to the input's order.
-    kept = None
-    if c is not None:
-        mask = candidate_mask(c, max_c)
-        if not mask.all():
-            kept = np.flatnonzero(mask).astype(np.int64)
-            lowered = [lowered[i] for i in kept.tolist()]
-            c = np.ascontiguousarray(c[kept])
+    # The core fits TF-IDF on the candidates only (docs/design.md, "TF-IDF") and gives picks
+    # as positions in the input.
     raw = _call_core(
         _iterit.select_texts,
-        lowered,
-        word_char_ranges(),
+        read,
+        analyzer(),
         (lo, hi),
         variant,
         c,
@@ -292,9 +305,8 @@ def _select_on_texts(
         float(decay),
         max_c,
         threads,
+        progress,
     )
-    if kept is not None:
-        raw = (kept[raw[0]], *raw[1:])
     return raw, m_budget, n
 
 
@@ -308,12 +320,14 @@ def select(
     variant: str = "sklearn",
     max_complexity: float | None = 1.0,
     n_threads: int | None = None,
+    progress: Progress | None = None,
 ) -> Selection:
     """Greedily pick ``budget`` samples that are complex and diverse (docs/design.md, "Greedy
     selection").
 
-    ``texts_or_matrix``: the texts to diversify over (usually the responses), or a
-    :class:`TfidfMatrix` / scipy sparse matrix of non-negative weights, one row per sample.
+    ``texts_or_matrix``: the texts to diversify over (usually the responses: a list of ``str``
+    or an Arrow string column, as :func:`tfidf` takes them), or a :class:`TfidfMatrix` / scipy
+    sparse matrix of non-negative weights, one row per sample.
     ``complexity``: one number per sample (IFD); candidates are the samples whose complexity is
     finite, > 0 and < ``max_complexity`` (``None``: no upper bound). ``complexity=None`` gives
     every sample complexity 1 (pure diversity) and ignores ``max_complexity``.
@@ -327,7 +341,8 @@ def select(
 
     Fewer candidates than the budget: all are picked, ``shortfall`` says how many are missing,
     and a :class:`~iterit.errors.ShortfallWarning` is issued. Results do not depend on
-    ``n_threads`` (default: all cores, or ``ITERIT_NUM_THREADS``). Every error raised is an
+    ``n_threads`` (default: all cores, or ``ITERIT_NUM_THREADS``). ``progress``: see
+    :data:`Progress` (texts only; a matrix goes straight to the greedy). Every error raised is an
     :class:`~iterit.errors.IteritError` (wrong types: :class:`~iterit.errors.InvalidTypeError`,
     also a ``TypeError``; bad values: :class:`~iterit.errors.InvalidInputError`, also a
     ``ValueError``).
@@ -348,7 +363,15 @@ def select(
         )
     else:
         raw, m_budget, n = _select_on_texts(
-            texts_or_matrix, complexity, budget, decay, max_c, threads, ngram_range, variant
+            texts_or_matrix,
+            complexity,
+            budget,
+            decay,
+            max_c,
+            threads,
+            ngram_range,
+            variant,
+            progress,
         )
     indices, scores, shortfall, n_candidates, n_evaluations = raw
     if shortfall:

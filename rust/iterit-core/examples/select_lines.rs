@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use iterit_core::{select, tfidf, SelectOptions, TfidfOptions, WordChars};
+use iterit_core::{select, tfidf, Analyzer, SelectOptions, TfidfOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         keep_vocabulary: false,
         ..Default::default()
     };
-    let matrix = tfidf(&texts, &WordChars::ascii(), &opts)?;
+    let matrix = tfidf(&texts, &Analyzer::ascii(), &opts)?;
     let weighted = start.elapsed();
     let opts = SelectOptions {
         budget,

@@ -12,6 +12,8 @@ pub enum Error {
     Capacity(String),
     /// A failure that is not the caller's fault.
     Internal(String),
+    /// The progress callback asked to stop.
+    Cancelled,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -23,6 +25,7 @@ impl fmt::Display for Error {
                 f.write_str(m)
             }
             Error::Internal(m) => write!(f, "internal error: {m}"),
+            Error::Cancelled => f.write_str("cancelled by the progress callback"),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Parallel, deterministic interning: gives every distinct key an id, numbered in order of
-//! first occurrence, whatever the number of threads.
+//! Parallel, deterministic, incremental interning: gives every distinct key an id, numbered in
+//! order of first occurrence over all the chunks given so far, whatever the number of threads,
+//! and counts the documents each key occurs in.
 //!
-//! Keys are radix-partitioned by a fixed hash into buckets small enough that each bucket's
-//! map stays in cache; buckets are interned in parallel, each in key order; then ids are
-//! renumbered by the position of each key's first occurrence. One big shared map would spend
-//! most of its time waiting on cache misses, and could not be filled in parallel without
-//! making the ids depend on thread timing.
+//! Each chunk's keys are radix-partitioned by a fixed hash into buckets small enough that each
+//! bucket's map stays in cache; buckets are interned in parallel, each in key order; then the
+//! keys new in the chunk are numbered by the position of their first occurrence. One big
+//! shared map would spend most of its time waiting on cache misses, and could not be filled in
+//! parallel without making the ids depend on thread timing. Chunks bound the memory of a pass
+//! to the chunk's keys; only the distinct keys are kept between chunks.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -18,7 +20,6 @@ use crate::error::{Error, Result};
 /// A raw view of a slice that parallel tasks write at disjoint indices. Debug builds also
 /// record every write, to check that each index is written at most once and in bounds, and
 /// that [`filled_in_parallel`] saw every index written before it calls `set_len`.
-#[derive(Clone, Copy)]
 struct DisjointWrites<T> {
     ptr: *mut T,
     #[cfg(debug_assertions)]
@@ -26,6 +27,13 @@ struct DisjointWrites<T> {
     #[cfg(debug_assertions)]
     len: usize,
 }
+// Copy for any T: it is a pointer (derive would ask T: Copy).
+impl<T> Clone for DisjointWrites<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for DisjointWrites<T> {}
 // SAFETY: every user writes each index from exactly one task, and reads only after the
 // parallel section that wrote it has joined.
 unsafe impl<T: Send> Send for DisjointWrites<T> {}
@@ -89,7 +97,6 @@ fn filled_in_parallel<T: Send>(n: usize, fill: impl FnOnce(DisjointWrites<T>)) -
             .all(|w| w.load(std::sync::atomic::Ordering::Relaxed)),
         "set_len over an index that was never written"
     );
-    drop(log);
     // SAFETY: callers write every index in 0..n exactly once (checked above in debug builds).
     unsafe { out.set_len(n) };
     out
@@ -101,233 +108,380 @@ fn unsafe_as_uninit<T>(slice: &mut [T]) -> &mut [std::mem::MaybeUninit<T>] {
     unsafe { &mut *(slice as *mut [T] as *mut [std::mem::MaybeUninit<T>]) }
 }
 
-/// Positions per task in the parallel passes over all keys.
+/// Positions per task in the parallel passes over a chunk's keys.
 const BLOCK: usize = 1 << 16;
-const BUCKET_BITS: u32 = 8;
+const BUCKET_BITS: u32 = 10;
 const N_BUCKETS: usize = 1 << BUCKET_BITS;
 /// A fixed seed: bucket assignment (never the ids) depends on it, and runs must be repeatable.
 const SEED: u64 = 0x17e2_17c0_4e5e_1ec7;
 
-/// Ids of `keys` (`ids[i]` for `keys[i]`) and the distinct keys by id.
-pub(crate) fn intern<K: Copy + Eq + Hash + Send + Sync>(keys: &[K]) -> Result<(Vec<u32>, Vec<K>)> {
-    let n = keys.len();
-    if n > u32::MAX as usize {
-        return Err(Error::Capacity(format!(
-            "more than {} n-gram occurrences of one length",
-            u32::MAX
-        )));
-    }
-    let state = FixedState::with_seed(SEED);
-    let hashes: Vec<u64> = keys.par_iter().map(|k| state.hash_one(k)).collect();
-    let bucket_of = |h: u64| (h >> (64 - BUCKET_BITS)) as usize;
+/// A key as a chunk gives it (`K`) and as the interner keeps it (`Owned`).
+pub(crate) trait InternKey: Copy + Eq + Hash + Send + Sync {
+    type Owned: Send + Sync;
+    fn to_owned_key(self) -> Self::Owned;
+    fn is(self, owned: &Self::Owned) -> bool;
+    fn hash_owned(owned: &Self::Owned, state: &FixedState) -> u64;
+}
 
-    // Keys, hashes and positions copied into bucket order (positions increasing within a
-    // bucket), so that each bucket reads contiguous memory. Blocks of positions are scattered
-    // in parallel, each into slots reserved for it from per-block bucket counts.
-    let histograms: Vec<[usize; N_BUCKETS]> = hashes
-        .par_chunks(BLOCK)
-        .map(|block| {
-            let mut h = [0usize; N_BUCKETS];
-            for &x in block {
-                h[bucket_of(x)] += 1;
-            }
-            h
-        })
-        .collect();
-    let mut starts = vec![0usize; N_BUCKETS + 1];
-    let mut block_slots = vec![[0usize; N_BUCKETS]; histograms.len()];
-    let mut next = 0usize;
-    for b in 0..N_BUCKETS {
-        starts[b] = next;
-        for (slots, h) in block_slots.iter_mut().zip(&histograms) {
-            slots[b] = next;
-            next += h[b];
+/// A u64 is kept as its high and low halves: 4-byte alignment makes an [`Entry`] 20 bytes
+/// instead of 24, which counts with tens of millions of distinct n-grams.
+impl InternKey for u64 {
+    type Owned = [u32; 2];
+    fn to_owned_key(self) -> [u32; 2] {
+        [(self >> 32) as u32, self as u32]
+    }
+    fn is(self, owned: &[u32; 2]) -> bool {
+        self == join(*owned)
+    }
+    fn hash_owned(owned: &[u32; 2], state: &FixedState) -> u64 {
+        state.hash_one(join(*owned))
+    }
+}
+
+/// The u64 of its high and low halves.
+#[inline]
+pub(crate) fn join([hi, lo]: [u32; 2]) -> u64 {
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+impl InternKey for &str {
+    type Owned = Box<str>;
+    fn to_owned_key(self) -> Box<str> {
+        self.into()
+    }
+    fn is(self, owned: &Box<str>) -> bool {
+        self == &**owned
+    }
+    fn hash_owned(owned: &Box<str>, state: &FixedState) -> u64 {
+        state.hash_one(&**owned)
+    }
+}
+
+/// One distinct key: its id (or, while the chunk that first saw it is interned,
+/// [`PENDING`] plus its first position in that chunk), its document frequency and the last
+/// document counted. One entry keeps what a lookup touches on one or two cache lines.
+struct Entry<O> {
+    key: O,
+    id: u32,
+    df: u32,
+    last_doc: u32,
+}
+
+/// Marks an id not numbered yet; the rest of the value is a position in the chunk.
+const PENDING: u32 = 1 << 31;
+
+/// The distinct keys whose hash falls in one bucket, by local index.
+struct Bucket<O> {
+    table: HashTable<u32>,
+    entries: Vec<Entry<O>>,
+}
+
+impl<O> Default for Bucket<O> {
+    fn default() -> Self {
+        Self {
+            table: HashTable::new(),
+            entries: Vec::new(),
         }
     }
-    starts[N_BUCKETS] = next;
-    let mut order: Vec<u32> = Vec::new();
-    let mut grouped_hashes: Vec<u64> = Vec::new();
-    let grouped_keys: Vec<K> = filled_in_parallel(n, |keys_out| {
-        order = filled_in_parallel(n, |order_out| {
-            grouped_hashes = filled_in_parallel(n, |hashes_out| {
-                hashes
-                    .par_chunks(BLOCK)
-                    .zip(keys.par_chunks(BLOCK))
-                    .zip(block_slots)
-                    .enumerate()
-                    .for_each(|(block, ((hs, ks), mut slots))| {
-                        for (j, (&h, &k)) in hs.iter().zip(ks).enumerate() {
-                            let slot = &mut slots[bucket_of(h)];
-                            // SAFETY: slots of different blocks and buckets never overlap, and
-                            // together they cover 0..n once.
-                            unsafe {
-                                order_out.write(*slot, (block * BLOCK + j) as u32);
-                                hashes_out.write(*slot, h);
-                                keys_out.write(*slot, k);
-                            }
-                            *slot += 1;
-                        }
-                    });
+}
+
+/// What one bucket did with one chunk: the id of each of its positions (or [`PENDING`] plus
+/// the first position of a key new in the chunk), and the keys new in the chunk (their first
+/// position and local index).
+struct BucketPass {
+    ids: Vec<u32>,
+    firsts: Vec<(u32, u32)>,
+}
+
+/// A chunk's occurrences in bucket order (see [`Interner::group`]).
+struct Grouped<K> {
+    order: Vec<u32>,
+    starts: Vec<usize>,
+    keys: Vec<K>,
+    hashes: Vec<u64>,
+    docs: Vec<u32>,
+}
+
+/// Ids by first occurrence, kept across chunks (see the module documentation).
+pub(crate) struct Interner<O> {
+    buckets: Vec<Bucket<O>>,
+    len: usize,
+    state: FixedState,
+}
+
+/// The distinct keys and their document frequencies, both by id.
+pub(crate) struct Interned<O> {
+    pub keys: Option<Vec<O>>,
+    pub df: Vec<u32>,
+}
+
+impl<O: Send + Sync> Interner<O> {
+    pub fn new() -> Self {
+        Self {
+            buckets: (0..N_BUCKETS).map(|_| Bucket::default()).collect(),
+            len: 0,
+            state: FixedState::with_seed(SEED),
+        }
+    }
+
+    /// Ids of `keys` (`ids[i]` for `keys[i]`); `keys[i]` occurs in document `docs[i]`, where
+    /// documents never decrease along a chunk nor from one chunk to the next.
+    pub fn intern<K: InternKey<Owned = O>>(
+        &mut self,
+        keys: &[K],
+        docs: &[u32],
+    ) -> Result<Vec<u32>> {
+        let n = keys.len();
+        debug_assert_eq!(docs.len(), n);
+        if n >= PENDING as usize {
+            return Err(Error::Capacity(format!(
+                "{n} n-gram occurrences in one chunk (at most {})",
+                PENDING - 1
+            )));
+        }
+        let grouped = self.group(keys, docs);
+        let passes = self.bucket_passes(&grouped);
+        let Grouped { order, starts, .. } = grouped;
+        let mut ids: Vec<u32> = filled_in_parallel(n, |ids_out| {
+            passes.par_iter().enumerate().for_each(|(b, pass)| {
+                for (&p, &id) in order[starts[b]..starts[b + 1]].iter().zip(&pass.ids) {
+                    // SAFETY: every position belongs to exactly one bucket.
+                    unsafe { ids_out.write(p as usize, id) };
+                }
             });
         });
-    });
-    drop(hashes);
-
-    // Each bucket: local ids by first occurrence, and the first position of each distinct key.
-    struct Bucket<K> {
-        local_ids: Vec<u32>,
-        first_positions: Vec<u32>,
-        distinct: Vec<K>,
-    }
-    let buckets: Vec<Bucket<K>> = (0..N_BUCKETS)
-        .into_par_iter()
-        .map(|b| {
-            let range = starts[b]..starts[b + 1];
-            let (positions, bucket_keys, bucket_hashes) = (
-                &order[range.clone()],
-                &grouped_keys[range.clone()],
-                &grouped_hashes[range],
-            );
-            let mut table: HashTable<u32> = HashTable::with_capacity(positions.len());
-            let mut out = Bucket {
-                local_ids: Vec::with_capacity(positions.len()),
-                first_positions: Vec::new(),
-                distinct: Vec::new(),
-            };
-            let mut distinct_hashes: Vec<u64> = Vec::new();
-            for ((&p, &key), &h) in positions.iter().zip(bucket_keys).zip(bucket_hashes) {
-                let distinct = &mut out.distinct;
-                let id = match table.find(h, |&id| distinct[id as usize] == key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = distinct.len() as u32;
-                        distinct.push(key);
-                        distinct_hashes.push(h);
-                        out.first_positions.push(p);
-                        table.insert_unique(h, id, |&id| distinct_hashes[id as usize]);
-                        id
-                    }
-                };
-                out.local_ids.push(id);
-            }
-            out
-        })
-        .collect();
-    drop(grouped_keys);
-    drop(grouped_hashes);
-
-    // Renumber by first occurrence.
-    let mut bucket_offsets = Vec::with_capacity(N_BUCKETS + 1);
-    bucket_offsets.push(0usize);
-    for b in &buckets {
-        bucket_offsets.push(bucket_offsets.last().copied().unwrap_or(0) + b.distinct.len());
-    }
-    let n_distinct = bucket_offsets[N_BUCKETS];
-    // Mark each key's first position, then number keys in order of those positions.
-    let mut first_at = vec![u32::MAX; n];
-    {
-        let log = new_write_log(n);
-        let marks = DisjointWrites::new(unsafe_as_uninit(&mut first_at), &log);
-        buckets.par_iter().enumerate().for_each(|(b, bucket)| {
-            for (local, &p) in bucket.first_positions.iter().enumerate() {
-                // SAFETY: a position is the first occurrence of one key only.
-                unsafe { marks.write(p as usize, (bucket_offsets[b] + local) as u32) };
+        drop(order);
+        let rank_at = self.number_new(&passes, n)?;
+        ids.par_iter_mut().for_each(|id| {
+            if *id & PENDING != 0 {
+                *id = rank_at[(*id & !PENDING) as usize];
             }
         });
+        Ok(ids)
     }
-    let firsts_per_block: Vec<usize> = first_at
-        .par_chunks(BLOCK)
-        .map(|c| c.iter().filter(|&&o| o != u32::MAX).count())
-        .collect();
-    let mut block_rank = Vec::with_capacity(firsts_per_block.len());
-    let mut total = 0usize;
-    for count in &firsts_per_block {
-        block_rank.push(total);
-        total += count;
+
+    /// Positions, keys, hashes and documents in bucket order (positions increasing within a
+    /// bucket), and where each bucket starts. Blocks of positions are scattered in parallel,
+    /// each into slots reserved for it from per-block bucket counts; the buckets' passes then
+    /// read memory in order.
+    fn group<K: InternKey>(&self, keys: &[K], docs: &[u32]) -> Grouped<K> {
+        let n = keys.len();
+        let state = &self.state;
+        let hashes: Vec<u64> = keys.par_iter().map(|k| state.hash_one(k)).collect();
+        let histograms: Vec<[usize; N_BUCKETS]> = hashes
+            .par_chunks(BLOCK)
+            .map(|block| {
+                let mut h = [0usize; N_BUCKETS];
+                for &x in block {
+                    h[bucket_of(x)] += 1;
+                }
+                h
+            })
+            .collect();
+        let mut starts = vec![0usize; N_BUCKETS + 1];
+        let mut block_slots = vec![[0usize; N_BUCKETS]; histograms.len()];
+        let mut next = 0usize;
+        for b in 0..N_BUCKETS {
+            starts[b] = next;
+            for (slots, h) in block_slots.iter_mut().zip(&histograms) {
+                slots[b] = next;
+                next += h[b];
+            }
+        }
+        starts[N_BUCKETS] = next;
+        let (mut order, mut grouped_hashes, mut grouped_docs) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let grouped_keys: Vec<K> = filled_in_parallel(n, |keys_out| {
+            order = filled_in_parallel(n, |order_out| {
+                grouped_hashes = filled_in_parallel(n, |hashes_out| {
+                    grouped_docs = filled_in_parallel(n, |docs_out| {
+                        hashes
+                            .par_chunks(BLOCK)
+                            .zip(keys.par_chunks(BLOCK))
+                            .zip(docs.par_chunks(BLOCK))
+                            .zip(block_slots)
+                            .enumerate()
+                            .for_each(|(block, (((hs, ks), ds), mut slots))| {
+                                for (j, ((&h, &k), &d)) in hs.iter().zip(ks).zip(ds).enumerate() {
+                                    let slot = &mut slots[bucket_of(h)];
+                                    // SAFETY: slots of different blocks and buckets never
+                                    // overlap, and together they cover 0..n once.
+                                    unsafe {
+                                        order_out.write(*slot, (block * BLOCK + j) as u32);
+                                        hashes_out.write(*slot, h);
+                                        keys_out.write(*slot, k);
+                                        docs_out.write(*slot, d);
+                                    }
+                                    *slot += 1;
+                                }
+                            });
+                    });
+                });
+            });
+        });
+        Grouped {
+            order,
+            starts,
+            keys: grouped_keys,
+            hashes: grouped_hashes,
+            docs: grouped_docs,
+        }
     }
-    let mut new_id: Vec<u32> = Vec::new();
-    let distinct: Vec<K> = filled_in_parallel(n_distinct, |distinct_out| {
-        new_id = filled_in_parallel(n_distinct, |new_id_out| {
-            first_at
-                .par_chunks(BLOCK)
-                .zip(block_rank)
-                .enumerate()
-                .for_each(|(block, (marks, mut rank))| {
-                    for (j, &old) in marks.iter().enumerate() {
-                        if old != u32::MAX {
-                            // SAFETY: ranks are distinct across blocks; each old id is marked once.
-                            unsafe {
-                                new_id_out.write(old as usize, rank as u32);
-                                distinct_out.write(rank, keys[block * BLOCK + j]);
+
+    /// Each bucket's keys looked up (new ones added), in parallel over buckets.
+    fn bucket_passes<K: InternKey<Owned = O>>(&mut self, g: &Grouped<K>) -> Vec<BucketPass> {
+        let state = &self.state;
+        let Grouped {
+            order,
+            starts,
+            keys,
+            hashes,
+            docs,
+        } = g;
+        self.buckets
+            .par_iter_mut()
+            .enumerate()
+            .map(|(b, bucket)| {
+                let range = starts[b]..starts[b + 1];
+                let mut pass = BucketPass {
+                    ids: Vec::with_capacity(range.len()),
+                    firsts: Vec::new(),
+                };
+                let Bucket { table, entries } = bucket;
+                for (((&p, &key), &h), &doc) in order[range.clone()]
+                    .iter()
+                    .zip(&keys[range.clone()])
+                    .zip(&hashes[range.clone()])
+                    .zip(&docs[range])
+                {
+                    let h = table_hash(h);
+                    let local = match table.find(h, |&l| key.is(&entries[l as usize].key)) {
+                        Some(&l) => l,
+                        None => {
+                            let l = entries.len() as u32;
+                            if entries.len() == entries.capacity() {
+                                // Grow by a quarter, not double: the slack of a thousand
+                                // buckets' vectors would be a third of all their memory.
+                                entries.reserve_exact((entries.len() / 4).max(64));
                             }
-                            rank += 1;
+                            entries.push(Entry {
+                                key: key.to_owned_key(),
+                                id: PENDING | p,
+                                df: 0,
+                                last_doc: u32::MAX,
+                            });
+                            pass.firsts.push((p, l));
+                            table.insert_unique(h, l, |&l| {
+                                table_hash(K::hash_owned(&entries[l as usize].key, state))
+                            });
+                            l
                         }
+                    };
+                    let entry = &mut entries[local as usize];
+                    if entry.last_doc != doc {
+                        entry.last_doc = doc;
+                        entry.df += 1;
+                    }
+                    pass.ids.push(entry.id);
+                }
+                pass
+            })
+            .collect()
+    }
+
+    /// Numbers the keys new in this chunk by the position of their first occurrence, after
+    /// the ids already given: returns each such position's id (other positions: unused).
+    fn number_new(&mut self, passes: &[BucketPass], n: usize) -> Result<Vec<u32>> {
+        // Mark each new key's first position, then rank the marks in position order.
+        let mut rank_at = vec![u32::MAX; n];
+        {
+            let log = new_write_log(n);
+            let marks = DisjointWrites::new(unsafe_as_uninit(&mut rank_at), &log);
+            passes.par_iter().for_each(|pass| {
+                for &(p, _) in &pass.firsts {
+                    // SAFETY: a position is the first occurrence of one key only.
+                    unsafe { marks.write(p as usize, 0) };
+                }
+            });
+        }
+        let per_block: Vec<usize> = rank_at
+            .par_chunks(BLOCK)
+            .map(|c| c.iter().filter(|&&m| m != u32::MAX).count())
+            .collect();
+        let n_new: usize = per_block.iter().sum();
+        if self.len + n_new >= PENDING as usize {
+            return Err(Error::Capacity(format!(
+                "more than {} distinct n-grams of one length",
+                PENDING - 1
+            )));
+        }
+        let base = self.len as u32;
+        let mut block_first = Vec::with_capacity(per_block.len());
+        let mut total = 0usize;
+        for count in &per_block {
+            block_first.push(total);
+            total += count;
+        }
+        rank_at
+            .par_chunks_mut(BLOCK)
+            .zip(block_first)
+            .for_each(|(marks, mut rank)| {
+                for m in marks.iter_mut().filter(|m| **m != u32::MAX) {
+                    *m = base + rank as u32;
+                    rank += 1;
+                }
+            });
+        self.buckets
+            .par_iter_mut()
+            .zip(passes)
+            .for_each(|(bucket, pass)| {
+                for &(p, local) in &pass.firsts {
+                    bucket.entries[local as usize].id = rank_at[p as usize];
+                }
+            });
+        self.len += n_new;
+        Ok(rank_at)
+    }
+
+    /// The document frequency of every id, and the keys by id when `keep_keys`.
+    pub fn finish(self, keep_keys: bool) -> Interned<O> {
+        let n = self.len;
+        let buckets = self.buckets;
+        let df = filled_in_parallel(n, |df_out| {
+            buckets.par_iter().for_each(|b| {
+                for e in &b.entries {
+                    // SAFETY: ids are distinct and cover 0..n.
+                    unsafe { df_out.write(e.id as usize, e.df) };
+                }
+            });
+        });
+        let keys = keep_keys.then(|| {
+            filled_in_parallel(n, |keys_out| {
+                buckets.into_par_iter().for_each(|b| {
+                    for e in b.entries {
+                        // SAFETY: as above.
+                        unsafe { keys_out.write(e.id as usize, e.key) };
                     }
                 });
+            })
         });
-    });
-    drop(first_at);
+        Interned { keys, df }
+    }
+}
 
-    let ids: Vec<u32> = filled_in_parallel(n, |ids_out| {
-        buckets.par_iter().enumerate().for_each(|(b, bucket)| {
-            let offset = bucket_offsets[b];
-            for (&p, &local) in order[starts[b]..starts[b + 1]]
-                .iter()
-                .zip(&bucket.local_ids)
-            {
-                // SAFETY: every position belongs to exactly one bucket.
-                unsafe { ids_out.write(p as usize, new_id[offset + local as usize]) };
-            }
-        });
-    });
-    Ok((ids, distinct))
+#[inline]
+fn bucket_of(h: u64) -> usize {
+    (h >> (64 - BUCKET_BITS)) as usize
+}
+
+/// The hash a bucket's table sees. The table tags each slot with the hash's top 7 bits, which
+/// are the same for every key of a bucket (they chose it): rotated down, below the bits that
+/// pick the slot, they give way to bits that tell keys apart, instead of sending every probe
+/// to compare keys at every occupied slot.
+#[inline]
+fn table_hash(h: u64) -> u64 {
+    h.rotate_right(BUCKET_BITS)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn sequential<K: Copy + Eq + Hash>(keys: &[K]) -> (Vec<u32>, Vec<K>) {
-        let mut map = std::collections::HashMap::new();
-        let mut distinct = Vec::new();
-        let ids = keys
-            .iter()
-            .map(|&k| {
-                *map.entry(k).or_insert_with(|| {
-                    distinct.push(k);
-                    distinct.len() as u32 - 1
-                })
-            })
-            .collect();
-        (ids, distinct)
-    }
-
-    proptest! {
-        #[test]
-        fn equals_sequential_first_occurrence(keys in prop::collection::vec(0u64..50, 0..400)) {
-            prop_assert_eq!(intern(&keys).unwrap(), sequential(&keys));
-        }
-
-        #[test]
-        fn strings_too(keys in prop::collection::vec("[a-c]{0,3}", 0..200)) {
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            prop_assert_eq!(intern(&refs).unwrap(), sequential(&refs));
-        }
-    }
-
-    #[test]
-    fn independent_of_threads() {
-        let keys: Vec<u64> = (0..300_000u64)
-            .map(|i| (i * 2_654_435_761) % 7_919)
-            .collect();
-        let one = crate::with_threads(Some(1), || intern(&keys))
-            .unwrap()
-            .unwrap();
-        let four = crate::with_threads(Some(4), || intern(&keys))
-            .unwrap()
-            .unwrap();
-        assert_eq!(one, four);
-        assert_eq!(one, sequential(&keys));
-    }
-}
+mod tests;

@@ -1,8 +1,11 @@
 //! The IterIT selection core, in plain Rust (no Python types anywhere in this crate).
 //!
-//! * [`text`]: tokenisation with a caller-supplied word-character table, so that the Python
-//!   binding can hand over exactly the `\w` of the running interpreter (docs/design.md, "TF-IDF").
-//! * [`tfidf`]: n-gram extraction (token ids, never a string per occurrence) and TF-IDF rows.
+//! * [`text`]: lowercasing and tokenisation with caller-supplied tables, so that the Python
+//!   binding can hand over exactly the `str.lower` and `\w` of the running interpreter
+//!   (docs/design.md, "TF-IDF").
+//! * [`ngrams`]: n-gram counts (token ids, never a string per occurrence), a chunk at a time.
+//! * [`tfidf`]: TF-IDF weights from counts, recomputed on demand or stored.
+//! * [`progress`]: phase progress reported to the caller.
 //! * [`select`]: the lazy greedy selector with decay (docs/design.md, "Greedy selection").
 //!
 //! Internal modules (not public API): `exact_sum`, a correctly rounded float64 sum, which
@@ -17,14 +20,20 @@
 pub mod error;
 mod exact_sum;
 mod intern;
+pub mod ngrams;
+pub mod progress;
 pub mod select;
 pub mod text;
 pub mod tfidf;
 
 pub use error::{Error, Result};
-pub use select::{select, CsrRows, SelectOptions, Selection};
-pub use text::WordChars;
-pub use tfidf::{tfidf, NgramNames, TfidfMatrix, TfidfOptions, Variant};
+pub use ngrams::{count_ngrams, Counts};
+pub use progress::{Phase, Progress, Silent};
+pub use select::{select, select_counts, CsrRows, SelectOptions, Selection};
+pub use text::{Analyzer, CodePoints, Lowercase, WordChars};
+pub use tfidf::{
+    tfidf, tfidf_with_progress, NgramNames, TfidfMatrix, TfidfOptions, Variant, Weights,
+};
 
 /// Worker pools by thread count, built once per process: building a pool starts its threads,
 /// which would otherwise be paid (and the threads torn down) on every call.

@@ -16,6 +16,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::exact_sum::NonNegativeSum;
+use crate::progress::{report, Phase, Progress, Silent};
+use crate::tfidf::Weights;
 
 /// Integer types a CSR matrix can use for `indptr` and `indices` (numpy/scipy give int32 or
 /// int64; the core's own matrices use i64 and i32).
@@ -208,13 +210,7 @@ fn canonicalise<P: Index, I: Index>(
     (indptr, indices, data)
 }
 
-/// Picks up to `opts.budget` rows (docs/design.md, "Greedy selection"). `complexity = None` gives every row
-/// complexity 1 (pure diversity) and ignores `max_complexity`.
-pub fn select<P: Index, I: Index>(
-    rows: &CsrRows<'_, P, I>,
-    complexity: Option<&[f64]>,
-    opts: &SelectOptions,
-) -> Result<Selection> {
+fn check_options(opts: &SelectOptions) -> Result<()> {
     if opts.budget == 0 {
         return Err(Error::InvalidArgument("budget must be at least 1".into()));
     }
@@ -231,32 +227,80 @@ pub fn select<P: Index, I: Index>(
             )));
         }
     }
+    Ok(())
+}
+
+fn check_complexity(complexity: Option<&[f64]>, n_rows: usize) -> Result<()> {
+    match complexity {
+        Some(c) if c.len() != n_rows => Err(Error::InvalidInput(format!(
+            "complexity has {} values for {n_rows} samples",
+            c.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Picks up to `opts.budget` rows (docs/design.md, "Greedy selection"). `complexity = None` gives every row
+/// complexity 1 (pure diversity) and ignores `max_complexity`.
+pub fn select<P: Index, I: Index>(
+    rows: &CsrRows<'_, P, I>,
+    complexity: Option<&[f64]>,
+    opts: &SelectOptions,
+) -> Result<Selection> {
+    check_options(opts)?;
     let canonical = rows.validate()?;
     let n_rows = rows.n_rows();
-    if let Some(c) = complexity {
-        if c.len() != n_rows {
-            return Err(Error::InvalidInput(format!(
-                "complexity has {} values for {n_rows} samples",
-                c.len()
-            )));
-        }
-    }
+    check_complexity(complexity, n_rows)?;
     if canonical {
-        let view = RowView {
+        let mut view = RowView {
             bounds: |r: usize| rows.row_bounds(r),
             col: |k: usize| rows.indices[k].to_usize().unwrap_or(0),
             data: rows.data,
+            decays: vec![0; rows.n_cols],
         };
-        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts)
+        lazy_greedy(&mut view, n_rows, complexity, opts, &Silent)
     } else {
         let (indptr, indices, data) = canonicalise(rows);
-        let view = RowView {
+        let mut view = RowView {
             bounds: |r| (indptr[r], indptr[r + 1]),
             col: |k| indices[k],
             data: &data,
+            decays: vec![0; rows.n_cols],
         };
-        lazy_greedy(&view, n_rows, rows.n_cols, complexity, opts)
+        lazy_greedy(&mut view, n_rows, complexity, opts, &Silent)
     }
+}
+
+/// [`select`] on TF-IDF weights recomputed from n-gram counts (no float64 per stored entry),
+/// reporting [`Phase::Greedy`] to `progress`.
+pub fn select_counts(
+    weights: &Weights<'_>,
+    complexity: Option<&[f64]>,
+    opts: &SelectOptions,
+    progress: &dyn Progress,
+) -> Result<Selection> {
+    check_options(opts)?;
+    let counts = weights.counts;
+    check_complexity(complexity, counts.n_rows)?;
+    let mut view = CountRows {
+        weights,
+        columns: counts
+            .document_frequency
+            .iter()
+            .map(|&df| [df, 0])
+            .collect(),
+    };
+    lazy_greedy(&mut view, counts.n_rows, complexity, opts, progress)
+}
+
+/// Rows of non-negative weights and the decay state of their columns, whatever stores them.
+/// A column decayed `k` times has `alpha = alpha_by_decays[k]`.
+trait Rows: Sync {
+    /// The row's diversity before any decay (every alpha is 1): its weights' sum.
+    fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64;
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64;
+    /// Decays every column of row `r` once more.
+    fn decay(&mut self, r: usize);
 }
 
 /// Row access independent of the index types, resolved at compile time.
@@ -264,10 +308,12 @@ struct RowView<'a, B, C> {
     bounds: B,
     col: C,
     data: &'a [f64],
+    decays: Vec<u32>,
 }
 
-impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> RowView<'_, B, C> {
-    /// The row's diversity before any decay (every alpha is 1): its weights' sum.
+impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
+    for RowView<'_, B, C>
+{
     #[inline]
     fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
         let (s, e) = (self.bounds)(r);
@@ -279,36 +325,82 @@ impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> RowVie
     }
 
     #[inline]
-    fn diversity(&self, r: usize, alpha: &[f64], acc: &mut NonNegativeSum) -> f64 {
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64 {
         let (s, e) = (self.bounds)(r);
         acc.clear();
         for k in s..e {
-            acc.add(alpha[(self.col)(k)] * self.data[k]);
+            acc.add(alpha_by_decays[self.decays[(self.col)(k)] as usize] * self.data[k]);
         }
         acc.value()
     }
+
+    fn decay(&mut self, r: usize) {
+        let (s, e) = (self.bounds)(r);
+        for k in s..e {
+            self.decays[(self.col)(k)] += 1;
+        }
+    }
 }
 
-fn lazy_greedy<B, C>(
-    view: &RowView<'_, B, C>,
+/// Weights recomputed from counts; each column's document frequency and decay count sit side
+/// by side, so that scoring an entry reads one place in the column arrays.
+struct CountRows<'a> {
+    weights: &'a Weights<'a>,
+    /// `[document frequency, times decayed]` per column.
+    columns: Vec<[u32; 2]>,
+}
+
+impl Rows for CountRows<'_> {
+    #[inline]
+    fn initial_diversity(&self, r: usize, _: &mut NonNegativeSum) -> f64 {
+        self.weights.sum(r)
+    }
+
+    #[inline]
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64 {
+        let counts = self.weights.counts;
+        let (s, e) = counts.row_bounds(r);
+        let scale = self.weights.scale(r);
+        acc.clear();
+        for k in s..e {
+            let [df, decays] = self.columns[counts.indices[k] as usize];
+            let w = self
+                .weights
+                .weight_from(counts.count(k), self.weights.idf_by_df(df), scale);
+            acc.add(alpha_by_decays[decays as usize] * w);
+        }
+        acc.value()
+    }
+
+    fn decay(&mut self, r: usize) {
+        let counts = self.weights.counts;
+        let (s, e) = counts.row_bounds(r);
+        for &c in &counts.indices[s..e] {
+            self.columns[c as usize][1] += 1;
+        }
+    }
+}
+
+/// Picks between two progress reports.
+const REPORT_EVERY: usize = 1024;
+
+fn lazy_greedy<R: Rows>(
+    view: &mut R,
     n_rows: usize,
-    n_cols: usize,
     complexity: Option<&[f64]>,
     opts: &SelectOptions,
-) -> Result<Selection>
-where
-    B: Fn(usize) -> (usize, usize) + Sync,
-    C: Fn(usize) -> usize + Sync,
-{
+    progress: &dyn Progress,
+) -> Result<Selection> {
     let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
     let max_c = complexity.and(opts.max_complexity);
+    let shared: &R = view;
     let initial: Vec<Entry> = (0..n_rows)
         .into_par_iter()
         .filter(|&r| is_candidate(c_of(r), max_c))
         .map_init(NonNegativeSum::new, |acc, r| {
             let c = c_of(r);
             Entry {
-                score: c * view.initial_diversity(r, acc),
+                score: c * shared.initial_diversity(r, acc),
                 complexity: c,
                 row: r,
                 stamp: 0,
@@ -318,19 +410,26 @@ where
     let n_candidates = initial.len();
     let mut n_evaluations = n_candidates as u64;
     let mut heap = BinaryHeap::from(initial);
-    let mut alpha = vec![1.0f64; n_cols];
-
     let target = opts.budget.min(n_candidates);
+    // alpha of a column decayed k times is the k-fold product, rounded after each factor as a
+    // running product would be; no column is decayed more often than there are picks.
+    let mut alpha_by_decays = Vec::with_capacity(target + 1);
+    alpha_by_decays.push(1.0f64);
+    for k in 0..target {
+        alpha_by_decays.push(alpha_by_decays[k] * opts.decay);
+    }
+
     let mut indices = Vec::with_capacity(target);
     let mut scores = Vec::with_capacity(target);
     let mut acc = NonNegativeSum::new();
+    report(progress, Phase::Greedy, 0, target)?;
     while indices.len() < target {
         let Some(top) = heap.pop() else { break };
         let picked = indices.len();
         let score = if top.stamp == picked {
             top.score
         } else {
-            let fresh = top.complexity * view.diversity(top.row, &alpha, &mut acc);
+            let fresh = top.complexity * view.diversity(top.row, &alpha_by_decays, &mut acc);
             n_evaluations += 1;
             if fresh != top.score {
                 // Still an upper bound for later; equal means it is the maximum right now.
@@ -345,11 +444,12 @@ where
         };
         indices.push(top.row as i64);
         scores.push(score);
-        let (s, e) = (view.bounds)(top.row);
-        for k in s..e {
-            alpha[(view.col)(k)] *= opts.decay;
+        view.decay(top.row);
+        if indices.len() % REPORT_EVERY == 0 {
+            report(progress, Phase::Greedy, indices.len(), target)?;
         }
     }
+    report(progress, Phase::Greedy, indices.len(), target)?;
     Ok(Selection {
         shortfall: opts.budget - indices.len(),
         indices,

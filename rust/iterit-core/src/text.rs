@@ -1,18 +1,26 @@
-//! Tokenisation: maximal runs of two or more word characters (scikit-learn's default
-//! `(?u)\b\w\w+\b`). What a word character is comes from the caller as code-point ranges:
-//! the Python binding passes Python's own `\w` (`str.isalnum()` or `_`), because Rust's
-//! character classes follow a different Unicode version and different definitions.
-//! Lowercasing is also the caller's job (Python's `str.lower`, final sigma included).
+//! Lowercasing and tokenisation (docs/design.md, "TF-IDF"): Python's `str.lower`, then maximal
+//! runs of two or more word characters (scikit-learn's default `(?u)\b\w\w+\b`).
+//!
+//! Both follow tables the caller supplies, because Rust's Unicode tables follow another
+//! Unicode version and other definitions than the running Python: the Python binding passes
+//! its own `\w` (`str.isalnum()` or `_`) as code-point ranges, its own full lowercase mapping
+//! of every code point, and the two character sets of the one context-dependent rule
+//! `str.lower` applies (Final_Sigma), so that [`Lowercase`] equals `str.lower` exactly.
+
+use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 
 const N_CODE_POINTS: usize = 0x11_0000;
 
-/// A set of word characters, one bit per Unicode code point.
+/// A set of code points, one bit each (used for word characters and the Final_Sigma sets).
 #[derive(Clone)]
 pub struct WordChars {
     bits: Vec<u64>,
 }
+
+/// A set of code points; the same structure as [`WordChars`].
+pub type CodePoints = WordChars;
 
 impl std::fmt::Debug for WordChars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,9 +90,185 @@ impl WordChars {
     }
 }
 
+const CAPITAL_SIGMA: char = '\u{3a3}';
+
+/// Python's `str.lower`: the full lowercase mapping of each code point (one to three code
+/// points), and for capital sigma the Final_Sigma rule as CPython applies it: `ς` when a cased
+/// letter precedes it and none follows, skipping case-ignorable characters both ways; else `σ`.
+#[derive(Clone)]
+pub struct Lowercase {
+    /// Per code point: 0 (maps to itself), else `start << 8 | len` into `to`.
+    table: Vec<u32>,
+    to: Vec<char>,
+    /// Cased and not case-ignorable: the first such character met decides the rule.
+    cased: CodePoints,
+    case_ignorable: CodePoints,
+}
+
+impl std::fmt::Debug for Lowercase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.table.iter().filter(|&&e| e != 0).count();
+        write!(f, "Lowercase({n} mapped code points)")
+    }
+}
+
+impl Lowercase {
+    /// `mappings` is flat: code point, number of code points it maps to, those code points;
+    /// repeated. Code points not listed map to themselves. `cased` holds the characters that
+    /// are cased and not case-ignorable.
+    pub fn new(mappings: &[u32], cased: CodePoints, case_ignorable: CodePoints) -> Result<Self> {
+        let bad = |m: String| Error::InvalidInput(format!("lowercase table: {m}"));
+        let char_of = |cp: u32| {
+            char::from_u32(cp).ok_or_else(|| bad(format!("{cp:#x} is not a scalar value")))
+        };
+        let mut table = vec![0u32; N_CODE_POINTS];
+        let mut to = Vec::new();
+        let mut k = 0;
+        while k < mappings.len() {
+            let (from, len) = (
+                mappings[k],
+                *mappings.get(k + 1).ok_or_else(|| bad("truncated".into()))? as usize,
+            );
+            let targets = mappings
+                .get(k + 2..k + 2 + len)
+                .ok_or_else(|| bad("truncated".into()))?;
+            char_of(from)?;
+            if !(1..=255).contains(&len) || to.len() >= 1 << 24 {
+                return Err(bad(format!("mapping of {from:#x} has {len} code points")));
+            }
+            table[from as usize] = ((to.len() as u32) << 8) | len as u32;
+            for &t in targets {
+                to.push(char_of(t)?);
+            }
+            k += 2 + len;
+        }
+        let lower = Self {
+            table,
+            to,
+            cased,
+            case_ignorable,
+        };
+        // The ASCII fast path below assumes the ASCII mapping every Python has.
+        for b in 0u8..128 {
+            let (ch, want) = (b as char, b.to_ascii_lowercase() as char);
+            if lower.mapped(ch).unwrap_or(&[ch]) != [want] {
+                return Err(bad(format!("ASCII {b:#x} does not map to {want:?}")));
+            }
+        }
+        Ok(lower)
+    }
+
+    /// The code points `ch` maps to, or `None` when it maps to itself.
+    #[inline]
+    fn mapped(&self, ch: char) -> Option<&[char]> {
+        let e = self.table[ch as usize];
+        (e != 0).then(|| {
+            let start = (e >> 8) as usize;
+            &self.to[start..start + (e & 0xff) as usize]
+        })
+    }
+
+    /// `text` lowercased; borrowed when nothing changes.
+    pub fn apply<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if text.is_ascii() {
+            if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Cow::Borrowed(text);
+            }
+            return Cow::Owned(text.to_ascii_lowercase());
+        }
+        let mut out = String::with_capacity(text.len());
+        for (i, ch) in text.char_indices() {
+            if ch == CAPITAL_SIGMA {
+                out.push(self.sigma(text, i));
+                continue;
+            }
+            match self.mapped(ch) {
+                None => out.push(ch),
+                Some(to) => out.extend(to),
+            }
+        }
+        if out == text {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(out)
+        }
+    }
+
+    /// CPython's `handle_capital_sigma` for the sigma at byte `i` of `text`.
+    fn sigma(&self, text: &str, i: usize) -> char {
+        let not_ignorable = |c: &char| !self.case_ignorable.contains(*c);
+        let before = text[..i].chars().rev().find(not_ignorable);
+        let after = text[i + CAPITAL_SIGMA.len_utf8()..]
+            .chars()
+            .find(not_ignorable);
+        let final_sigma = before.is_some_and(|c| self.cased.contains(c))
+            && !after.is_some_and(|c| self.cased.contains(c));
+        if final_sigma {
+            '\u{3c2}'
+        } else {
+            '\u{3c3}'
+        }
+    }
+}
+
+/// Everything that turns a text into tokens: the lowercasing (none: texts are taken as they
+/// are) and the word characters.
+#[derive(Clone, Debug)]
+pub struct Analyzer {
+    pub lowercase: Option<Lowercase>,
+    pub words: WordChars,
+}
+
+impl Analyzer {
+    /// ASCII word characters and no lowercasing (tests and the core-only example).
+    pub fn ascii() -> Self {
+        Self {
+            lowercase: None,
+            words: WordChars::ascii(),
+        }
+    }
+
+    #[inline]
+    pub fn lowered<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match &self.lowercase {
+            Some(l) => l.apply(text),
+            None => Cow::Borrowed(text),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn greek() -> Lowercase {
+        // A (0x41) .. Z and capital sigma; 'a' cased; U+0307 case-ignorable; I-dot maps to two.
+        let mut m = vec![];
+        for c in 0x41u32..0x5b {
+            m.extend([c, 1, c + 0x20]);
+        }
+        m.extend([0x3a3, 1, 0x3c3, 0x130, 2, 0x69, 0x307]);
+        let cased =
+            CodePoints::from_ranges(&[(0x41, 0x5b), (0x61, 0x7b), (0x3a3, 0x3a4), (0x3c3, 0x3c4)])
+                .unwrap();
+        let ignorable = CodePoints::from_ranges(&[(0x27, 0x28), (0x307, 0x308)]).unwrap();
+        Lowercase::new(&m, cased, ignorable).unwrap()
+    }
+
+    #[test]
+    fn lowercase_follows_the_table_and_final_sigma() {
+        let l = greek();
+        assert_eq!(l.apply("ABC def"), "abc def");
+        assert!(matches!(l.apply("abc"), Cow::Borrowed(_)));
+        assert_eq!(l.apply("\u{130}x"), "i\u{307}x");
+        assert_eq!(l.apply("AΣ"), "aς");
+        assert_eq!(l.apply("Σ"), "σ");
+        assert_eq!(l.apply("AΣA"), "aσa");
+        assert_eq!(l.apply("A'Σ'"), "a'ς'");
+        assert_eq!(l.apply("A'Σ'A"), "a'σ'a");
+        assert_eq!(l.apply("A Σ"), "a σ");
+        assert!(Lowercase::new(&[0x41, 1], CodePoints::ascii(), CodePoints::ascii()).is_err());
+    }
 
     #[test]
     fn runs_of_two_or_more_word_characters() {

@@ -1,18 +1,18 @@
-//! N-gram extraction and TF-IDF rows (docs/design.md, "TF-IDF").
+//! TF-IDF weights from n-gram counts (docs/design.md, "TF-IDF").
 //!
-//! Tokens are interned to `u32` ids in order of first occurrence, and an n-gram of length
-//! `n > 1` is interned as the pair (id of its (n-1)-gram prefix, id of its last token), so no
-//! string is built per occurrence and the vocabulary is exact (no hashing collisions). Interning
-//! runs in parallel ([`crate::intern`]) and numbers ids exactly as a sequential pass would. Columns
-//! are numbered by n-gram length, then by first occurrence in document order. Row sums use
+//! [`crate::ngrams`] counts the n-grams; this module turns counts into weights. A weight is a
+//! pure function of the count, the column's document frequency and the row's norm (or total),
+//! so [`Weights`] recomputes it whenever it is needed instead of storing a float64 per stored
+//! entry; [`tfidf`] stores them for callers that want the matrix. Row sums use
 //! [`crate::exact_sum`], so the weights do not depend on column order.
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::exact_sum::NonNegativeSum;
-use crate::intern::intern;
-use crate::text::WordChars;
+use crate::ngrams::{count_ngrams, split_by_offsets, Counts};
+use crate::progress::{report, Phase, Progress, Silent};
+use crate::text::Analyzer;
 
 /// The largest n-gram length accepted; longer n-grams are almost always unique per document
 /// and only cost memory.
@@ -47,7 +47,7 @@ pub struct TfidfOptions {
     /// Inclusive range of n-gram lengths, `1 <= min <= max <= MAX_NGRAM`.
     pub ngram_range: (usize, usize),
     pub variant: Variant,
-    /// Keep what is needed to name every column ([`TfidfMatrix::ngram`]); costs memory.
+    /// Keep what is needed to name every column ([`NgramNames`]); costs memory.
     pub keep_vocabulary: bool,
 }
 
@@ -61,19 +61,18 @@ impl Default for TfidfOptions {
     }
 }
 
-/// Names the columns of a [`TfidfMatrix`]: the interned tokens and, for each n-gram length
-/// `n >= 2`, the (prefix id, token id) pair of every n-gram id.
+/// Names the columns of a matrix: the interned tokens and, for each n-gram length `n >= 2`,
+/// the (prefix id, token id) pair of every n-gram id. Text is only built when asked for.
 #[derive(Clone, Debug)]
 pub struct NgramNames {
-    tokens: Vec<String>,
+    pub(crate) tokens: Vec<String>,
     /// `pairs[n - 2][id]` for n-grams of length `n >= 2`.
-    pairs: Vec<Vec<(u32, u32)>>,
+    pub(crate) pairs: Vec<Vec<(u32, u32)>>,
     /// `column_starts[k]` is the first column of n-grams of length `ngram_range.0 + k`.
-    column_starts: Vec<usize>,
-    ngram_range: (usize, usize),
-    n_cols: usize,
+    pub(crate) column_starts: Vec<usize>,
+    pub(crate) ngram_range: (usize, usize),
+    pub(crate) n_cols: usize,
 }
-
 impl NgramNames {
     pub fn len(&self) -> usize {
         self.n_cols
@@ -140,210 +139,175 @@ impl TfidfMatrix {
     }
 }
 
-/// Per-document arrays of ids, flattened: document `d` owns `ids[offsets[d]..offsets[d + 1]]`.
-struct Ragged {
-    offsets: Vec<usize>,
-    ids: Vec<u32>,
-}
-
-impl Ragged {
-    fn doc(&self, d: usize) -> &[u32] {
-        &self.ids[self.offsets[d]..self.offsets[d + 1]]
+/// The idf of a document frequency `df` among `n` documents.
+fn idf(variant: Variant, n: f64, df: u32) -> f64 {
+    match variant {
+        Variant::Sklearn => ((n + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0,
+        Variant::Paper => (n / f64::from(df)).ln(),
     }
 }
 
-/// Splits `data` into consecutive mutable pieces `offsets[d]..offsets[d + 1]`.
-fn split_by_offsets<'a, T>(mut data: &'a mut [T], offsets: &[usize]) -> Vec<&'a mut [T]> {
-    let mut pieces = Vec::with_capacity(offsets.len().saturating_sub(1));
-    for w in offsets.windows(2) {
-        let (head, tail) = data.split_at_mut(w[1] - w[0]);
-        pieces.push(head);
-        data = tail;
-    }
-    pieces
+/// The TF-IDF weights of [`Counts`], recomputed on demand, bit for bit what [`tfidf`] stores.
+pub struct Weights<'a> {
+    pub counts: &'a Counts,
+    variant: Variant,
+    /// `idf_by_df[df]`: idf depends on the column through its document frequency only.
+    idf_by_df: Vec<f64>,
+    /// Per row: the L2 norm of its unnormalised weights (sklearn), or its total count (paper).
+    scale: Vec<f64>,
+    /// Per row: the (correctly rounded) sum of its weights.
+    sums: Vec<f64>,
 }
 
-/// Token ids of every document (ids by first occurrence) and the distinct tokens.
-fn tokenize<'t>(texts: &[&'t str], words: &WordChars) -> Result<(Ragged, Vec<&'t str>)> {
-    let per_doc: Vec<Vec<&'t str>> = texts.par_iter().map(|t| words.tokens(t)).collect();
-    let mut offsets = Vec::with_capacity(texts.len() + 1);
-    offsets.push(0);
-    for doc in &per_doc {
-        offsets.push(offsets.last().copied().unwrap_or(0) + doc.len());
+impl<'a> Weights<'a> {
+    /// Computes each row's norm (or total) and weight sum, in one pass over its entries.
+    pub fn new(counts: &'a Counts, variant: Variant) -> Self {
+        let n = counts.n_rows as f64;
+        let idf_by_df: Vec<f64> = (0..=counts.n_rows as u32)
+            .into_par_iter()
+            .map(|df| idf(variant, n, df))
+            .collect();
+        let mut w = Self {
+            counts,
+            variant,
+            idf_by_df,
+            scale: Vec::new(),
+            sums: Vec::new(),
+        };
+        let (scale, sums): (Vec<f64>, Vec<f64>) = (0..counts.n_rows)
+            .into_par_iter()
+            .map_init(
+                || (NonNegativeSum::new(), Vec::new()),
+                |(acc, idfs), r| w.row_scale_and_sum(r, acc, idfs),
+            )
+            .unzip();
+        w.scale = scale;
+        w.sums = sums;
+        w
     }
-    let flat: Vec<&'t str> = per_doc.concat();
-    drop(per_doc);
-    let (ids, tokens) = intern(&flat)?;
-    Ok((Ragged { offsets, ids }, tokens))
-}
 
-/// Ids of the n-grams of length `n`, given those of length `n - 1` and the tokens: an n-gram
-/// is the pair (its (n-1)-gram prefix, its last token).
-fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> Result<(Ragged, Vec<(u32, u32)>)> {
-    let n_docs = tokens.offsets.len() - 1;
-    let mut offsets = Vec::with_capacity(n_docs + 1);
-    offsets.push(0usize);
-    for d in 0..n_docs {
-        let len = (tokens.offsets[d + 1] - tokens.offsets[d]).saturating_sub(n - 1);
-        offsets.push(offsets[d] + len);
-    }
-    let mut keys = vec![0u64; offsets[n_docs]];
-    split_by_offsets(&mut keys, &offsets)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(d, out)| {
-            let (toks, prefixes) = (tokens.doc(d), prev.doc(d));
-            for (p, key) in out.iter_mut().enumerate() {
-                *key = (u64::from(prefixes[p]) << 32) | u64::from(toks[p + n - 1]);
+    fn row_scale_and_sum(
+        &self,
+        r: usize,
+        acc: &mut NonNegativeSum,
+        idfs: &mut Vec<f64>,
+    ) -> (f64, f64) {
+        let (s, e) = self.counts.row_bounds(r);
+        idfs.clear();
+        idfs.extend((s..e).map(|k| self.idf_of(k)));
+        let scale = match self.variant {
+            Variant::Sklearn => {
+                acc.clear();
+                for (k, idf) in (s..e).zip(idfs.iter()) {
+                    let w = f64::from(self.counts.count(k)) * idf;
+                    acc.add(w * w);
+                }
+                acc.value().sqrt()
             }
-        });
-    let (ids, distinct) = intern(&keys)?;
-    let pairs = distinct
-        .iter()
-        .map(|&k| ((k >> 32) as u32, k as u32))
-        .collect();
-    Ok((Ragged { offsets, ids }, pairs))
+            Variant::Paper => (s..e).map(|k| u64::from(self.counts.count(k))).sum::<u64>() as f64,
+        };
+        acc.clear();
+        for (k, &idf) in (s..e).zip(idfs.iter()) {
+            acc.add(self.weight_from(self.counts.count(k), idf, scale));
+        }
+        (scale, acc.value())
+    }
+
+    #[inline]
+    fn idf_of(&self, k: usize) -> f64 {
+        let col = self.counts.indices[k] as usize;
+        self.idf_by_df[self.counts.document_frequency[col] as usize]
+    }
+
+    /// The idf of a document frequency.
+    #[inline]
+    pub fn idf_by_df(&self, df: u32) -> f64 {
+        self.idf_by_df[df as usize]
+    }
+
+    /// A weight from its count, idf and row scale: the one formula of both variants.
+    #[inline]
+    pub fn weight_from(&self, count: u32, idf: f64, scale: f64) -> f64 {
+        let count = f64::from(count);
+        match self.variant {
+            Variant::Sklearn => {
+                let w = count * idf;
+                if scale > 0.0 {
+                    w / scale
+                } else {
+                    w
+                }
+            }
+            Variant::Paper => (count / scale) * idf,
+        }
+    }
+
+    /// The weight of stored entry `k` of row `r`.
+    #[inline]
+    pub fn weight(&self, r: usize, k: usize) -> f64 {
+        self.weight_from(self.counts.count(k), self.idf_of(k), self.scale[r])
+    }
+
+    /// Row `r`'s norm (sklearn) or total count (paper).
+    #[inline]
+    pub fn scale(&self, r: usize) -> f64 {
+        self.scale[r]
+    }
+
+    /// The sum of row `r`'s weights (its diversity before any decay).
+    #[inline]
+    pub fn sum(&self, r: usize) -> f64 {
+        self.sums[r]
+    }
 }
 
-/// TF-IDF rows of `texts` (already lowercased by the caller, see [`crate::text`]).
-pub fn tfidf(texts: &[&str], words: &WordChars, opts: &TfidfOptions) -> Result<TfidfMatrix> {
-    let (min_n, max_n) = opts.ngram_range;
-    if min_n < 1 || min_n > max_n || max_n > MAX_NGRAM {
-        return Err(Error::InvalidArgument(format!(
-            "ngram_range must satisfy 1 <= min <= max <= {MAX_NGRAM}, got ({min_n}, {max_n})"
-        )));
-    }
-    let n_docs = texts.len();
-    let (token_ids, tokens) = tokenize(texts, words)?;
+/// TF-IDF rows of `texts` (lowercased and tokenised by `analyzer`, see [`crate::text`]).
+pub fn tfidf(texts: &[&str], analyzer: &Analyzer, opts: &TfidfOptions) -> Result<TfidfMatrix> {
+    tfidf_with_progress(texts, analyzer, opts, &Silent)
+}
 
-    // levels[n - 1] holds the ids of the n-grams of length n; levels[0] are the tokens.
-    let mut levels: Vec<Ragged> = Vec::with_capacity(max_n);
-    let mut level_sizes = vec![tokens.len()];
-    let mut pairs_by_level = Vec::new();
-    levels.push(token_ids);
-    for n in 2..=max_n {
-        let (level, pairs) = next_level(&levels[0], &levels[n - 2], n)?;
-        level_sizes.push(pairs.len());
-        levels.push(level);
-        pairs_by_level.push(pairs);
-    }
-
-    let mut column_starts = Vec::with_capacity(max_n - min_n + 1);
-    let mut n_cols = 0usize;
-    for size in &level_sizes[min_n - 1..] {
-        column_starts.push(n_cols);
-        n_cols += size;
-    }
-    if n_cols > i32::MAX as usize {
+/// [`tfidf`], reporting its phases to `progress`.
+pub fn tfidf_with_progress(
+    texts: &[&str],
+    analyzer: &Analyzer,
+    opts: &TfidfOptions,
+    progress: &dyn Progress,
+) -> Result<TfidfMatrix> {
+    let mut counts = count_ngrams(texts, analyzer, opts, progress)?;
+    if counts.n_cols > i32::MAX as usize {
         return Err(Error::Capacity(format!(
-            "{n_cols} distinct n-grams exceed the {} columns a CSR matrix with int32 indices holds",
+            "{} distinct n-grams exceed the {} columns a CSR matrix with int32 indices holds",
+            counts.n_cols,
             i32::MAX
         )));
     }
-
-    // Sorted (column, count) pairs of every document, built in parallel a block of documents
-    // at a time so that only one block exists twice (as per-document vectors and flattened).
-    const BLOCK: usize = 1 << 16;
-    let row_of = |d: usize| {
-        let total: usize = levels[min_n - 1..].iter().map(|l| l.doc(d).len()).sum();
-        let mut cols: Vec<i32> = Vec::with_capacity(total);
-        for (k, level) in levels[min_n - 1..].iter().enumerate() {
-            let start = column_starts[k] as i32;
-            cols.extend(level.doc(d).iter().map(|&id| start + id as i32));
-        }
-        cols.sort_unstable();
-        let mut row: Vec<(i32, u32)> = Vec::with_capacity(cols.len());
-        for c in cols {
-            match row.last_mut() {
-                Some((last, count)) if *last == c => *count += 1,
-                _ => row.push((c, 1)),
-            }
-        }
-        row
-    };
-    let mut indptr = Vec::with_capacity(n_docs + 1);
-    indptr.push(0i64);
-    // Every n-gram occurrence adds at most one stored entry: an upper bound, so no regrowth.
-    let occurrences: usize = levels[min_n - 1..].iter().map(|l| l.ids.len()).sum();
-    let mut indices: Vec<i32> = Vec::with_capacity(occurrences);
-    let mut counts: Vec<u32> = Vec::with_capacity(occurrences);
-    let mut document_frequency = vec![0u32; n_cols];
-    for block_start in (0..n_docs).step_by(BLOCK) {
-        let block_end = (block_start + BLOCK).min(n_docs);
-        let rows: Vec<Vec<(i32, u32)>> = (block_start..block_end)
-            .into_par_iter()
-            .map(row_of)
-            .collect();
-        for row in &rows {
-            for &(c, count) in row {
-                indices.push(c);
-                counts.push(count);
-                document_frequency[c as usize] += 1;
-            }
-            indptr.push(indices.len() as i64);
-        }
-    }
-    drop(levels);
-    indices.shrink_to_fit();
-    counts.shrink_to_fit();
-    let nnz = indices.len();
-
-    let n = n_docs as f64;
-    let idf: Vec<f64> = document_frequency
-        .par_iter()
-        .map(|&df| match opts.variant {
-            Variant::Sklearn => ((n + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0,
-            Variant::Paper => (n / f64::from(df)).ln(),
-        })
-        .collect();
-
-    let mut data = vec![0.0f64; nnz];
-    let row_offsets: Vec<usize> = indptr.iter().map(|&p| p as usize).collect();
-    split_by_offsets(&mut data, &row_offsets)
+    report(progress, Phase::Tfidf, 0, counts.n_rows)?;
+    let weights = Weights::new(&counts, opts.variant);
+    let mut data = vec![0.0f64; counts.nnz()];
+    let offsets: Vec<usize> = counts.indptr.iter().map(|&p| p as usize).collect();
+    split_by_offsets(&mut data, &offsets)
         .into_par_iter()
         .enumerate()
-        .for_each_init(NonNegativeSum::new, |acc, (d, out)| {
-            let (start, end) = (row_offsets[d], row_offsets[d + 1]);
-            let cols = &indices[start..end];
-            let cnts = &counts[start..end];
-            match opts.variant {
-                Variant::Sklearn => {
-                    acc.clear();
-                    for ((w, &c), &count) in out.iter_mut().zip(cols).zip(cnts) {
-                        *w = f64::from(count) * idf[c as usize];
-                        acc.add(*w * *w);
-                    }
-                    let norm = acc.value().sqrt();
-                    if norm > 0.0 {
-                        for w in out.iter_mut() {
-                            *w /= norm;
-                        }
-                    }
-                }
-                Variant::Paper => {
-                    let total: u64 = cnts.iter().map(|&c| u64::from(c)).sum();
-                    for ((w, &c), &count) in out.iter_mut().zip(cols).zip(cnts) {
-                        *w = (f64::from(count) / total as f64) * idf[c as usize];
-                    }
-                }
+        .for_each(|(r, out)| {
+            for (j, w) in out.iter_mut().enumerate() {
+                *w = weights.weight(r, offsets[r] + j);
             }
         });
-
-    let names = opts.keep_vocabulary.then(|| NgramNames {
-        tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
-        pairs: pairs_by_level,
-        column_starts,
-        ngram_range: opts.ngram_range,
-        n_cols,
-    });
+    drop(weights);
+    report(progress, Phase::Tfidf, counts.n_rows, counts.n_rows)?;
+    // Columns fit in i32 (checked above): the same values, reinterpreted in place.
+    let indices: Vec<i32> = std::mem::take(&mut counts.indices)
+        .into_iter()
+        .map(|c| c as i32)
+        .collect();
     Ok(TfidfMatrix {
-        n_rows: n_docs,
-        n_cols,
-        indptr,
+        n_rows: counts.n_rows,
+        n_cols: counts.n_cols,
+        indptr: counts.indptr,
         indices,
         data,
-        document_frequency,
-        names,
+        document_frequency: counts.document_frequency,
+        names: counts.names,
     })
 }
 
@@ -357,7 +321,7 @@ mod tests {
             variant,
             keep_vocabulary: true,
         };
-        tfidf(texts, &WordChars::ascii(), &opts).unwrap()
+        tfidf(texts, &Analyzer::ascii(), &opts).unwrap()
     }
 
     fn row(m: &TfidfMatrix, i: usize) -> Vec<(String, f64)> {
@@ -432,9 +396,42 @@ mod tests {
                 ..Default::default()
             };
             assert!(matches!(
-                tfidf(&["aa"], &WordChars::ascii(), &opts),
+                tfidf(&["aa"], &Analyzer::ascii(), &opts),
                 Err(Error::InvalidArgument(_))
             ));
+        }
+    }
+
+    #[test]
+    fn large_counts_and_recomputed_weights_match_the_stored_ones() {
+        let long = "aa ".repeat(300) + "bb";
+        let texts = [long.as_str(), "aa cc", "bb cc dd", "", "dd"];
+        for variant in [Variant::Sklearn, Variant::Paper] {
+            let opts = TfidfOptions {
+                ngram_range: (1, 2),
+                variant,
+                keep_vocabulary: false,
+            };
+            let m = tfidf(&texts, &Analyzer::ascii(), &opts).unwrap();
+            let counts = count_ngrams(&texts, &Analyzer::ascii(), &opts, &Silent).unwrap();
+            assert_eq!(counts.count(0), 300);
+            assert_eq!(counts.count(1), 1);
+            let w = Weights::new(&counts, variant);
+            for r in 0..texts.len() {
+                let (s, e) = counts.row_bounds(r);
+                for k in s..e {
+                    assert_eq!(w.weight(r, k).to_bits(), m.data[k].to_bits());
+                }
+            }
+            let select = crate::SelectOptions {
+                budget: 3,
+                decay: 0.1,
+                max_complexity: None,
+            };
+            assert_eq!(
+                crate::select(&m.rows(), None, &select).unwrap(),
+                crate::select_counts(&w, None, &select, &Silent).unwrap()
+            );
         }
     }
 
@@ -445,10 +442,10 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let opts = TfidfOptions::default();
-        let one = crate::with_threads(Some(1), || tfidf(&refs, &WordChars::ascii(), &opts))
+        let one = crate::with_threads(Some(1), || tfidf(&refs, &Analyzer::ascii(), &opts))
             .unwrap()
             .unwrap();
-        let four = crate::with_threads(Some(4), || tfidf(&refs, &WordChars::ascii(), &opts))
+        let four = crate::with_threads(Some(4), || tfidf(&refs, &Analyzer::ascii(), &opts))
             .unwrap()
             .unwrap();
         assert_eq!(one.indices, four.indices);

@@ -1,18 +1,30 @@
-//! The Python binding of `iterit-core`: converts Python inputs to owned or borrowed Rust data,
-//! releases the GIL around every core call, and maps core errors to typed Python exceptions.
-//! No algorithm lives here.
+//! The Python binding of `iterit-core`: converts Python inputs to owned Rust data or to views
+//! of immutable data it holds (never of a buffer Python code could write), releases the GIL
+//! around every core call, reports progress to an optional Python callback, and maps core
+//! errors to typed Python exceptions. No algorithm lives here.
 
+mod arrow;
+mod texts;
+
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
-use iterit_core::{CsrRows, Error, NgramNames, SelectOptions, Selection, TfidfOptions, WordChars};
+use iterit_core::{
+    Analyzer, CodePoints, CsrRows, Error, Lowercase, NgramNames, Phase, SelectOptions, Selection,
+    TfidfOptions, Weights, WordChars,
+};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
 
+use crate::texts::Texts;
+
 // The exception hierarchy lives in Python (iterit/errors.py), where multiple inheritance lets
 // InvalidInputError be both an IteritError and a ValueError.
 import_exception!(iterit.errors, InvalidInputError);
+import_exception!(iterit.errors, InvalidTypeError);
 import_exception!(iterit.errors, CapacityError);
 import_exception!(iterit.errors, InternalError);
 
@@ -33,7 +45,7 @@ impl From<CoreError> for PyErr {
                 InvalidInputError::new_err(message)
             }
             Error::Capacity(_) => CapacityError::new_err(message),
-            Error::Internal(_) => InternalError::new_err(message),
+            Error::Internal(_) | Error::Cancelled => InternalError::new_err(message),
         }
     }
 }
@@ -62,17 +74,98 @@ fn run_detached<T: Send>(
     .map_err(CoreError)
 }
 
-fn word_chars(ranges: &PyReadonlyArray1<'_, u32>) -> Result<WordChars, CoreError> {
-    let flat = ranges
+fn ranges(flat: &PyReadonlyArray1<'_, u32>, name: &str) -> Result<CodePoints, CoreError> {
+    let flat = flat
         .as_slice()
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        .map_err(|e| Error::InvalidInput(format!("{name}: {e}")))?;
     if flat.len() % 2 != 0 {
-        return Err(
-            Error::InvalidInput("word ranges must come in (start, end) pairs".into()).into(),
-        );
+        return Err(Error::InvalidInput(format!("{name} must come in (start, end) pairs")).into());
     }
     let pairs: Vec<(u32, u32)> = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
     Ok(WordChars::from_ranges(&pairs)?)
+}
+
+/// Python's `str.lower` and `\w` as tables (built once per process by iterit.selection.text).
+#[pyclass(module = "iterit._iterit", name = "Analyzer", frozen)]
+struct PyAnalyzer(Analyzer);
+
+#[pymethods]
+impl PyAnalyzer {
+    #[new]
+    fn new(
+        word_ranges: PyReadonlyArray1<'_, u32>,
+        lower_mappings: PyReadonlyArray1<'_, u32>,
+        cased_ranges: PyReadonlyArray1<'_, u32>,
+        case_ignorable_ranges: PyReadonlyArray1<'_, u32>,
+    ) -> PyResult<Self> {
+        let mappings = lower_mappings
+            .as_slice()
+            .map_err(|e| CoreError(Error::InvalidInput(format!("lower_mappings: {e}"))))?;
+        let lowercase = Lowercase::new(
+            mappings,
+            ranges(&cased_ranges, "cased_ranges")?,
+            ranges(&case_ignorable_ranges, "case_ignorable_ranges")?,
+        )
+        .map_err(CoreError)?;
+        Ok(Self(Analyzer {
+            lowercase: Some(lowercase),
+            words: ranges(&word_ranges, "word_ranges")?,
+        }))
+    }
+
+    /// Every text lowercased as the core does it (what the tests compare with `str.lower`).
+    fn lowercase(&self, py: Python<'_>, texts: &Texts) -> Vec<String> {
+        let views = texts.views();
+        py.detach(|| {
+            views
+                .iter()
+                .map(|t| self.0.lowered(t).into_owned())
+                .collect()
+        })
+    }
+}
+
+/// A Python progress callback, `progress(phase, done, total)`, called with the GIL taken
+/// back; the first exception it raises stops the work and is raised to the caller.
+struct Reporter {
+    callback: Option<Py<PyAny>>,
+    failure: Mutex<Option<PyErr>>,
+}
+
+impl Reporter {
+    fn new(callback: Option<Bound<'_, PyAny>>) -> Self {
+        Self {
+            callback: callback.map(Bound::unbind),
+            failure: Mutex::new(None),
+        }
+    }
+
+    fn report(&self, phase: Phase, done: u64, total: u64) -> bool {
+        let Some(callback) = &self.callback else {
+            return true;
+        };
+        Python::attach(|py| match callback.call1(py, (phase.name(), done, total)) {
+            Ok(_) => true,
+            Err(e) => {
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                false
+            }
+        })
+    }
+
+    /// The callback's exception in place of the core's `Cancelled`.
+    fn error(&self, e: CoreError) -> PyErr {
+        match (
+            e.0,
+            self.failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        ) {
+            (Error::Cancelled, Some(raised)) => raised,
+            (other, _) => CoreError(other).into(),
+        }
+    }
 }
 
 fn tfidf_options(
@@ -117,24 +210,28 @@ type CsrArrays<'py> = (
     Option<PyNgramNames>,
 );
 
-/// TF-IDF rows of already lowercased `texts`; the arrays move into numpy without a copy.
+/// TF-IDF rows of `texts`; the arrays move into numpy without a copy.
 #[pyfunction]
-#[pyo3(signature = (texts, word_ranges, ngram_range, variant, keep_vocabulary, n_threads=None))]
+#[pyo3(signature = (texts, analyzer, ngram_range, variant, keep_vocabulary, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn tfidf<'py>(
     py: Python<'py>,
-    texts: Vec<String>,
-    word_ranges: PyReadonlyArray1<'py, u32>,
+    texts: &Texts,
+    analyzer: &PyAnalyzer,
     ngram_range: (usize, usize),
     variant: &str,
     keep_vocabulary: bool,
     n_threads: Option<usize>,
+    progress: Option<Bound<'py, PyAny>>,
 ) -> PyResult<CsrArrays<'py>> {
-    let words = word_chars(&word_ranges)?;
     let opts = tfidf_options(ngram_range, variant, keep_vocabulary)?;
+    let reporter = Reporter::new(progress);
+    let views = texts.views();
     let m = run_detached(py, n_threads, || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        iterit_core::tfidf(&refs, &words, &opts)
-    })?;
+        let report = |p: Phase, d: u64, t: u64| reporter.report(p, d, t);
+        iterit_core::tfidf_with_progress(views, &analyzer.0, &opts, &report)
+    })
+    .map_err(|e| reporter.error(e))?;
     Ok((
         m.indptr.into_pyarray(py),
         m.indices.into_pyarray(py),
@@ -180,13 +277,15 @@ fn owned_complexity(c: &Option<PyReadonlyArray1<'_, f64>>) -> Result<Option<Vec<
 }
 
 /// Tokenise, weight and select in one call, without building any Python object in between.
+/// TF-IDF is fitted on the candidates only (docs/design.md, "TF-IDF"); picks are positions in
+/// `texts`.
 #[pyfunction]
-#[pyo3(signature = (texts, word_ranges, ngram_range, variant, complexity, budget, decay, max_complexity, n_threads=None))]
+#[pyo3(signature = (texts, analyzer, ngram_range, variant, complexity, budget, decay, max_complexity, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn select_texts<'py>(
     py: Python<'py>,
-    texts: Vec<String>,
-    word_ranges: PyReadonlyArray1<'py, u32>,
+    texts: &Texts,
+    analyzer: &PyAnalyzer,
     ngram_range: (usize, usize),
     variant: &str,
     complexity: Option<PyReadonlyArray1<'py, f64>>,
@@ -194,8 +293,8 @@ fn select_texts<'py>(
     decay: f64,
     max_complexity: Option<f64>,
     n_threads: Option<usize>,
+    progress: Option<Bound<'py, PyAny>>,
 ) -> PyResult<SelectionTuple<'py>> {
-    let words = word_chars(&word_ranges)?;
     let opts = tfidf_options(ngram_range, variant, false)?;
     let c = owned_complexity(&complexity)?;
     drop(complexity);
@@ -204,13 +303,63 @@ fn select_texts<'py>(
         decay,
         max_complexity,
     };
+    let reporter = Reporter::new(progress);
+    let views = texts.views();
     let s = run_detached(py, n_threads, || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let m = iterit_core::tfidf(&refs, &words, &opts)?;
-        drop(refs);
-        iterit_core::select(&m.rows(), c.as_deref(), &sel)
-    })?;
+        let report = |p: Phase, d: u64, t: u64| reporter.report(p, d, t);
+        select_candidates(views, &analyzer.0, &opts, c.as_deref(), &sel, &report)
+    })
+    .map_err(|e| reporter.error(e))?;
     Ok(selection_tuple(py, s))
+}
+
+/// Fits TF-IDF on the candidate texts only, selects among them, and maps picks back.
+fn select_candidates(
+    texts: &[&str],
+    analyzer: &Analyzer,
+    opts: &TfidfOptions,
+    complexity: Option<&[f64]>,
+    sel: &SelectOptions,
+    progress: &dyn iterit_core::Progress,
+) -> Result<Selection, Error> {
+    if let Some(c) = complexity {
+        if c.len() != texts.len() {
+            return Err(Error::InvalidInput(format!(
+                "complexity has {} values for {} samples",
+                c.len(),
+                texts.len()
+            )));
+        }
+    }
+    let kept: Option<Vec<usize>> = complexity.and_then(|c| {
+        let keep: Vec<usize> = (0..c.len())
+            .filter(|&i| iterit_core::select::is_candidate(c[i], sel.max_complexity))
+            .collect();
+        (keep.len() < c.len()).then_some(keep)
+    });
+    let (sub_texts, sub_c): (Cow<'_, [&str]>, Cow<'_, [f64]>) = match (&kept, complexity) {
+        (Some(k), Some(c)) => (
+            k.iter().map(|&i| texts[i]).collect(),
+            k.iter().map(|&i| c[i]).collect(),
+        ),
+        _ => (
+            Cow::Borrowed(texts),
+            Cow::Borrowed(complexity.unwrap_or(&[])),
+        ),
+    };
+    let sub_c = complexity.map(|_| &*sub_c);
+    let counts = iterit_core::count_ngrams(&sub_texts, analyzer, opts, progress)?;
+    drop(sub_texts);
+    iterit_core::progress::report(progress, Phase::Tfidf, 0, counts.n_rows)?;
+    let weights = Weights::new(&counts, opts.variant);
+    iterit_core::progress::report(progress, Phase::Tfidf, counts.n_rows, counts.n_rows)?;
+    let mut s = iterit_core::select_counts(&weights, sub_c, sel, progress)?;
+    if let Some(k) = kept {
+        for i in s.indices.iter_mut() {
+            *i = k[*i as usize] as i64;
+        }
+    }
+    Ok(s)
 }
 
 /// An integer numpy array copied as int32 or int64, whichever it is.
@@ -299,6 +448,8 @@ fn select_csr<'py>(
 fn _iterit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyNgramNames>()?;
+    m.add_class::<PyAnalyzer>()?;
+    m.add_class::<Texts>()?;
     m.add_function(wrap_pyfunction!(tfidf, m)?)?;
     m.add_function(wrap_pyfunction!(select_texts, m)?)?;
     m.add_function(wrap_pyfunction!(select_csr, m)?)?;

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from iterit import _iterit
-from iterit.selection.text import word_char_ranges
+from iterit.selection.text import analyzer, as_texts
 
 
 def random_csr(n_rows: int, per_row: int, n_cols: int, seed: int = 0):
@@ -86,8 +86,10 @@ def test_select_texts_ignores_writes_to_complexity_during_the_call() -> None:
     texts = [" ".join(rng.choice(words, size=30)) for _ in range(20_000)]
     complexity = rng.uniform(0.1, 0.9, size=len(texts))
 
+    read = as_texts(texts)
+
     def call(c: np.ndarray) -> tuple:
-        args = (texts, word_char_ranges(), (1, 3), "sklearn", c, 2_000, 0.1, 1.0, 2)
+        args = (read, analyzer(), (1, 3), "sklearn", c, 2_000, 0.1, 1.0, 2)
         return _iterit.select_texts(*args)
 
     want = picks(call(complexity.copy()))

@@ -1,5 +1,6 @@
-"""Tokens are defined by Python: the word-character table and lowercasing come from the running
-interpreter, whatever Unicode version Rust's own tables follow."""
+"""Tokens are defined by Python: the word-character table and the lowercasing tables come from
+the running interpreter, whatever Unicode version Rust's own tables follow, and the core's
+lowercasing equals ``str.lower`` on every code point and in every Final_Sigma context."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iterit
-from iterit.errors import InvalidTypeError
-from iterit.selection.text import TOKEN_PATTERN, lowercase_texts, word_char_ranges
+from iterit import _iterit
+from iterit.errors import InvalidInputError, InvalidTypeError
+from iterit.selection.text import TOKEN_PATTERN, analyzer, as_texts, word_char_ranges
 from tests.helpers.text_strategies import any_text
+
+SIGMA = "\u03a3"
+EVERY_CHARACTER = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+
+
+def core_lower(texts: list[str]) -> list[str]:
+    return analyzer().lowercase(_iterit.Texts(texts))
+
 
 # Characters where Rust's and Python's notions differ, or where lowercasing is contextual.
 
@@ -52,11 +62,44 @@ def test_final_sigma_follows_python_lowercasing() -> None:
     assert iterit.tfidf(["ΟΔΟΣ ΟΔΟΣ."], ngram_range=(1, 1)).vocabulary() == ["οδος"]
 
 
-def test_lowercase_texts_rejects_non_strings_by_position() -> None:
+def test_core_lowercase_equals_str_lower_on_every_code_point() -> None:
+    assert core_lower(EVERY_CHARACTER) == [c.lower() for c in EVERY_CHARACTER]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "{c}" + SIGMA,
+        "A{c}" + SIGMA,
+        "A" + SIGMA + "{c}",
+        "A{c}" + SIGMA + "{c}",
+        SIGMA + "{c}" + SIGMA,
+        "{c}{c}" + SIGMA + "{c}{c}A",
+    ],
+)
+def test_core_lowercase_equals_str_lower_around_every_sigma(pattern: str) -> None:
+    # Pieces separated by a newline, which the Final_Sigma rule never looks across; long texts
+    # so that a pattern over the whole Unicode range is a few hundred strings.
+    pieces = [pattern.format(c=c) for c in EVERY_CHARACTER]
+    texts = ["\n".join(pieces[i : i + 4096]) for i in range(0, len(pieces), 4096)]
+    assert core_lower(texts) == [t.lower() for t in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(any_text, st.sampled_from([SIGMA, "\u0345", "'", ".", "A"])), max_size=8))
+def test_core_lowercase_equals_str_lower_on_any_text(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert core_lower([text]) == [text.lower()]
+
+
+def test_as_texts_rejects_non_strings_and_nulls_by_position() -> None:
     with pytest.raises(InvalidTypeError, match=r"texts\[2\] is bytes"):
-        lowercase_texts(["a", "b", b"c"])
+        as_texts(["a", "b", b"c"])
     with pytest.raises(InvalidTypeError, match=r"texts\[0\] is int"):
-        lowercase_texts([3])
+        as_texts([3])
     with pytest.raises(InvalidTypeError, match="single str"):
-        lowercase_texts("not a list")
-    assert lowercase_texts(t for t in ["A", "B"]) == ["a", "b"]
+        as_texts("not a list")
+    with pytest.raises(InvalidInputError, match=r"texts\[1\] cannot be encoded"):
+        as_texts(["a", "\ud800"])
+    assert len(as_texts(t for t in ["A", "B"])) == 2
+    assert core_lower(["A", "B"]) == ["a", "b"]

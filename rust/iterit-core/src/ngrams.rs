@@ -1,0 +1,401 @@
+//! N-gram counts of every text (docs/design.md, "TF-IDF"), a chunk of texts at a time.
+//!
+//! Tokens are interned to `u32` ids in order of first occurrence, and an n-gram of length
+//! `n > 1` is interned as the pair (id of its (n-1)-gram prefix, id of its last token): no
+//! string is built per occurrence, and the vocabulary is exact (no hashing collisions). Each
+//! chunk's texts are lowercased and tokenised, their n-grams interned ([`crate::intern`]) and
+//! turned into rows of (column, count); only the rows and the distinct n-grams outlive the
+//! chunk. Columns are numbered by n-gram length, then by first occurrence in text order.
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::intern::Interner;
+use crate::progress::{report, Phase, Progress};
+use crate::text::Analyzer;
+use crate::tfidf::{NgramNames, TfidfOptions, MAX_NGRAM};
+
+/// Texts per chunk: bounds the memory of the per-occurrence arrays of a chunk. The tests use
+/// tiny chunks, so that small inputs cross chunk boundaries.
+#[cfg(not(test))]
+const CHUNK_TEXTS: usize = 1 << 15;
+#[cfg(test)]
+const CHUNK_TEXTS: usize = 7;
+/// Texts per parallel task when rows are built.
+const ROW_BLOCK: usize = 256;
+/// Counts of this value or more are kept in [`Counts::overflow`].
+const BIG_COUNT: u8 = u8::MAX;
+
+/// N-gram counts in CSR form: row `i` holds columns `indices[indptr[i]..indptr[i + 1]]`
+/// (strictly increasing), each with its count in the row's text.
+#[derive(Clone, Debug)]
+pub struct Counts {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<i64>,
+    pub indices: Vec<u32>,
+    /// One byte per stored entry; [`BIG_COUNT`] means "look in `overflow`".
+    small: Vec<u8>,
+    overflow: HashMap<usize, u32>,
+    /// Number of texts containing each column's n-gram.
+    pub document_frequency: Vec<u32>,
+    /// Present when [`TfidfOptions::keep_vocabulary`] was set.
+    pub names: Option<NgramNames>,
+}
+
+impl Counts {
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// The count of stored entry `k`.
+    #[inline]
+    pub fn count(&self, k: usize) -> u32 {
+        match self.small[k] {
+            BIG_COUNT => self.overflow[&k],
+            c => u32::from(c),
+        }
+    }
+
+    #[inline]
+    pub fn row_bounds(&self, r: usize) -> (usize, usize) {
+        (self.indptr[r] as usize, self.indptr[r + 1] as usize)
+    }
+}
+
+/// Per-text arrays of ids, flattened: text `d` owns `ids[offsets[d]..offsets[d + 1]]`.
+struct Ragged {
+    offsets: Vec<usize>,
+    ids: Vec<u32>,
+}
+
+impl Ragged {
+    fn doc(&self, d: usize) -> &[u32] {
+        &self.ids[self.offsets[d]..self.offsets[d + 1]]
+    }
+}
+
+fn doc_numbers(offsets: &[usize], first_doc: usize) -> Vec<u32> {
+    let mut docs = vec![0u32; offsets[offsets.len() - 1]];
+    split_by_offsets(&mut docs, offsets)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(d, out)| out.fill((first_doc + d) as u32));
+    docs
+}
+
+/// Splits `data` into consecutive mutable pieces `offsets[d]..offsets[d + 1]`.
+pub(crate) fn split_by_offsets<'a, T>(
+    mut data: &'a mut [T],
+    offsets: &[usize],
+) -> Vec<&'a mut [T]> {
+    let mut pieces = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for w in offsets.windows(2) {
+        let (head, tail) = data.split_at_mut(w[1] - w[0]);
+        pieces.push(head);
+        data = tail;
+    }
+    pieces
+}
+
+/// The interners of every n-gram length, kept across chunks.
+struct Vocabulary {
+    tokens: Interner<Box<str>>,
+    /// `pairs[n - 2]` interns the n-grams of length `n >= 2` as (prefix id, token id).
+    pairs: Vec<Interner<[u32; 2]>>,
+}
+
+impl Vocabulary {
+    /// Ids of the n-grams of every length up to `max_n`, `levels[n - 1]`, of `texts` (the
+    /// chunk that starts at text `first_doc`).
+    fn chunk(
+        &mut self,
+        texts: &[&str],
+        first_doc: usize,
+        analyzer: &Analyzer,
+        max_n: usize,
+    ) -> Result<Vec<Ragged>> {
+        let lowered: Vec<_> = texts.par_iter().map(|t| analyzer.lowered(t)).collect();
+        let per_doc: Vec<Vec<&str>> = lowered
+            .par_iter()
+            .map(|t| analyzer.words.tokens(t))
+            .collect();
+        let mut offsets = Vec::with_capacity(texts.len() + 1);
+        offsets.push(0);
+        for doc in &per_doc {
+            offsets.push(offsets.last().copied().unwrap_or(0) + doc.len());
+        }
+        let ids = {
+            let flat: Vec<&str> = per_doc.concat();
+            drop(per_doc);
+            self.tokens
+                .intern(&flat, &doc_numbers(&offsets, first_doc))?
+        };
+        drop(lowered);
+        let mut levels = vec![Ragged { offsets, ids }];
+        for n in 2..=max_n {
+            let next = next_level(&levels[0], &levels[n - 2], n);
+            let docs = next.docs(first_doc);
+            let ids = self.pairs[n - 2].intern(&next.ids_as_keys, &docs)?;
+            levels.push(Ragged {
+                offsets: next.offsets,
+                ids,
+            });
+        }
+        Ok(levels)
+    }
+}
+
+/// The keys of the n-grams of length `n`, per text.
+struct NextLevel {
+    offsets: Vec<usize>,
+    ids_as_keys: Vec<u64>,
+}
+
+impl NextLevel {
+    fn docs(&self, first_doc: usize) -> Vec<u32> {
+        doc_numbers(&self.offsets, first_doc)
+    }
+}
+
+/// Keys of the n-grams of length `n`, given the ids of length `n - 1` and the tokens: an
+/// n-gram is the pair (its (n-1)-gram prefix, its last token).
+fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> NextLevel {
+    let n_docs = tokens.offsets.len() - 1;
+    let mut offsets = Vec::with_capacity(n_docs + 1);
+    offsets.push(0usize);
+    for d in 0..n_docs {
+        let len = (tokens.offsets[d + 1] - tokens.offsets[d]).saturating_sub(n - 1);
+        offsets.push(offsets[d] + len);
+    }
+    let mut keys = vec![0u64; offsets[n_docs]];
+    split_by_offsets(&mut keys, &offsets)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(d, out)| {
+            let (toks, prefixes) = (tokens.doc(d), prev.doc(d));
+            for (p, key) in out.iter_mut().enumerate() {
+                *key = (u64::from(prefixes[p]) << 32) | u64::from(toks[p + n - 1]);
+            }
+        });
+    NextLevel {
+        offsets,
+        ids_as_keys: keys,
+    }
+}
+
+/// A block of rows built in parallel: ids, counts, row lengths, per-length lengths.
+type RowBlock = (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// Rows under construction: per text, the (id, count) pairs of each n-gram length in the
+/// range, each length's ids increasing. Ids become columns once every length's size is known.
+#[derive(Default)]
+struct Rows {
+    ends: Vec<usize>,
+    ids: Vec<u32>,
+    small: Vec<u8>,
+    overflow: HashMap<usize, u32>,
+    /// Entries of each length in each row: `level_lens[row * n_levels + level]`.
+    level_lens: Vec<u32>,
+}
+
+impl Rows {
+    /// Appends the rows of one chunk (`levels` are the chunk's ids of the lengths in range).
+    fn append(&mut self, levels: &[Ragged]) {
+        let n_docs = levels[0].offsets.len() - 1;
+        let blocks: Vec<RowBlock> = (0..n_docs)
+            .into_par_iter()
+            .step_by(ROW_BLOCK)
+            .map(|start| {
+                let (mut ids, mut counts, mut lens, mut level_lens) =
+                    (vec![], vec![], vec![], vec![]);
+                let mut scratch = Vec::new();
+                for d in start..(start + ROW_BLOCK).min(n_docs) {
+                    let before = ids.len();
+                    for level in levels {
+                        scratch.clear();
+                        scratch.extend_from_slice(level.doc(d));
+                        scratch.sort_unstable();
+                        let level_start = ids.len();
+                        for &id in &scratch {
+                            if ids.len() > level_start && ids.last() == Some(&id) {
+                                *counts.last_mut().expect("pushed with its id") += 1;
+                            } else {
+                                ids.push(id);
+                                counts.push(1u32);
+                            }
+                        }
+                        level_lens.push((ids.len() - level_start) as u32);
+                    }
+                    lens.push((ids.len() - before) as u32);
+                }
+                (ids, counts, lens, level_lens)
+            })
+            .collect();
+        for (ids, counts, lens, level_lens) in blocks {
+            let base = self.ids.len();
+            self.ids.extend_from_slice(&ids);
+            for (j, &c) in counts.iter().enumerate() {
+                if c >= u32::from(BIG_COUNT) {
+                    self.overflow.insert(base + j, c);
+                    self.small.push(BIG_COUNT);
+                } else {
+                    self.small.push(c as u8);
+                }
+            }
+            let mut end = self.ends.last().copied().unwrap_or(0);
+            for len in lens {
+                end += len as usize;
+                self.ends.push(end);
+            }
+            self.level_lens.extend_from_slice(&level_lens);
+        }
+    }
+
+    fn reserve(&mut self, entries: usize) {
+        let more = entries.saturating_sub(self.ids.len());
+        self.ids.reserve_exact(more);
+        self.small.reserve_exact(more);
+    }
+
+    /// Turns each length's ids into columns (`starts[level]` plus the id), in place.
+    fn number_columns(&mut self, starts: &[usize]) {
+        let n_levels = starts.len();
+        let n_rows = self.ends.len();
+        let block_starts: Vec<usize> = (0..n_rows).step_by(ROW_BLOCK).collect();
+        let mut offsets: Vec<usize> = block_starts
+            .iter()
+            .map(|&r| if r == 0 { 0 } else { self.ends[r - 1] })
+            .collect();
+        offsets.push(self.ids.len());
+        let level_lens = &self.level_lens;
+        split_by_offsets(&mut self.ids, &offsets)
+            .into_par_iter()
+            .zip(block_starts)
+            .for_each(|(ids, first_row)| {
+                let mut k = 0;
+                for r in first_row..(first_row + ROW_BLOCK).min(n_rows) {
+                    for (level, start) in starts.iter().enumerate() {
+                        for _ in 0..level_lens[r * n_levels + level] {
+                            ids[k] += *start as u32;
+                            k += 1;
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// Counts of the n-grams of `texts` with lengths in `opts.ngram_range` (see the module
+/// documentation); `progress` hears [`Phase::Ngrams`] after every chunk.
+pub fn count_ngrams(
+    texts: &[&str],
+    analyzer: &Analyzer,
+    opts: &TfidfOptions,
+    progress: &dyn Progress,
+) -> Result<Counts> {
+    let (min_n, max_n) = opts.ngram_range;
+    if min_n < 1 || min_n > max_n || max_n > MAX_NGRAM {
+        return Err(Error::InvalidArgument(format!(
+            "ngram_range must satisfy 1 <= min <= max <= {MAX_NGRAM}, got ({min_n}, {max_n})"
+        )));
+    }
+    let n_docs = texts.len();
+    if n_docs > u32::MAX as usize {
+        return Err(Error::Capacity(format!("more than {} texts", u32::MAX)));
+    }
+    let mut vocabulary = Vocabulary {
+        tokens: Interner::new(),
+        pairs: (2..=max_n).map(|_| Interner::new()).collect(),
+    };
+    let mut rows = Rows::default();
+    report(progress, Phase::Ngrams, 0, n_docs)?;
+    for first in (0..n_docs).step_by(CHUNK_TEXTS) {
+        let end = (first + CHUNK_TEXTS).min(n_docs);
+        let levels = vocabulary.chunk(&texts[first..end], first, analyzer, max_n)?;
+        rows.append(&levels[min_n - 1..]);
+        if first == 0 && end < n_docs {
+            // Size the row arrays from the first chunk (plus a tenth), so that they do not
+            // grow by doubling: that slack would be the largest allocation of all.
+            let expected = rows.ids.len() as f64 * n_docs as f64 / end as f64 * 1.1;
+            rows.reserve(expected as usize);
+        }
+        report(progress, Phase::Ngrams, end, n_docs)?;
+    }
+
+    assemble(vocabulary, rows, n_docs, opts)
+}
+
+/// The counts matrix from the rows and the vocabulary of every chunk: ids become columns
+/// (n-gram length first), and the vocabulary is kept when asked for.
+fn assemble(
+    vocabulary: Vocabulary,
+    mut rows: Rows,
+    n_docs: usize,
+    opts: &TfidfOptions,
+) -> Result<Counts> {
+    let (min_n, max_n) = opts.ngram_range;
+    let tokens = vocabulary.tokens.finish(opts.keep_vocabulary);
+    let pairs: Vec<_> = vocabulary
+        .pairs
+        .into_iter()
+        .map(|p| p.finish(opts.keep_vocabulary))
+        .collect();
+    let mut sizes = vec![tokens.df.len()];
+    sizes.extend(pairs.iter().map(|p| p.df.len()));
+    let mut column_starts = Vec::with_capacity(max_n - min_n + 1);
+    let mut n_cols = 0usize;
+    for size in &sizes[min_n - 1..] {
+        column_starts.push(n_cols);
+        n_cols += size;
+    }
+    if n_cols > u32::MAX as usize {
+        return Err(Error::Capacity(format!(
+            "{n_cols} distinct n-grams exceed {}",
+            u32::MAX
+        )));
+    }
+    rows.number_columns(&column_starts);
+    let mut document_frequency = Vec::with_capacity(n_cols);
+    if min_n == 1 {
+        document_frequency.extend_from_slice(&tokens.df);
+    }
+    for p in &pairs[(min_n.max(2) - 2)..] {
+        document_frequency.extend_from_slice(&p.df);
+    }
+    let names = opts.keep_vocabulary.then(|| NgramNames {
+        tokens: tokens
+            .keys
+            .unwrap_or_default()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        pairs: pairs
+            .into_iter()
+            .map(|p| {
+                p.keys
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|[prefix, token]| (prefix, token))
+                    .collect()
+            })
+            .collect(),
+        column_starts,
+        ngram_range: opts.ngram_range,
+        n_cols,
+    });
+    let mut indptr = Vec::with_capacity(n_docs + 1);
+    indptr.push(0i64);
+    indptr.extend(rows.ends.iter().map(|&e| e as i64));
+    Ok(Counts {
+        n_rows: n_docs,
+        n_cols,
+        indptr,
+        indices: rows.ids,
+        small: rows.small,
+        overflow: rows.overflow,
+        document_frequency,
+        names,
+    })
+}
