@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 
@@ -85,3 +86,19 @@ def save_scoring_inputs(folder: Path, model, tokenizer, samples) -> Path:
 def save_tiny_model(folder: Path, tokenizer, seed: int = 0, max_positions: int = 512) -> Path:
     """:func:`tiny_model` saved with its tokenizer as a local model folder."""
     return save_model(folder, tiny_model(tokenizer, seed, max_positions), tokenizer)
+
+
+def marked_as_gguf(model):
+    """What transformers' GGUF loading leaves on a model whose weights it de-quantized."""
+    # Releases without a GGUF quantizer (5.0, 4.x) de-quantize while loading: no marks to clear.
+    pytest.importorskip("transformers.quantizers.quantizer_gguf")
+    from transformers.quantizers.quantizer_gguf import GgufHfQuantizer
+    from transformers.utils.quantization_config import GgufConfig, QuantizationMethod
+
+    quantizer = GgufHfQuantizer(GgufConfig(gguf_file="model.gguf"))
+    model.hf_quantizer = quantizer
+    model.is_quantized = True
+    model.quantization_method = QuantizationMethod.GGUF
+    model.config.quantization_config = quantizer.quantization_config
+    model.config._is_quantized = True
+    return model

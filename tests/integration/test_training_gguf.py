@@ -11,25 +11,8 @@ pytest.importorskip("transformers")
 import transformers
 
 from iterit.config import SelectionConfig
-from tests.helpers.tiny_llama import tiny_model
+from tests.helpers.tiny_llama import marked_as_gguf, tiny_model
 from tests.helpers.training import MAX_LEN, read_log, training_args
-
-
-def _marked_as_gguf(model):
-    """What transformers' GGUF loading leaves on a model whose weights it de-quantized."""
-    # Releases without a GGUF quantizer (5.0, 4.x) de-quantize while loading: no marks to clear.
-    pytest.importorskip("transformers.quantizers.quantizer_gguf")
-    from transformers.quantizers.quantizer_gguf import GgufHfQuantizer
-    from transformers.utils.quantization_config import GgufConfig, QuantizationMethod
-
-    quantizer = GgufHfQuantizer(GgufConfig(gguf_file="model.gguf"))
-    model.hf_quantizer = quantizer
-    model.is_quantized = True
-    model.quantization_method = QuantizationMethod.GGUF
-    model.config.quantization_config = quantizer.quantization_config
-    model.config._is_quantized = True
-    return model
-
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +26,10 @@ def test_a_gguf_marked_model_trains_and_saves(tmp_path, data):
     samples, tok = data
     samples = samples[:12]
     with pytest.raises(ValueError, match="purely quantized"):  # what the marks cause
-        transformers.Trainer(model=_marked_as_gguf(tiny_model(tok)), args=training_args(tmp_path))
+        transformers.Trainer(model=marked_as_gguf(tiny_model(tok)), args=training_args(tmp_path))
     # IterITTrainer clears the marks of a model whose weights are all float (iterit.training.gguf)
     trainer = IterITTrainer(
-        model=_marked_as_gguf(tiny_model(tok)),
+        model=marked_as_gguf(tiny_model(tok)),
         args=training_args(tmp_path, num_train_epochs=1),
         train_dataset=TokenizedSamples(samples, tok, max_length=MAX_LEN),
         data_collator=ResponseOnlyCollator(tok.pad_token_id),

@@ -9,28 +9,12 @@ pytest.importorskip("transformers")
 
 
 from iterit.training.gguf import as_float_model, is_dequantized_gguf
-from tests.helpers.tiny_llama import tiny_model
-
-
-def _marked_as_gguf(model):
-    """What transformers' GGUF loading leaves on a model whose weights it de-quantized."""
-    # Releases without a GGUF quantizer (5.0, 4.x) de-quantize while loading: no marks to clear.
-    pytest.importorskip("transformers.quantizers.quantizer_gguf")
-    from transformers.quantizers.quantizer_gguf import GgufHfQuantizer
-    from transformers.utils.quantization_config import GgufConfig, QuantizationMethod
-
-    quantizer = GgufHfQuantizer(GgufConfig(gguf_file="model.gguf"))
-    model.hf_quantizer = quantizer
-    model.is_quantized = True
-    model.quantization_method = QuantizationMethod.GGUF
-    model.config.quantization_config = quantizer.quantization_config
-    model.config._is_quantized = True
-    return model
+from tests.helpers.tiny_llama import marked_as_gguf, tiny_model
 
 
 def test_as_float_model_clears_the_quantization_marks(data):
     _samples, tok = data
-    model = _marked_as_gguf(tiny_model(tok))
+    model = marked_as_gguf(tiny_model(tok))
     assert is_dequantized_gguf(model)
     assert as_float_model(model) is model
     assert not model.is_quantized and getattr(model, "hf_quantizer", None) is None
