@@ -59,7 +59,7 @@ COMPARE_ARMS: dict[str, dict[str, Any]] = {
     "iterit-inloop": {"strategy": "iterit", "rescore": "in-loop"},
 }
 #: Prompt templates by name (a callable is accepted too).
-TEMPLATES = ("alpaca", "plain", "chat")
+TEMPLATES = ("alpaca", "plain", "chat", "completion")
 #: TF-IDF weightings: scikit-learn's, or the paper's Eq. 5.
 TFIDF_VARIANTS = ("sklearn", "paper")
 #: Record formats of input data.

@@ -10,6 +10,8 @@ Built-in templates:
   ``### Response:`` (the response follows immediately, as in Alpaca's training code).
 - ``"plain"``: ``{instruction}\\n`` or ``{instruction}\\n{input}\\n``.
 - ``"chat"``: the tokenizer's own chat template with ``add_generation_prompt=True``.
+- ``"completion"``: the prompt as it is, the response right after it, tokenised together as
+  ``trl.SFTTrainer`` does for prompt-completion strings (docs/training.md).
 - any callable ``f(sample) -> str``.
 
 This module imports neither torch nor transformers.
@@ -50,7 +52,7 @@ ALPACA_PROMPT_NO_INPUT = (
     "### Instruction:\n{instruction}\n\n### Response:"
 )
 
-TEMPLATES = ("alpaca", "plain", "chat")
+TEMPLATES = ("alpaca", "plain", "chat", "completion")
 
 
 def check_template(template: Template, tokenizer: Any = None) -> None:
@@ -89,6 +91,8 @@ def render_prompt(template: Template, sample: Sample, tokenizer: Any = None) -> 
         if sample.input:
             return ALPACA_PROMPT_INPUT.format(instruction=sample.instruction, input=sample.input)
         return ALPACA_PROMPT_NO_INPUT.format(instruction=sample.instruction)
+    if template == "completion":
+        return f"{sample.instruction}\n{sample.input}" if sample.input else sample.instruction
     if template == "plain":
         if sample.input:
             return f"{sample.instruction}\n{sample.input}\n"

@@ -13,7 +13,7 @@ token is never scored (docs/ifd.md, "Variants").  ``iterit`` and ``loss-ratio`` 
 encoding above.
 
 A conversation with several assistant turns under the ``"chat"`` template (and ``turns="all"``)
-is read as one sequence ``[s] + C(turns)`` cut at ``max_length``: the conditional pass scores
+is read as one sequence ``C(turns)`` cut at ``max_length``: the conditional pass scores
 every assistant turn's tokens in it (the template's own tokens for the turn, up to and including
 its end-of-turn token, found by :func:`iterit.data.templates.render_conversation`), the prior
 pass reads each turn's tokens after the start token alone (docs/design.md, "IFD").
@@ -161,6 +161,8 @@ def encode_for_scoring(
     superfiltering = check_ifd_variant(ifd_variant) == "superfiltering"
     check_turns(turns)
     start, eos = start_token(tokenizer), eos_token(tokenizer)
+    if template == "completion":
+        return _encode_completions(tokenizer, samples, max_length, start, eos)
     multi = [is_multi_turn(s, template, turns) for s in samples]
     single = [s for s, m in zip(samples, multi, strict=True) if not m]
     prompts = iter(_token_lists(tokenizer, [render_prompt(template, s, tokenizer) for s in single]))
@@ -169,7 +171,7 @@ def encode_for_scoring(
     enc = EncodedSamples([], [], np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool))
     for i, (sample, m) in enumerate(zip(samples, multi, strict=True)):
         if m:
-            ids, spans = conversation_tokens(tokenizer, sample, superfiltering)
+            ids, spans = conversation_tokens(tokenizer, sample)
             _encode_turns(enc, i, sample, ids, spans, max_length, start, superfiltering)
         else:
             _encode_one(
@@ -183,6 +185,41 @@ def encode_for_scoring(
                 eos,
                 superfiltering,
             )
+    return enc
+
+
+def _encode_completions(
+    tokenizer: Any, samples: Sequence[Sample], max_length: int, start: int, eos: int
+) -> EncodedSamples:
+    """Prompt-completion strings read as ``trl.SFTTrainer`` reads them: ``prompt +
+    completion + EOS`` tokenised together (with the tokenizer's special tokens), the response
+    starting where that and the prompt alone diverge; the prior pass reads it after ``s``."""
+    eos_text = tokenizer.eos_token or ""
+    prompts = [render_prompt("completion", s) for s in samples]
+    texts = [
+        p + s.response + ("" if s.response.endswith(eos_text) else eos_text)
+        for p, s in zip(prompts, samples, strict=True)
+    ]
+    p_all = tokenizer(prompts)["input_ids"] if samples else []
+    f_all = tokenizer(texts)["input_ids"] if samples else []
+    n = len(samples)
+    enc = EncodedSamples([], [], np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool))
+    for i, (sample, p_ids, full) in enumerate(zip(samples, p_all, f_all, strict=True)):
+        plen = 0
+        while plen < min(len(p_ids), len(full)) and p_ids[plen] == full[plen]:
+            plen += 1
+        p, r = list(full[:plen]), list(full[plen:])
+        k = min(len(r), max_length - plen)
+        if not sample.response.strip():
+            enc.reason[i], k = EMPTY_RESPONSE, 0
+        elif k <= 0 or not p:
+            enc.reason[i], k = PROMPT_TOO_LONG, 0
+        elif k < len(r):
+            enc.truncated[i] = True
+        if k:
+            enc.add([*p, *r[:k]], [(plen, plen + k)], [[start, *r[:k]]])
+        else:
+            enc.add([], [], [])
     return enc
 
 
@@ -223,11 +260,9 @@ def _encode_one(
         enc.cond_offset[-1] = len(p)
 
 
-def conversation_tokens(
-    tokenizer: Any, sample: Sample, superfiltering: bool = False
-) -> tuple[list[int], list[tuple[int, int]]]:
-    """The conversation's token ids (the start token first, as for one turn, except for
-    ``superfiltering``) and each assistant turn's token range, up to and including its
+def conversation_tokens(tokenizer: Any, sample: Sample) -> tuple[list[int], list[tuple[int, int]]]:
+    """The conversation's token ids, as the chat template renders it (no start token added:
+    the template supplies its own), and each assistant turn's token range, up to and including its
     end-of-turn token (the EOS token when the turn has one; separators after it belong to no
     turn).  The text is tokenised whole, as the template renders it; a tokenizer without
     offsets tokenises it piece by piece at the turn boundaries."""
@@ -243,13 +278,10 @@ def conversation_tokens(
             piece = _token_lists(tokenizer, [text[a:b]])[0]
             ids += piece
             starts += [a] * len(piece)
-    shift = 0
-    if not superfiltering and (not ids or ids[0] != start_token(tokenizer)):
-        ids, starts, shift = [start_token(tokenizer), *ids], [-1, *starts], 1
     eos = eos_token(tokenizer)
     ranges = []
     for a, b in spans:
-        inside = [t for t in range(shift, len(ids)) if a <= starts[t] < b]
+        inside = [t for t in range(len(ids)) if a <= starts[t] < b]
         if not inside:
             ranges.append((0, 0))
             continue

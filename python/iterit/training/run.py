@@ -251,7 +251,7 @@ def build_trainer(
         tokenizer.pad_token = tokenizer.eos_token  # padding only; pads never carry a label
     if score_fn is None and selection.needs_scores:
         score_fn = _score_fn(cfg, tokenizer, scorer)
-    encode = {"template": cfg.template, "max_length": cfg.max_length}
+    encode = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
     common: dict[str, Any] = {
         "model": model,
         "args": args,

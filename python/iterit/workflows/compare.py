@@ -240,7 +240,7 @@ def _run_arm(
 
 
 def _encode(cfg: TrainConfig) -> dict[str, Any]:
-    return {"template": cfg.template, "max_length": cfg.max_length}
+    return {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
 
 
 def compare(

@@ -47,7 +47,7 @@ def independent(model, tok, sample: Sample, max_length: int):
         return tok(s, add_special_tokens=False)["input_ids"]
 
     eos, sep = tok.eos_token_id, words("!")
-    ids, turns = [tok.bos_token_id], []
+    ids, turns = [], []  # the template renders no start token, and none is added
     for role, content in [*sample.messages, ("assistant", sample.response)]:
         ids += words(f"# {NAMES[role]} :")
         if role == "assistant":
