@@ -198,8 +198,13 @@ def _initial_scores(
     path = Path(cfg.scores)
     cols = read_table(path)
     column = complexity_column(cols)
+    ifd = column == "ifd"
     scores = read_scores(
-        path, samples, column=column, variant=cfg.ifd_variant if column == "ifd" else None
+        path,
+        samples,
+        column=column,
+        variant=cfg.ifd_variant if ifd else None,
+        turns=cfg.turns if ifd else None,
     )
     if column == "ifd":
         return scores["ifd"], scores.get("nll_prior"), "ifd"
