@@ -23,7 +23,9 @@ def main() -> None:
     for s in samples:
         for m in s.conversation():
             if m["role"] == "assistant":
-                total += len(tok(m["content"] + tok.eos_token, add_special_tokens=False)["input_ids"])
+                total += len(
+                    tok(m["content"] + tok.eos_token, add_special_tokens=False)["input_ids"]
+                )
     for turns in ("last", "all"):
         rows = encode_samples(samples, tok, template="chat", max_length=1024, turns=turns)
         trained = sum(sum(x != -100 for x in r["labels"]) for r in rows)
