@@ -26,6 +26,7 @@ __all__ = [
     "TEMPLATES",
     "TFIDF_VARIANTS",
     "TRAINERS",
+    "TURNS",
     "ScoringConfig",
     "SelectionConfig",
     "TrainConfig",
@@ -43,6 +44,9 @@ RESCORE = ("ifd", "in-loop")
 #: (start and end tokens, ratio of perplexities), ``superfiltering`` (Superfiltering's token
 #: accounting) and ``loss-ratio`` (iterit's tokens, ratio of mean losses).
 IFD_VARIANTS = ("iterit", "superfiltering", "loss-ratio")
+#: Which assistant turns of a conversation are scored and trained (docs/design.md, "IFD",
+#: conversations): ``all`` of them, or only the ``last`` (everything before it is prompt).
+TURNS = ("all", "last")
 #: The arms ``iterit compare`` can train, each a set of TrainConfig fields over the shared
 #: settings (docs/compare.md): the static baselines, IFD only, IterIT, IterIT without iteration
 #: (the epoch-0 selection every epoch) and IterIT with in-loop re-scoring.
@@ -55,7 +59,7 @@ COMPARE_ARMS: dict[str, dict[str, Any]] = {
     "iterit-inloop": {"strategy": "iterit", "rescore": "in-loop"},
 }
 #: Prompt templates by name (a callable is accepted too).
-TEMPLATES = ("alpaca", "plain", "chat")
+TEMPLATES = ("alpaca", "plain", "chat", "completion")
 #: TF-IDF weightings: scikit-learn's, or the paper's Eq. 5.
 TFIDF_VARIANTS = ("sklearn", "paper")
 #: Record formats of input data.
@@ -112,7 +116,9 @@ class ScoringConfig:
     ``template``: a name of :data:`TEMPLATES` or a callable ``f(sample) -> str`` (shared with
     training's prompt format).  ``max_length``: the longest conditional sequence (prompt +
     scored response tokens), at least 2.  ``ifd_variant``: how IFD counts tokens and combines
-    the passes (:data:`IFD_VARIANTS`).  ``batch_tokens``: the token budget of one forward batch
+    the passes (:data:`IFD_VARIANTS`).  ``turns``: which assistant turns of a conversation
+    are scored and trained under the chat template (:data:`TURNS`; one-turn samples score the
+    same either way).  ``batch_tokens``: the token budget of one forward batch
     (``None``: the scorer's, by device).  ``dtype``: of :data:`DTYPES` (``auto``: bfloat16 on
     CUDA and on CPUs with native bfloat16, else float32).  ``device``: where the model runs
     (``None``: CUDA when available, else the CPU).  ``cache``: a folder of the resumable score
@@ -124,6 +130,7 @@ class ScoringConfig:
     ifd_variant: str = "iterit"
     batch_tokens: int | None = None
     dtype: str = "auto"
+    turns: str = "all"
     device: str | None = None
     cache: str | os.PathLike[str] | None = None
     progress: bool = True
@@ -135,6 +142,7 @@ class ScoringConfig:
             raise ConfigError(f"max_length must be at least 2, got {self.max_length}")
         self.max_length = int(self.max_length)
         _choice("IFD variant", self.ifd_variant, IFD_VARIANTS)
+        _choice("turns", self.turns, TURNS)
         if self.batch_tokens is not None:
             if isinstance(self.batch_tokens, bool) or int(self.batch_tokens) < 1:
                 raise ConfigError(f"batch_tokens must be positive, got {self.batch_tokens}")
@@ -244,7 +252,8 @@ class TrainConfig:
     ``random``, ``longest``), ``iterate`` (False: no re-selection), ``scorer_model`` (a separate
     scorer), ``scores`` (epoch-0 complexity from a scores file), ``template`` and
     ``max_length`` (shared by scoring and training), ``ifd_variant`` (how IFD counts tokens,
-    :data:`IFD_VARIANTS`), ``batch_tokens`` (scoring batch budget),
+    :data:`IFD_VARIANTS`), ``turns`` (a conversation's assistant turns scored and trained,
+    :data:`TURNS`), ``batch_tokens`` (scoring batch budget),
     ``score_cache`` (a folder: epoch 0's scoring of every sample goes through the resumable
     score cache), ``rescore`` (``ifd``: re-score the pool with IFD before every later epoch, the
     paper's; ``in-loop``: take the later epochs' complexity from the training losses, no
@@ -285,6 +294,7 @@ class TrainConfig:
     template: str = ScoringConfig.template
     max_length: int = ScoringConfig.max_length
     ifd_variant: str = ScoringConfig.ifd_variant
+    turns: str = ScoringConfig.turns
     batch_tokens: int | None = ScoringConfig.batch_tokens
     score_cache: str | os.PathLike[str] | None = None
     ngram_range: tuple[int, int] = SelectionConfig.ngram_range
@@ -357,6 +367,7 @@ class TrainConfig:
             template=self.template,
             max_length=self.max_length,
             ifd_variant=self.ifd_variant,
+            turns=self.turns,
             batch_tokens=self.batch_tokens,
             dtype=self.dtype or "auto",
             device=self.device,

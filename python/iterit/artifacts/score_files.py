@@ -55,13 +55,18 @@ def ifd_columns(
     *,
     dtype: str | None = None,
     variant: str = "iterit",
+    turns: str | None = None,
+    ifd_turns: Sequence[Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """The columns of an IFD scores file (:data:`SCORE_COLUMNS`, in order) from ``ifd``,
     ``nll_cond``, ``nll_prior`` and ``n_tokens`` aligned with ``samples``; ``valid`` is the
     candidate rule (docs/design.md, "Candidates").  With ``dtype`` (what the model ran in:
     ``float32``, ``bfloat16``, ...) a last column ``dtype`` records it on every row.  An IFD
     variant other than the default ``iterit`` is recorded in a column ``ifd_variant`` (a file
-    without it holds ``iterit`` scores, as every file written before variants existed)."""
+    without it holds ``iterit`` scores, as every file written before variants existed).
+    ``turns`` (which assistant turns of a conversation were scored) is recorded in a column
+    ``turns``, and ``ifd_turns`` (each sample's per-turn IFD) in a list column ``ifd_turns``
+    (docs/design.md, "IFD", conversations)."""
     ifd = np.asarray(scores["ifd"], dtype=np.float64)
     columns: dict[str, Any] = {
         "index": np.arange(len(samples), dtype=np.int64),
@@ -76,7 +81,32 @@ def ifd_columns(
         columns["dtype"] = [dtype] * len(samples)
     if variant != "iterit":
         columns[VARIANT_COLUMN] = [variant] * len(samples)
+    if turns is not None:
+        columns[TURNS_COLUMN] = [turns] * len(samples)
+    if ifd_turns is not None:
+        columns["ifd_turns"] = [[float(v) for v in t] for t in ifd_turns]
     return columns
+
+
+#: The column of a scores file that records which assistant turns were scored (a file without
+#: it was scored on the last turn only, as every file written before conversations were).
+TURNS_COLUMN = "turns"
+
+
+def check_scores_turns(
+    path: Path, cols: Mapping[str, list[Any]], turns: str, samples: Sequence[Sample]
+) -> None:
+    """Refuse a scores file scored with other ``turns`` than asked when the data holds
+    conversations with several assistant turns (their scores differ; one-turn data scores
+    the same either way)."""
+    found = set(cols.get(TURNS_COLUMN) or ["last"])
+    if found != {turns} and any(s.n_turns > 1 for s in samples):
+        raise ScoresFileError(
+            f"holds scores of turns={', '.join(sorted(map(str, found)))}, not {turns}; score "
+            "the data again with that choice of turns, or use the file's",
+            path=path,
+            field=TURNS_COLUMN,
+        )
 
 
 #: The column of a scores file that records a non-default IFD variant.
@@ -117,6 +147,8 @@ def _clean(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
     return value
 
 
@@ -124,6 +156,9 @@ def _write_parquet(path: Path, columns: dict[str, Any], overwrite: bool) -> None
     pa, pq = _pyarrow(path)
     arrays = {}
     for name, col in columns.items():
+        if isinstance(col, list) and col and isinstance(col[0], list):  # per-turn values
+            arrays[name] = pa.array([_clean(v) for v in col], type=pa.list_(pa.float64()))
+            continue
         arr = np.asarray(col)
         if arr.dtype.kind == "f":
             arrays[name] = pa.array(arr, mask=~np.isfinite(arr))
@@ -285,6 +320,7 @@ def read_scores(
     *,
     column: str | None = None,
     variant: str | None = None,
+    turns: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores for ``samples`` from a scores file (or any table with an ``ifd`` column, aligned
     by its ``index`` column or else by row order).  When the file has a ``key`` column it must
@@ -293,11 +329,14 @@ def read_scores(
     The complexity is ``column``; by default the file's ``complexity`` column when it has one
     (a learning-percentage scores file), else its ``ifd`` column.  A column other than ``ifd``
     is also returned under ``"ifd"`` (what the selector reads as complexity).  With ``variant``
-    the file's IFD must be of that variant (:func:`check_scores_variant`)."""
+    the file's IFD must be of that variant (:func:`check_scores_variant`), with ``turns`` of
+    that choice of turns (:func:`check_scores_turns`)."""
     path = Path(path)
     cols = read_table(path)
     if variant is not None and "ifd" in cols:
         check_scores_variant(path, cols, variant)
+    if turns is not None and "ifd" in cols:
+        check_scores_turns(path, cols, turns, samples)
     if column is None:
         column = complexity_column(cols)
     n = len(samples)

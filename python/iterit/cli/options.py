@@ -23,6 +23,7 @@ from iterit.config import (
     IFD_VARIANTS,
     LR_SCHEDULERS,
     TEMPLATES,
+    TURNS,
     ScoringConfig,
     SelectionConfig,
     TrainConfig,
@@ -210,6 +211,14 @@ def model_options(func: F) -> F:
                 help="How IFD counts tokens: iterit (start and end tokens, ratio of "
                 "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
                 "(iterit's tokens, ratio of mean losses); see docs/ifd.md.",
+            ),
+            click.option(
+                "--turns",
+                type=click.Choice(list(TURNS), case_sensitive=False),
+                default=ScoringConfig.turns,
+                show_default=True,
+                help="Which assistant turns of a conversation are scored and trained (with "
+                "--template chat): all of them, or the last one only; see docs/ifd.md.",
             ),
             click.option(
                 "--max-length",
@@ -408,7 +417,15 @@ def score_cache(cache: Path | None, no_cache: bool) -> Path | None:
 
 #: The parsed options of :func:`model_options` and :func:`progress_option` that are
 #: :class:`~iterit.config.ScoringConfig` fields under their own names.
-SCORING_OPTIONS = ("template", "ifd_variant", "max_length", "batch_tokens", "device", "dtype")
+SCORING_OPTIONS = (
+    "template",
+    "ifd_variant",
+    "turns",
+    "max_length",
+    "batch_tokens",
+    "device",
+    "dtype",
+)
 
 
 def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
@@ -416,6 +433,7 @@ def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
     ``params`` (``progress`` is kept: other settings use it too); ``cache``: the cache folder
     (:func:`score_cache`)."""
     fields = {name: params.pop(name) for name in SCORING_OPTIONS}
+    fields["turns"] = fields["turns"].lower()
     return ScoringConfig(**fields, cache=cache, progress=params.get("progress", True))
 
 

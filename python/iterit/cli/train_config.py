@@ -37,7 +37,7 @@ SHARED_SETTINGS = (
     "progress",
 )
 #: Choices both commands pass lower-cased (click matched them case-insensitively).
-_SHARED_CHOICES = ("diversity", "lr_scheduler", "ifd_variant", "dtype")
+_SHARED_CHOICES = ("diversity", "lr_scheduler", "ifd_variant", "turns", "dtype")
 
 
 def run_inputs_options(output_help: str) -> Callable[[F], F]:

@@ -33,6 +33,22 @@ class Sample:
         """The whole prompt side as one text: instruction, then the input on its own line."""
         return f"{self.instruction}\n{self.input}" if self.input else self.instruction
 
+    @property
+    def n_turns(self) -> int:
+        """Assistant turns: the response and every assistant turn of ``messages``."""
+        return 1 + sum(1 for role, _ in self.messages if role == "assistant")
+
+    @property
+    def assistant_text(self) -> str:
+        """Every assistant turn's text, in order, one per line (the diversity text of a
+        conversation, docs/design.md "IFD"); the response alone for a one-turn sample."""
+        turns = [content for role, content in self.messages if role == "assistant"]
+        return "\n".join([*turns, self.response])
+
+    def conversation(self) -> list[dict[str, str]]:
+        """The whole conversation as chat messages: the prompt side, then the response."""
+        return [*self.prompt_messages(), {"role": "assistant", "content": self.response}]
+
     def prompt_messages(self) -> list[dict[str, str]]:
         """The prompt side as chat messages (for ``tokenizer.apply_chat_template``)."""
         if self.messages:

@@ -10,6 +10,8 @@ Built-in templates:
   ``### Response:`` (the response follows immediately, as in Alpaca's training code).
 - ``"plain"``: ``{instruction}\\n`` or ``{instruction}\\n{input}\\n``.
 - ``"chat"``: the tokenizer's own chat template with ``add_generation_prompt=True``.
+- ``"completion"``: the prompt as it is, the response right after it, tokenised together as
+  ``trl.SFTTrainer`` does for prompt-completion strings (docs/training.md).
 - any callable ``f(sample) -> str``.
 
 This module imports neither torch nor transformers.
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from iterit.data.sample import Sample
-from iterit.errors import ConfigError, InvalidTypeError
+from iterit.errors import ConfigError, InvalidInputError, InvalidTypeError
 
 __all__ = [
     "ALPACA_PROMPT_INPUT",
@@ -31,6 +33,7 @@ __all__ = [
     "TEMPLATES",
     "Template",
     "check_template",
+    "render_conversation",
     "render_prompt",
     "template_identity",
 ]
@@ -49,7 +52,7 @@ ALPACA_PROMPT_NO_INPUT = (
     "### Instruction:\n{instruction}\n\n### Response:"
 )
 
-TEMPLATES = ("alpaca", "plain", "chat")
+TEMPLATES = ("alpaca", "plain", "chat", "completion")
 
 
 def check_template(template: Template, tokenizer: Any = None) -> None:
@@ -88,6 +91,8 @@ def render_prompt(template: Template, sample: Sample, tokenizer: Any = None) -> 
         if sample.input:
             return ALPACA_PROMPT_INPUT.format(instruction=sample.instruction, input=sample.input)
         return ALPACA_PROMPT_NO_INPUT.format(instruction=sample.instruction)
+    if template == "completion":
+        return f"{sample.instruction}\n{sample.input}" if sample.input else sample.instruction
     if template == "plain":
         if sample.input:
             return f"{sample.instruction}\n{sample.input}\n"
@@ -104,6 +109,40 @@ def render_prompt(template: Template, sample: Sample, tokenizer: Any = None) -> 
         return text
     check_template(template, tokenizer)
     raise AssertionError("unreachable")
+
+
+def _chat(tokenizer: Any, messages: list[dict[str, str]], generation: bool) -> str:
+    if not messages:
+        return ""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=generation, tokenize=False)
+    return text if isinstance(text, str) else text[0]
+
+
+def render_conversation(sample: Sample, tokenizer: Any) -> tuple[str, list[tuple[int, int]]]:
+    """The whole conversation under the tokenizer's chat template, and the character span of
+    every assistant turn in it (docs/design.md, "IFD", conversations).
+
+    Turn ``i`` (the message at position ``m``) is what ``C(messages[:m + 1])`` adds to
+    ``C(messages[:m], add_generation_prompt=True)``: found by rendering the conversation
+    incrementally, so any template works, with or without generation marks.  A template whose
+    renderings are not prefixes of one another (one that rewrites earlier turns) is refused."""
+    check_template("chat", tokenizer)
+    messages = sample.conversation()
+    text = _chat(tokenizer, messages, False)
+    spans = []
+    for m, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = _chat(tokenizer, messages[:m], True)
+        upto = _chat(tokenizer, messages[: m + 1], False)
+        if not upto.startswith(before) or not text.startswith(upto):
+            raise InvalidInputError(
+                f"the chat template does not render this conversation turn by turn (assistant "
+                f"turn {len(spans) + 1} changes what came before it); score the last turn "
+                "only (turns='last')"
+            )
+        spans.append((len(before), len(upto)))
+    return text, spans
 
 
 def template_identity(template: Template, tokenizer: Any = None) -> str:

@@ -28,6 +28,15 @@ class ScoredSequence:
     offset: int  # index of the first scored token
     prefix: int = 0  # leading tokens whose keys/values come from a shared prefix cache
     group: int = -1  # prefix group (-1: none)
+    #: Scored token ranges when not all of ``ids[offset:]`` (a conversation's assistant turns):
+    #: each range's NLL is summed on its own.  ``turn``: a prior pass's turn.
+    segments: tuple[tuple[int, int], ...] = ()
+    turn: int = 0
+
+    @property
+    def scored(self) -> tuple[tuple[int, int], ...]:
+        """The scored token ranges (one output slot each)."""
+        return self.segments or ((self.offset, len(self.ids)),)
 
     @property
     def n_in(self) -> int:  # the last token is only a target, never an input
@@ -104,7 +113,8 @@ def take_batch(
 @dataclass
 class BatchArrays:
     """Padded inputs of a batch's rows (after the shared prefix, if any) and the (row, column)
-    of every hidden state that predicts a scored token, with that token."""
+    of every hidden state that predicts a scored token, with that token; ``slots``: the output
+    slot each scored token adds to (one per scored range, rows in order)."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray | None  # None: no padding and no prefix
@@ -112,6 +122,8 @@ class BatchArrays:
     rows: np.ndarray
     cols: np.ndarray
     targets: np.ndarray
+    slots: np.ndarray | None = None
+    n_slots: int = 0
 
 
 def batch_arrays(batch: list[ScoredSequence], *, pad: int, left: bool) -> BatchArrays:
@@ -121,7 +133,7 @@ def batch_arrays(batch: list[ScoredSequence], *, pad: int, left: bool) -> BatchA
     mask = np.zeros((rows, pre + width), dtype=np.int64)
     mask[:, :pre] = 1
     pos = np.zeros((rows, width), dtype=np.int64)
-    g_row, g_col, target = [], [], []
+    g_row, g_col, target, slot = [], [], [], []
     for r, q in enumerate(batch):
         n = q.width
         c0 = width - n if left else 0
@@ -129,9 +141,11 @@ def batch_arrays(batch: list[ScoredSequence], *, pad: int, left: bool) -> BatchA
         mask[r, pre + c0 : pre + c0 + n] = 1
         pos[r, c0 : c0 + n] = np.arange(pre, q.n_in)
         # token t (t >= offset) is predicted by the hidden state of input position t - 1
-        g_row.append(np.full(len(q.ids) - q.offset, r))
-        g_col.append(np.arange(c0 + q.offset - 1 - pre, c0 + n))
-        target.append(q.ids[q.offset :])
+        for a, b in q.scored:
+            g_row.append(np.full(b - a, r))
+            g_col.append(np.arange(c0 + a - 1 - pre, c0 + b - 1 - pre))
+            target.append(q.ids[a:b])
+            slot.append(np.full(b - a, len(slot)))
     full = pre == 0 and all(q.width == width for q in batch)
     return BatchArrays(
         input_ids=ids,
@@ -140,6 +154,8 @@ def batch_arrays(batch: list[ScoredSequence], *, pad: int, left: bool) -> BatchA
         rows=np.concatenate(g_row),
         cols=np.concatenate(g_col),
         targets=np.concatenate(target).astype(np.int64),
+        slots=np.concatenate(slot),
+        n_slots=len(slot),
     )
 
 

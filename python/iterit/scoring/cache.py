@@ -3,7 +3,8 @@
 Layout: ``<root>/<namespace>/`` where the namespace is a hash of what the scores depend on
 besides the sample (model identity, template, ``max_length``, tokenizer, scoring version); it
 holds ``key.json`` (that identity, readable) and ``part-*.jsonl`` files, one JSON object per
-line: ``{"h": sample hash, "c": nll_cond, "p": nll_prior, "k": n_tokens, "s": checksum}``.
+line: ``{"h": sample hash, "c": nll_cond, "p": nll_prior, "k": n_tokens, "s": checksum}``, and
+for a conversation scored turn by turn ``"t"``: each turn's ``[nll_cond, nll_prior]``.
 The model and the tokenizer enter the identity by content (:func:`tokenizer_fingerprint`),
 never by the path they were loaded from.
 
@@ -44,7 +45,9 @@ __all__ = ["CACHE_VERSION", "ScoreCache", "TimedFlush", "sample_hash", "tokenize
 #: reused (2: a checksum per entry; the tokenizer keyed by content).
 CACHE_VERSION = 2
 
-Entry = tuple[float, float, int]
+#: Per-turn ``(nll_cond, nll_prior)`` of a conversation scored turn by turn (else empty).
+Turns = tuple[tuple[float, float], ...]
+Entry = tuple[float, float, int, Turns]
 
 
 #: The per-sample half of the cache key: the sample's content key (one definition for the
@@ -56,9 +59,12 @@ def _num(x: float) -> float | str:
     return x if math.isfinite(x) else repr(float(x))  # 'nan', 'inf': valid JSON strings
 
 
-def _checksum(h: str, c: float, p: float, k: int) -> str:
+def _checksum(h: str, c: float, p: float, k: int, turns: Turns = ()) -> str:
     # repr() of a float64 round-trips exactly, so the checksum covers every digit stored.
-    return format(zlib.crc32(f"{h}|{float(c)!r}|{float(p)!r}|{int(k)}".encode()), "08x")
+    text = f"{h}|{float(c)!r}|{float(p)!r}|{int(k)}"
+    if turns:  # one-turn entries keep the checksum they always had
+        text += "|" + ";".join(f"{float(a)!r},{float(b)!r}" for a, b in turns)
+    return format(zlib.crc32(text.encode()), "08x")
 
 
 def _entry(line: bytes) -> tuple[str, Entry] | None:
@@ -67,11 +73,12 @@ def _entry(line: bytes) -> tuple[str, Entry] | None:
     try:
         rec = json.loads(line.decode("utf-8"))
         h, c, p, k = str(rec["h"]), float(rec["c"]), float(rec["p"]), int(rec["k"])
-        if rec["s"] != _checksum(h, c, p, k):
+        turns = tuple((float(a), float(b)) for a, b in rec.get("t", ()))
+        if rec["s"] != _checksum(h, c, p, k, turns):
             return None
     except (ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
         return None
-    return h, (c, p, k)
+    return h, (c, p, k, turns)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -88,6 +95,14 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     with contextlib.suppress(TypeError):
         h.update(f"len={len(tokenizer)}".encode())
     return h.hexdigest()[:32]
+
+
+def _line(h: str, c: float, p: float, k: int, turns: Turns = ()) -> str:
+    rec: dict[str, Any] = {"h": h, "c": _num(float(c)), "p": _num(float(p)), "k": int(k)}
+    if turns:
+        rec["t"] = [[_num(float(a)), _num(float(b))] for a, b in turns]
+    rec["s"] = _checksum(h, c, p, k, turns)
+    return json.dumps(rec)
 
 
 class ScoreCache:
@@ -119,8 +134,8 @@ class ScoreCache:
         return sorted(p for p in self.folder.glob("part-*.jsonl"))
 
     def load(self) -> dict[str, Entry]:
-        """Every intact stored entry: sample hash -> (nll_cond, nll_prior, n_tokens).  Damaged
-        entries are skipped, counted in :attr:`n_damaged` and in one warning."""
+        """Every intact stored entry: sample hash -> (nll_cond, nll_prior, n_tokens, turns).
+        Damaged entries are skipped, counted in :attr:`n_damaged` and in one warning."""
         out: dict[str, Entry] = {}
         damaged = 0
         for part in self.parts():
@@ -148,22 +163,9 @@ class ScoreCache:
             )
         return out
 
-    def write(
-        self, entries: Iterable[tuple[str, float, float, int]], *, tag: str = "0"
-    ) -> Path | None:
-        """Store ``(hash, nll_cond, nll_prior, n_tokens)`` entries as one new part."""
-        lines = [
-            json.dumps(
-                {
-                    "h": h,
-                    "c": _num(float(c)),
-                    "p": _num(float(p)),
-                    "k": int(k),
-                    "s": _checksum(h, c, p, k),
-                }
-            )
-            for h, c, p, k in entries
-        ]
+    def write(self, entries: Iterable[tuple[Any, ...]], *, tag: str = "0") -> Path | None:
+        """Store ``(hash, nll_cond, nll_prior, n_tokens[, turns])`` entries as one new part."""
+        lines = [_line(*e) for e in entries]
         if not lines or not self.writable:
             return None
         self._counter += 1
@@ -190,10 +192,7 @@ class ScoreCache:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # damaged entries were reported when read
             entries = self.load()
-        if (
-            self.write(((h, c, p, k) for h, (c, p, k) in sorted(entries.items())), tag="all")
-            is None
-        ):
+        if self.write(((h, *e) for h, e in sorted(entries.items())), tag="all") is None:
             return
         for part in parts:
             with contextlib.suppress(FileNotFoundError):
@@ -207,7 +206,8 @@ class TimedFlush:
     """Adds finished samples to a :class:`ScoreCache` while a chunk is being scored, at most
     every ``seconds``, as well as at the end of each chunk: an interruption loses at most that
     much work, not a whole chunk.  ``n_cond`` / ``n_prior``: token counts per unique sample;
-    the values written are exactly those the chunk returns (same division)."""
+    ``n_seqs``: its sequences (2, or one prior pass per turn more); the values written are
+    exactly those the chunk returns (same division)."""
 
     def __init__(
         self,
@@ -218,7 +218,11 @@ class TimedFlush:
         *,
         tag: str,
         seconds: float = 30.0,
+        n_seqs: Any = None,
+        turns: Any = None,
     ):
+        self.n_seqs = n_seqs
+        self.turns = turns  # per-turn values by sample, filled in by the scorer
         self.store, self.keys, self.tag, self.seconds = store, keys, tag, float(seconds)
         self.n_cond, self.n_prior = n_cond, n_prior
         self._last = time.monotonic()
@@ -236,7 +240,8 @@ class TimedFlush:
         ``sums[kind, position in chunk]``: their summed NLL."""
         for q in batch:
             self._seen[q.sample] = self._seen.get(q.sample, 0) + 1
-            if self._seen[q.sample] == 2:
+            want = 2 if self.n_seqs is None else self.n_seqs[q.sample]
+            if self._seen[q.sample] == want:
                 self._ready.append(q.sample)
         if self._ready and time.monotonic() - self._last >= self.seconds:
             entries = []
@@ -244,16 +249,19 @@ class TimedFlush:
                 i = self._where[j]
                 c = float(sums[0, i] / float(self.n_cond[j]))
                 p = float(sums[1, i] / float(self.n_prior[j]))
-                entries.append((self.keys[j], c, p, int(self.n_cond[j])))
+                t = self.turns.get(j, ()) if self.turns is not None else ()
+                entries.append((self.keys[j], c, p, int(self.n_cond[j]), t))
             self.store.write(entries, tag=self.tag)
             self._written.update(self._ready)
             self._ready = []
             self._last = time.monotonic()
 
-    def end(self, chunk: list[int], nll_cond: Any, nll_prior: Any, n_tokens: Any) -> None:
+    def end(
+        self, chunk: list[int], nll_cond: Any, nll_prior: Any, n_tokens: Any, turns: Any = None
+    ) -> None:
         """The chunk is done: add what was not added yet (values indexed by sample)."""
         rest = [
-            (self.keys[j], nll_cond[j], nll_prior[j], n_tokens[j])
+            (self.keys[j], nll_cond[j], nll_prior[j], n_tokens[j], turns[j] if turns else ())
             for j in chunk
             if j not in self._written
         ]

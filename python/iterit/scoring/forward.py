@@ -86,7 +86,8 @@ class BatchForward:
     # -- one batch --------------------------------------------------------------------------
 
     def run(self, batch: list[ScoredSequence]) -> np.ndarray:
-        """Sum of -log p over each sequence's scored tokens (float64, one per row)."""
+        """Sum of -log p over each sequence's scored tokens (float64, one per scored range:
+        one per row, except for rows with several ``segments``)."""
         pad = getattr(self.tokenizer, "pad_token_id", None)
         pad = eos_token(self.tokenizer) if pad is None else int(pad)
         left = getattr(self.tokenizer, "padding_side", "right") == "left"
@@ -120,7 +121,8 @@ class BatchForward:
         del out
         targets = torch.from_numpy(a.targets).to(dev)
         nll = token_nll(rows, targets) if self.full_logits else self.output_head.nll(rows, targets)
-        return np.bincount(a.rows, weights=nll.astype(np.float64), minlength=len(batch))
+        # One sum per scored range (per row unless a row has several, a conversation's turns).
+        return np.bincount(a.slots, weights=nll.astype(np.float64), minlength=a.n_slots)
 
     def _keeps_logits(self) -> bool:
         """Whether the model's forward can return the logits of the last positions only."""

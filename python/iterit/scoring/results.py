@@ -103,6 +103,9 @@ class IFDScores:
     ``ifd``, ``nll_cond``, ``nll_prior`` are float64, NaN for a sample without a valid score
     (empty response, or a prompt that leaves no room for a response token within
     ``max_length``); ``n_tokens`` is the number k of response tokens scored (0 when invalid).
+    ``turn_nll``: a conversation scored turn by turn (docs/design.md, "IFD"): each kept
+    turn's ``(nll_cond, nll_prior)`` means, empty for a one-turn sample (:attr:`ifd_turns`);
+    ``turns``: which assistant turns were scored (:data:`iterit.config.TURNS`).
     ``stats``: how the scoring went.  :func:`iterit.scoring.api.score_samples` also fills
     ``model`` (what scored), ``dtype`` (what it ran in; empty when nothing was scored) and the
     load and scoring times.
@@ -118,11 +121,33 @@ class IFDScores:
     n_truncated: int = 0
     #: How the scores count tokens and combine the passes (:data:`iterit.config.IFD_VARIANTS`).
     ifd_variant: str = "iterit"
+    turn_nll: list[tuple[tuple[float, float], ...]] = field(default_factory=list, repr=False)
+    turns: str = "all"
     stats: ScoringStats = field(default_factory=ScoringStats, compare=False, repr=False)
     model: str = ""
     dtype: str = ""
     load_seconds: float = 0.0
     score_seconds: float = 0.0
+
+    @property
+    def ifd_turns(self) -> list[list[float]]:
+        """Every sample's per-turn IFD (each turn's own tokens in both passes): one value per
+        kept assistant turn of a conversation scored turn by turn, else ``[ifd]`` for a valid
+        sample and ``[]`` for an invalid one."""
+        out = []
+        for i in range(len(self.ifd)):
+            turns = self.turn_nll[i] if i < len(self.turn_nll) else ()
+            if turns:
+                c, p = np.array(turns, dtype=np.float64).T
+                out.append([float(v) for v in ifd_from_nll(c, p, self.ifd_variant)])
+            else:
+                out.append([float(self.ifd[i])] if np.isfinite(self.ifd[i]) else [])
+        return out
+
+    @property
+    def n_turns(self) -> np.ndarray:
+        """Assistant turns scored per sample (0 for an invalid sample)."""
+        return np.array([len(t) for t in self.ifd_turns], dtype=np.int64)
 
     @classmethod
     def empty(cls, n: int, model: str = "", ifd_variant: str = "iterit") -> IFDScores:
@@ -180,8 +205,11 @@ def scores_from_nll(
     ifd_variant: str = "iterit",
     n_truncated: int = 0,
     stats: ScoringStats | None = None,
+    turn_nll: list[tuple[tuple[float, float], ...]] | None = None,
+    turns: str = "all",
 ) -> IFDScores:
-    """IFD (:func:`ifd_from_nll`) with the counts of invalid samples by reason."""
+    """IFD (:func:`ifd_from_nll`) with the counts of invalid samples by reason (``turn_nll``:
+    per-turn means of conversations, as :class:`IFDScores` holds them)."""
     ifd = ifd_from_nll(nll_cond, nll_prior, ifd_variant)
     return IFDScores(
         ifd=ifd,
@@ -195,5 +223,7 @@ def scores_from_nll(
         n_prompt_too_long=int(np.count_nonzero(reasons == PROMPT_TOO_LONG)),
         n_truncated=int(n_truncated),
         ifd_variant=ifd_variant,
+        turn_nll=list(turn_nll) if turn_nll is not None else [()] * len(ifd),
+        turns=turns,
         stats=stats if stats is not None else ScoringStats(),
     )

@@ -31,6 +31,7 @@ from iterit.scoring.encoding import (
     OK,
     EncodedSamples,
     check_ifd_variant,
+    check_turns,
     encode_for_scoring,
     start_token,
 )
@@ -88,6 +89,9 @@ class IFDScorer:
     ifd_variant:
         how IFD counts tokens and combines the passes, one of
         :data:`iterit.config.IFD_VARIANTS` (default ``"iterit"``; docs/ifd.md, "Variants").
+    turns:
+        ``"all"`` (default): a conversation's assistant turns are all scored (chat template);
+        ``"last"``: the last one only (docs/design.md, "IFD", conversations).
 
     The defaults are :class:`iterit.config.ScoringConfig`'s; :meth:`from_config` takes one
     whole.  What a call did is the returned :class:`IFDScores`' ``stats``.
@@ -107,8 +111,10 @@ class IFDScorer:
         model_id: str | None = None,
         synced: bool | None = None,
         ifd_variant: str = ScoringConfig.ifd_variant,
+        turns: str = ScoringConfig.turns,
     ):
         self.ifd_variant = check_ifd_variant(ifd_variant)
+        self.turns = check_turns(turns)
         self.model = model
         self.hf_model, self.decoder, head = causal_parts(model)
         self.head = head
@@ -160,6 +166,7 @@ class IFDScorer:
             progress=config.progress,
             cache=config.cache,
             ifd_variant=config.ifd_variant,
+            turns=config.turns,
             **kwargs,
         )
 
@@ -191,6 +198,7 @@ class IFDScorer:
             self.template,
             self.max_length,
             self.ifd_variant,
+            self.turns,
         )
         found = Partial.empty(len(uniq))
         todo = [j for j in range(len(uniq)) if enc.reason[j] == OK]
@@ -220,6 +228,8 @@ class IFDScorer:
         }
         if self.ifd_variant != "iterit":  # the default keeps the key (and caches) it always had
             key["variant"] = self.ifd_variant
+        # Conversations score differently under each choice: never mixed in one cache.
+        key["turns"] = self.turns
         dtype = model_dtype_name(self.hf_model)
         if dtype != "float32":  # float32 keeps the key it always had; 16-bit scores differ
             key["dtype"] = dtype
@@ -245,7 +255,8 @@ class IFDScorer:
         rest = []
         for j in todo:
             hit = stored.get(keys[j])
-            if hit is not None and hit[2] == enc.n_tokens[j]:
+            n_turns = len(enc.segments[j]) if len(enc.segments[j]) > 1 else 0
+            if hit is not None and hit[2] == enc.n_tokens[j] and len(hit[3]) == n_turns:
                 found.set(j, *hit)
             else:
                 rest.append(j)
@@ -288,6 +299,8 @@ class IFDScorer:
                     enc.n_prior,
                     tag=f"r{rank}",
                     seconds=self.flush_seconds,
+                    n_seqs=[1 + len(p) for p in enc.priors],
+                    turns={},
                 )
             )
             try:
@@ -295,11 +308,13 @@ class IFDScorer:
                     chunk = mine[c0 : c0 + self.chunk_samples]
                     if flush is not None:
                         flush.begin(chunk)
-                    sc, sp = self._score_chunk(enc, chunk, stats, bar, flush)
-                    for j, a, b in zip(chunk, sc, sp, strict=True):
-                        found.set(j, a, b, enc.n_tokens[j])
+                    sc, sp, st = self._score_chunk(enc, chunk, stats, bar, flush)
+                    for j, a, b, t in zip(chunk, sc, sp, st, strict=True):
+                        found.set(j, a, b, enc.n_tokens[j], t)
                     if flush is not None and chunk:
-                        flush.end(chunk, found.nll_cond, found.nll_prior, found.n_tokens)
+                        flush.end(
+                            chunk, found.nll_cond, found.nll_prior, found.n_tokens, found.turns
+                        )
             finally:
                 if bar is not None:
                     bar.close()
@@ -325,6 +340,8 @@ class IFDScorer:
             found.nll_prior[src],
             found.n_tokens[src],
             enc.reason[src],
+            turn_nll=[found.turns[i] for i in src],
+            turns=self.turns,
             ifd_variant=self.ifd_variant,
             n_truncated=int(np.count_nonzero(enc.truncated[src])),
             stats=stats,
@@ -335,7 +352,7 @@ class IFDScorer:
             return None
         from tqdm.auto import tqdm
 
-        total = sum(len(enc.cond[j]) + len(enc.prior[j]) - 2 for j in mine)
+        total = sum(enc.cost(j) - 1 - len(enc.priors[j]) for j in mine)
         return tqdm(total=total, unit="tok", unit_scale=True, desc="IFD", dynamic_ncols=True)
 
     # -- one chunk --------------------------------------------------------------------------
@@ -344,8 +361,21 @@ class IFDScorer:
         """Both passes of the chunk's samples, conditional ones in prefix groups, in batching
         order: per prefix group, longest first (an out-of-memory error shows up early), ties
         by position (a deterministic order whatever the input order)."""
-        cond = [ScoredSequence(j, 0, enc.cond[j], enc.cond_offset[j]) for j in chunk]
-        seqs = [ScoredSequence(j, 1, enc.prior[j], 1) for j in chunk]
+        cond = [
+            ScoredSequence(
+                j,
+                0,
+                enc.cond[j],
+                enc.cond_offset[j],
+                segments=tuple(enc.segments[j]) if len(enc.segments[j]) > 1 else (),
+            )
+            for j in chunk
+        ]
+        seqs = [
+            ScoredSequence(j, 1, prior, 1, turn=t)
+            for j in chunk
+            for t, prior in enumerate(enc.priors[j])
+        ]
         if self._shares_prefix():
             for prefix, members in prefix_groups(cond):
                 gid = self._forward.add_prefix(members[0].ids[:prefix]) if prefix else -1
@@ -362,15 +392,17 @@ class IFDScorer:
         stats: ScoringStats,
         bar: Any,
         flush: TimedFlush | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean NLL of the conditional and the prior pass of every sample of ``chunk``."""
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[tuple[float, float], ...]]]:
+        """Mean NLL of the conditional and the prior pass of every sample of ``chunk``, and a
+        conversation's per-turn means (empty for a one-turn sample)."""
         seqs = self._chunk_sequences(enc, chunk)
         where = {j: i for i, j in enumerate(chunk)}
         sums = np.zeros((2, len(chunk)), dtype=np.float64)
+        per_turn = _TurnSums(enc, chunk)
         pos = len(seqs) if self.synced else 0
         try:
             if self.synced:
-                self._score_synced(seqs, sums, where, stats, bar)
+                self._score_synced(seqs, per_turn, stats, bar)
             while pos < len(seqs):
                 batch = self._take_batch(seqs, pos)
                 try:
@@ -384,23 +416,23 @@ class IFDScorer:
                 if oom:  # retried outside the except block, so the failed batch's memory is freed
                     self._on_oom(stats)
                     continue
-                for q, v in zip(batch, nll, strict=True):
-                    sums[q.kind, where[q.sample]] = v
+                per_turn.add(batch, nll)
                 self._count_batch(batch, stats, bar)
                 pos += len(batch)
                 if flush is not None:  # keep finished samples every ~30 s
+                    per_turn.into(sums, where, flush)
                     flush.batch_done(batch, sums)
         finally:
             stats.prefix_tokens_computed += self._forward.clear_prefixes()
+        per_turn.into(sums, where, flush)
         n_cond = np.array([enc.n_tokens[j] for j in chunk], dtype=np.float64)
         n_prior = np.array([enc.n_prior[j] for j in chunk], dtype=np.float64)
-        return sums[0] / n_cond, sums[1] / n_prior
+        return sums[0] / n_cond, sums[1] / n_prior, [per_turn.means(j) for j in chunk]
 
     def _score_synced(
         self,
         seqs: list[ScoredSequence],
-        sums: np.ndarray,
-        where: dict[int, int],
+        per_turn: _TurnSums,
         stats: ScoringStats,
         bar: Any,
     ) -> None:
@@ -411,8 +443,7 @@ class IFDScorer:
         dummy = [ScoredSequence(-1, 1, [start, start], 1)]
         results, idle = run_synced(batches, self._run_batch, dummy)
         for batch, nll in zip(batches, results, strict=True):
-            for q, v in zip(batch, nll, strict=True):
-                sums[q.kind, where[q.sample]] = v
+            per_turn.add(batch, nll)
             self._count_batch(batch, stats, bar)
         stats.idle_calls += idle
 
@@ -456,3 +487,41 @@ class IFDScorer:
     def _run_batch(self, batch: list[ScoredSequence]) -> np.ndarray:
         """Sum of -log p over each sequence's scored tokens (float64, one per row)."""
         return self._forward.run(batch)
+
+
+class _TurnSums:
+    """Summed NLL of every turn of every sample of a chunk, in both passes: a conditional row
+    returns one sum per scored range (turn), a prior row one sum for its turn."""
+
+    def __init__(self, enc: EncodedSamples, chunk: list[int]):
+        self.enc = enc
+        self.cond = {j: np.zeros(max(1, len(enc.segments[j]))) for j in chunk}
+        self.prior = {j: np.zeros(max(1, len(enc.priors[j]))) for j in chunk}
+
+    def add(self, batch: list[ScoredSequence], nll: np.ndarray) -> None:
+        pos = 0
+        for q in batch:
+            n = len(q.scored)
+            if q.sample >= 0:  # synced mode's dummy rows have none
+                if q.kind == 0:
+                    self.cond[q.sample][:n] = nll[pos : pos + n]
+                else:
+                    self.prior[q.sample][q.turn] = nll[pos]
+            pos += n
+
+    def into(self, sums: np.ndarray, where: dict[int, int], flush: TimedFlush | None) -> None:
+        """The per-sample totals into ``sums[kind, position]``; per-turn means to ``flush``."""
+        for j, i in where.items():
+            sums[0, i], sums[1, i] = self.cond[j].sum(), self.prior[j].sum()
+            if flush is not None and flush.turns is not None:
+                flush.turns[j] = self.means(j)
+
+    def means(self, j: int) -> tuple[tuple[float, float], ...]:
+        """A conversation's per-turn mean NLLs (empty for a one-turn sample)."""
+        segs, priors = self.enc.segments[j], self.enc.priors[j]
+        if len(segs) < 2:
+            return ()
+        return tuple(
+            (float(c / (b - a)), float(p / (len(prior) - 1)))
+            for (a, b), prior, c, p in zip(segs, priors, self.cond[j], self.prior[j], strict=True)
+        )

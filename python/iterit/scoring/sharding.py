@@ -5,6 +5,7 @@ and the gather that puts every rank's shard back in input order with counters su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +30,16 @@ class Partial:
     nll_cond: np.ndarray
     nll_prior: np.ndarray
     n_tokens: np.ndarray
+    #: A conversation's per-turn ``(nll_cond, nll_prior)`` (empty for a one-turn sample).
+    turns: list[tuple[tuple[float, float], ...]]
 
     @classmethod
     def empty(cls, n: int) -> Partial:
-        return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64))
+        return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64), [()] * n)
 
-    def set(self, j: int, c: float, p: float, k: int) -> None:
+    def set(self, j: int, c: float, p: float, k: int, turns: Any = ()) -> None:
         self.nll_cond[j], self.nll_prior[j], self.n_tokens[j] = c, p, k
+        self.turns[j] = tuple(turns)
 
 
 def new_stats(n: int, world: int) -> ScoringStats:
@@ -54,7 +58,7 @@ def shard_for_rank(todo: list[int], enc: EncodedSamples, rank: int, world: int) 
     """This rank's share, balanced by tokens (both passes) over the ranks."""
     if world <= 1:
         return todo
-    costs = [len(enc.cond[j]) + len(enc.prior[j]) for j in todo]
+    costs = [enc.cost(j) for j in todo]
     return [todo[i] for i in balanced_shards(costs, world)[rank]]
 
 
@@ -66,12 +70,17 @@ def gather_shards(mine: list[int], found: Partial, stats: ScoringStats) -> Parti
         found.nll_cond[idx],
         found.nll_prior[idx],
         found.n_tokens[idx],
+        [found.turns[j] for j in mine],
         stats.summed(),
     )
-    out = Partial(found.nll_cond.copy(), found.nll_prior.copy(), found.n_tokens.copy())
+    out = Partial(
+        found.nll_cond.copy(), found.nll_prior.copy(), found.n_tokens.copy(), list(found.turns)
+    )
     totals = dict.fromkeys(SUMMED_STATS, 0)
-    for gi, gc, gp, gk, gs in distributed.all_gather_object(payload):
+    for gi, gc, gp, gk, gt, gs in distributed.all_gather_object(payload):
         out.nll_cond[gi], out.nll_prior[gi], out.n_tokens[gi] = gc, gp, gk
+        for j, t in zip(gi, gt, strict=True):
+            out.turns[int(j)] = tuple(t)
         for k in SUMMED_STATS:
             totals[k] += gs[k]
     stats.set_summed(totals)

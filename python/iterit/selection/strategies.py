@@ -50,10 +50,11 @@ def response_words(samples: Sequence[Sample]) -> np.ndarray:
 
 
 def diversity_texts(samples: Sequence[Sample], which: str) -> list[str]:
-    """The text whose n-grams measure diversity: the response, the prompt side (instruction and
+    """The text whose n-grams measure diversity: the response (every assistant turn of a
+    conversation, one per line), the prompt side (instruction and
     input), or both joined by a newline (docs/design.md, "TF-IDF")."""
     if which == "response":
-        return [s.response for s in samples]
+        return [s.assistant_text for s in samples]
     if which == "instruction":
         return [s.prompt_text for s in samples]
     if which == "both":

@@ -21,6 +21,7 @@ _EXPORTS = {
     "IndexingCollator": "iterit.training.datasets",
     "InLoopLosses": "iterit.training.inloop",
     "IterITCallback": "iterit.training.callback",
+    "IterITSFTConfig": "iterit.training.sft_config",
     "IterITSFTTrainer": "iterit.training.trainers",
     "IterITSampler": "iterit.training.sampler",
     "IterITTrainer": "iterit.training.trainers",

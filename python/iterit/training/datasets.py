@@ -52,8 +52,11 @@ def encode_samples(
     *,
     template: Any = "alpaca",
     max_length: int = 1024,
+    turns: str = "all",
 ) -> list[dict[str, list[int]]]:
-    """Training rows: ``input_ids`` = ``p + r[:k]`` and ``labels`` = ``[-100] * len(p) + r[:k]``.
+    """Training rows: ``input_ids`` = ``p + r[:k]`` and ``labels`` = ``[-100] * len(p) + r[:k]``;
+    for a conversation read turn by turn (``turns="all"``, the chat template), the whole
+    conversation with labels on every kept assistant turn's tokens and nothing else.
 
     This is the IFD scorer's own conditional sequence (built by the same code in
     :mod:`iterit.scoring`), so training and scoring agree on the prompt format, the start
@@ -64,22 +67,32 @@ def encode_samples(
     from iterit.scoring import encode_for_scoring, start_token
 
     items = [as_sample(s, i) for i, s in enumerate(samples)]
-    enc = encode_for_scoring(tokenizer, items, template, int(max_length))
+    enc = encode_for_scoring(tokenizer, items, template, int(max_length), turns=turns)
     start = start_token(tokenizer)
     rows = []
-    for ids, offset in zip(enc.cond, enc.cond_offset, strict=True):
-        if not ids:
+    for ids, segments in zip(enc.cond, enc.segments, strict=True):
+        if not segments:
             rows.append({"input_ids": [start], "labels": [-100]})
             continue
-        rows.append({"input_ids": list(ids), "labels": [-100] * offset + list(ids[offset:])})
+        labels = [-100] * len(ids)
+        for a, b in segments:
+            labels[a:b] = ids[a:b]
+        rows.append({"input_ids": list(ids), "labels": labels})
     return rows
 
 
 def encode_sample(
-    sample: Sample | dict, tokenizer: Any, *, template: Any = "alpaca", max_length: int = 1024
+    sample: Sample | dict,
+    tokenizer: Any,
+    *,
+    template: Any = "alpaca",
+    max_length: int = 1024,
+    turns: str = "all",
 ) -> dict[str, list[int]]:
     """:func:`encode_samples` of one sample."""
-    return encode_samples([sample], tokenizer, template=template, max_length=max_length)[0]
+    return encode_samples(
+        [sample], tokenizer, template=template, max_length=max_length, turns=turns
+    )[0]
 
 
 class TokenizedSamples(torch.utils.data.Dataset):
@@ -92,8 +105,11 @@ class TokenizedSamples(torch.utils.data.Dataset):
         *,
         template: Any = "alpaca",
         max_length: int = 1024,
+        turns: str = "all",
     ) -> None:
-        self.rows = encode_samples(samples, tokenizer, template=template, max_length=max_length)
+        self.rows = encode_samples(
+            samples, tokenizer, template=template, max_length=max_length, turns=turns
+        )
         #: Add ``iterit_index`` (the row's sample index) to every item; the IterIT trainers
         #: turn it on for in-loop losses, which need to know which sample each loss belongs to.
         self.with_index = False
@@ -113,13 +129,14 @@ def sft_dataset(
     *,
     template: Any = "alpaca",
     max_length: int = 1024,
+    turns: str = "all",
 ) -> Any:
     """A pre-tokenised ``datasets.Dataset`` for ``trl.SFTTrainer``: ``input_ids``, ``labels``
     (prompt masked) and ``iterit_index`` (the sample's position), which IterIT uses to find each
     sample's row even if the trainer's preparation drops or reorders rows."""
     import datasets
 
-    rows = encode_samples(samples, tokenizer, template=template, max_length=max_length)
+    rows = encode_samples(samples, tokenizer, template=template, max_length=max_length, turns=turns)
     return datasets.Dataset.from_dict(
         {
             "input_ids": [r["input_ids"] for r in rows],

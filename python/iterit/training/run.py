@@ -199,8 +199,13 @@ def _initial_scores(
     path = Path(cfg.scores)
     cols = read_table(path)
     column = complexity_column(cols)
+    ifd = column == "ifd"
     scores = read_scores(
-        path, samples, column=column, variant=cfg.ifd_variant if column == "ifd" else None
+        path,
+        samples,
+        column=column,
+        variant=cfg.ifd_variant if ifd else None,
+        turns=cfg.turns if ifd else None,
     )
     if column == "ifd":
         return scores["ifd"], scores.get("nll_prior"), "ifd"
@@ -252,7 +257,7 @@ def build_trainer(
         tokenizer.pad_token = tokenizer.eos_token  # padding only; pads never carry a label
     if score_fn is None and selection.needs_scores:
         score_fn = _score_fn(cfg, tokenizer, scorer)
-    encode = {"template": cfg.template, "max_length": cfg.max_length}
+    encode = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
     common: dict[str, Any] = {
         "model": model,
         "args": args,

@@ -48,6 +48,7 @@ from iterit.training.datasets import (
     TokenizedSamples,
     has_index,
     sample_rows,
+    sft_dataset,
 )
 from iterit.training.gguf import as_float_model
 from iterit.training.lora import apply_lora, require_peft
@@ -63,6 +64,7 @@ __all__ = [
     "IterITTrainer",
     "IterITTrainerMixin",
     "attach",
+    "dropin",
     "iterit_trainer_class",
 ]
 
@@ -73,6 +75,11 @@ class IterITTrainerMixin:
     Keyword arguments, besides the trainer's own: ``samples`` (every sample, in the order of
     the ``train_dataset`` rows or of its ``iterit_index`` column), ``selection_config`` (a
     :class:`iterit.config.SelectionConfig`) and the options of :meth:`setup_iterit`.
+
+    Without ``samples``, a TRL trainer takes ``train_dataset`` as ``trl.SFTTrainer`` does
+    (conversational, prompt-completion or Alpaca columns; :func:`dropin`): the samples, the
+    template and ``max_length`` come from the data and ``args`` (an ``IterITSFTConfig`` carries
+    the selection and scoring settings; any other ``SFTConfig`` gets IterIT's defaults).
     """
 
     #: The IterIT callback (selection records, summary) once set up.
@@ -96,11 +103,17 @@ class IterITTrainerMixin:
         progress: bool = True,
         log_path: str | os.PathLike[str] | None = None,
         peft_config: Any = None,
+        turns: str = ScoringConfig.turns,
         **kwargs: Any,
     ) -> None:
-        if samples is None:
-            raise ConfigError("an IterIT trainer needs the samples it selects from (samples=)")
         args, kwargs = _prepare_model(type(self), args, kwargs, peft_config)
+        if samples is None:
+            if not compat.is_sft_trainer(type(self)):
+                raise ConfigError("an IterIT trainer needs the samples it selects from (samples=)")
+            _default_sft_args(type(self), args, kwargs, max_length)
+            samples, selection_config, options = dropin(args, kwargs)
+            template, max_length = options["template"], options["max_length"]
+            batch_tokens, turns = options["batch_tokens"], options["turns"]
         _default_sft_args(type(self), args, kwargs, max_length)
         super().__init__(*args, **kwargs)
         self.setup_iterit(
@@ -116,6 +129,7 @@ class IterITTrainerMixin:
             batch_tokens=batch_tokens,
             progress=progress,
             log_path=log_path,
+            turns=turns,
         )
 
     def setup_iterit(
@@ -133,6 +147,7 @@ class IterITTrainerMixin:
         batch_tokens: int | None = None,
         progress: bool = True,
         log_path: str | os.PathLike[str] | None = None,
+        turns: str = ScoringConfig.turns,
     ) -> IterITCallback:
         """Build the sampler and the callback for ``samples`` (see :func:`attach`)."""
         config = config or SelectionConfig()
@@ -154,6 +169,7 @@ class IterITTrainerMixin:
                 max_length=max_length,
                 batch_tokens=batch_tokens,
                 progress=progress,
+                turns=turns,
             )
             score_fn = IFDScoreFn(tokenizer, scoring=scoring)
         if config.in_loop:
@@ -248,6 +264,43 @@ def _default_sft_args(
     kwargs["args"] = sft_config(
         output_dir, packing=False, max_length=max_length, **compat.mixed_precision_kwargs()
     )
+
+
+def dropin(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[Sample], SelectionConfig, dict[str, Any]]:
+    """A TRL trainer's ``train_dataset`` (as ``trl.SFTTrainer`` takes it) read as IterIT
+    samples; it is replaced in ``kwargs`` by their tokenised rows (:func:`sft_dataset`, every
+    assistant turn or the completion trained, exactly as scored).  Returns the samples, the
+    selection config and the scoring options from the training arguments."""
+    from iterit.training.sft_config import dataset_samples, iterit_settings
+
+    train_args = args[1] if len(args) > 1 else kwargs.get("args")
+    dataset = kwargs.get("train_dataset")
+    tokenizer = kwargs.get("processing_class")
+    if dataset is None or tokenizer is None or len(args) > 2:
+        raise ConfigError(
+            "an IterIT trainer without samples= needs train_dataset= and processing_class= "
+            "(the tokenizer), passed by keyword"
+        )
+    if getattr(train_args, "padding_free", False):
+        raise ConfigError(
+            "IterIT scores and trains padded rows, one per sample: set padding_free=False"
+        )
+    selection, options = iterit_settings(train_args)
+    samples, template = dataset_samples(dataset)
+    options["template"] = options["template"] or template
+    options["max_length"] = int(getattr(train_args, "max_length", None) or 1024)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs["train_dataset"] = sft_dataset(
+        samples,
+        tokenizer,
+        template=options["template"],
+        max_length=options["max_length"],
+        turns=options["turns"],
+    )
+    return samples, selection, options
 
 
 def _check_trainer(trainer: Any) -> None:

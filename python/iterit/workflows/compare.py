@@ -223,7 +223,7 @@ class _Keys:
     ) -> _Keys:
         model = {"model": file_key(cfg.model)}
         evals = {"eval": {name: samples_key(s) for name, s in eval_sets.items()}}
-        scoring = {"template": cfg.template, "max_length": cfg.max_length}
+        scoring = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
         precision = {"dtype": cfg.dtype, "bf16": cfg.bf16}
         return cls(
             common={**model, "data": samples_key(samples), **evals},
@@ -268,7 +268,11 @@ def _score_epoch0(
     from iterit.training.scoring_adapter import scoring_autocast
 
     t0 = time.perf_counter()
-    kwargs: dict[str, Any] = {"template": cfg.template, "max_length": cfg.max_length}
+    kwargs: dict[str, Any] = {
+        "template": cfg.template,
+        "max_length": cfg.max_length,
+        "turns": cfg.turns,
+    }
     if cfg.batch_tokens is not None:
         kwargs["batch_tokens"] = cfg.batch_tokens
     scorer = IFDScorer(model, tok, progress=cfg.progress, ifd_variant=cfg.ifd_variant, **kwargs)
@@ -360,7 +364,7 @@ def _run_arm(
     cb = _eval_callback(cfg, eval_sets, tok, out / COMPARE_EVAL_ROWS)
     result = train(cfg, samples=samples, model=model, tokenizer=tok, callbacks=[cb])
     wall = time.perf_counter() - t0
-    encode = {"template": cfg.template, "max_length": cfg.max_length}
+    encode = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
     lengths = [len(r["input_ids"]) for r in encode_samples(samples, tok, **encode)]
     records = result.callback.records
     train_tokens = sum(lengths[i] for r in records.values() for i in r.picks)

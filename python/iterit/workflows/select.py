@@ -99,7 +99,7 @@ def ifd_scores(
     if scores_file is not None:
         from iterit.artifacts.score_files import read_scores
 
-        return read_scores(scores_file, loaded.samples, variant=cfg.ifd_variant)
+        return read_scores(scores_file, loaded.samples, variant=cfg.ifd_variant, turns=cfg.turns)
     if model is None:
         raise ConfigError("IFD needs a scoring model or a scores file")
     from iterit.scoring.api import score_samples

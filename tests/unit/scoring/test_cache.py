@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from iterit import Sample
 from iterit.scoring.cache import ScoreCache, sample_hash
 
@@ -31,9 +33,9 @@ def test_write_load_roundtrip_and_atomic_parts(tmp_path):
     cache.write([("h1", 1.25, 2.5, 3), ("h2", float("nan"), float("inf"), 1)], tag="r0")
     cache.write([("h3", 0.1 + 0.2, 1e-300, 7)], tag="r1")
     got = cache.load()
-    assert got["h1"] == (1.25, 2.5, 3)
+    assert got["h1"] == (1.25, 2.5, 3, ())
     assert math.isnan(got["h2"][0]) and got["h2"][1] == math.inf
-    assert got["h3"] == (0.1 + 0.2, 1e-300, 7)  # floats round-trip exactly
+    assert got["h3"] == (0.1 + 0.2, 1e-300, 7, ())  # floats round-trip exactly
     files = sorted(p.name for p in cache.folder.iterdir())
     assert "key.json" in files and sum(f.startswith("part-") for f in files) == 2
     assert not [f for f in files if "tmp" in f]
@@ -51,7 +53,7 @@ def test_namespaces_are_separate_and_damage_is_ignored(tmp_path):
     assert b.load() == {} and a.folder != b.folder
     with open(a.parts()[0], "a") as fh:
         fh.write('{"h": "x", "c": 1.0\n')  # an interrupted foreign write
-    assert a.load() == {"h": (1.0, 2.0, 3)}
+    assert a.load() == {"h": (1.0, 2.0, 3, ())}
 
 
 def test_compact_merges_parts(tmp_path):
@@ -68,3 +70,16 @@ def test_sample_hash_is_the_content_key():
 
     s = Sample("a", "b", input="c")
     assert sample_hash(s) == content_key(s) and len(sample_hash(s)) == 32
+
+
+def test_per_turn_values_round_trip_and_are_checksummed(tmp_path):
+    cache = ScoreCache(tmp_path, {"model": "m"})
+    turns = ((0.5, 1.5), (0.25, float("nan")))
+    cache.write([("h", 1.0, 2.0, 5, turns), ("g", 1.0, 2.0, 5)])
+    got = cache.load()
+    assert got["g"] == (1.0, 2.0, 5, ())
+    assert got["h"][:3] == (1.0, 2.0, 5) and got["h"][3][0] == (0.5, 1.5)
+    part = cache.parts()[0]
+    part.write_text(part.read_text().replace("0.25", "0.26"))
+    with pytest.warns(UserWarning, match="1 damaged"):
+        assert "h" not in cache.load()
