@@ -62,7 +62,7 @@ def test_real_model_planted_scale_refused(real):
     from iterit.scoring.logprobs import OutputHead, head_logit_error
     from iterit.scoring.model import causal_parts
 
-    model32, tok, _ = real
+    model32, _tok, _ = real
     model = model32.to(torch.bfloat16)
     try:
         _, dec, head = causal_parts(model)

@@ -105,9 +105,11 @@ def compute_dtype(weight: torch.Tensor) -> torch.dtype:
 def unit_roundoff(dtype: torch.dtype, device_type: str) -> float:
     """The unit roundoff of a product computed in ``dtype`` on ``device_type`` (TF32 counted
     where CUDA may use it for float32)."""
-    if dtype == torch.float32 and device_type == "cuda":
-        if torch.get_float32_matmul_precision() != "highest" or torch.backends.cuda.matmul.allow_tf32:
-            return TF32_ROUNDOFF
+    tf32 = (
+        torch.get_float32_matmul_precision() != "highest" or torch.backends.cuda.matmul.allow_tf32
+    )
+    if dtype == torch.float32 and device_type == "cuda" and tf32:
+        return TF32_ROUNDOFF
     return UNIT_ROUNDOFF.get(dtype, UNIT_ROUNDOFF[torch.float16])
 
 
