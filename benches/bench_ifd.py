@@ -45,7 +45,7 @@ from iterit.scoring import IFDScorer, encode_for_scoring, load_model, reference_
 from iterit.scoring.default_model import embedded_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flops import device_peak, forward_flops, model_shape  # noqa: E402
+from flops import device_peak, forward_flops, model_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.helpers: the tiny model of --tiny is the tests' one
@@ -371,7 +371,8 @@ def flop_bound(model, enc, valid: list[int], args, device: torch.device):
 def count_calls(model, tok, samples, args) -> None:
     """Forward calls of each budget with the output-head shortcut and with full logits,
     without computing any forward of the planned batches (their NLLs are zeros)."""
-    print(f"\n{'budget':>8s} {'path':>12s} {'forward calls':>14s} {'rows/call':>10s} {'pad eff':>8s}")
+    head = f"{'budget':>8s} {'path':>12s} {'forward calls':>14s} {'rows/call':>10s}"
+    print(f"\n{head} {'pad eff':>8s}")
     for budget in args.budgets:
         for full in (False, True):
             sc = batched_scorer(model, tok, args, budget)

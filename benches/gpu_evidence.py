@@ -13,8 +13,9 @@
     python benches/gpu_evidence.py --tiny      # CPU, minutes: the same stages at a tiny size
 
 Every stage runs as a child process under a time cap (the caps shrink to what is left of
-``--total-s``; under ``--tiny`` every cap is 4 times longer, for loaded CI machines); a stage that would start with less than its minimum left, or that runs out of
-its cap, is reported as skipped or cut, and the summary at the end lists them.  Where the
+``--total-s``; under ``--tiny`` every cap is 4 times longer, for loaded CI machines); a stage
+that would start with less than its minimum left, or that runs out of its cap, is reported as
+skipped or cut, and the summary at the end lists them.  Where the
 installed ``iterit compare`` has no ``--seeds``, the comparison runs one seed (``--seed 1``)
 and says so.  The exit status is 1 when a stage failed, and under ``--tiny`` also when one
 was skipped or cut (CI must see every stage run).
