@@ -418,13 +418,13 @@ def main(argv: list[str] | None = None) -> None:
         f"template {args.template}"
     )
 
+    if args.plan_only:
+        count_calls(model, tok, samples, args)
+        return
     # Warm-up (first-call allocations, kernel selection) outside the timings.
     IFDScorer(model, tok, template=args.template, progress=False).score(samples[:2])
     reference_ifd(model, tok, samples[:2], template=args.template)
 
-    if args.plan_only:
-        count_calls(model, tok, samples, args)
-        return
     flops, peak = flop_bound(model, enc, valid, args, device)
     results, runs, ref = time_configurations(model, tok, samples, args, len(valid), device)
     print_results(results, runs, ref, len(samples), tokens, flops, peak)
