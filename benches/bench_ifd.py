@@ -2,6 +2,8 @@
 
     python benches/bench_ifd.py [--n 200] [--model PATH] [--budgets 2048 8192] [--profile-n 16]
     python benches/bench_ifd.py --tiny     # seconds: a tiny random Llama, a dozen samples
+    python benches/bench_ifd.py --plan-only --n 1000 --budgets 8192 32768   # forward calls
+
 
 With ``--tiny`` nothing is read from disk: a randomly initialised two-layer Llama and a
 word-level tokenizer are built in the process and score a few synthetic samples (a smoke run,
@@ -13,6 +15,15 @@ float32).  Prints samples/s and tokens/s of each, their ratio, padding efficienc
 padded tokens), forward calls per 1,000 samples, peak memory, the agreement between the two and
 a profile of where the time goes.  ``tokens`` counts the tokens the per-sample way feeds the
 model (both sequences of every valid sample), the same numerator for both.
+
+``TFLOPS`` is the forward's FLOP bound of that work (benches/flops.py: 2 x body parameters x
+tokens, 2 x head parameters x scored tokens, causal attention) over the seconds taken, and
+``peak %`` its share of the device's dense peak for the model's dtype: from ``--peak-tflops``,
+else from the table of known CUDA devices in benches/flops.py, else ``unknown`` (any CPU).
+
+``--plan-only`` runs no forward pass of the timed configurations: it counts the forward calls
+each budget makes with the output-head shortcut and with full logits (the fallback when the
+head's self-check fails), on the real tokenizer's lengths (docs/ifd.md, "Speed on GPUs").
 """
 
 from __future__ import annotations
@@ -32,6 +43,9 @@ import torch
 from iterit.data.sample import Sample, as_sample
 from iterit.scoring import IFDScorer, encode_for_scoring, load_model, reference_ifd
 from iterit.scoring.default_model import embedded_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flops import device_peak, forward_flops, model_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.helpers: the tiny model of --tiny is the tests' one
@@ -206,6 +220,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration (min kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="the device's peak for the dtype"
+    )
+    ap.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="count each budget's forward calls (shortcut, full logits); time nothing",
+    )
+    ap.add_argument(
         "--tiny", action="store_true", help="a tiny random Llama on 8 synthetic samples (seconds)"
     )
     args = ap.parse_args(argv)
@@ -270,19 +292,23 @@ def time_configurations(model, tok, samples, args, n_valid: int, device: torch.d
     return [(label, best[label], *info[label]) for label, _ in configs], runs, ref
 
 
-def print_results(results, runs, ref, n_samples: int, tokens: int) -> None:
-    """The table of speeds and the agreement of each batched configuration with the
-    reference."""
+def print_results(
+    results, runs, ref, n_samples: int, tokens: int, flops: float, peak: float | None
+) -> None:
+    """The table of speeds (with the FLOP rate and its share of ``peak`` TFLOPS) and the
+    agreement of each batched configuration with the reference."""
     base = results[0][1] if ref is not None else None
     print(
         f"\n{'':34s} {'seconds':>8s} {'samples/s':>10s} {'tokens/s':>10s} {'ratio':>6s} "
-        f"{'pad eff':>7s} {'fwd/1k':>7s} {'peak mem':>10s}"
+        f"{'pad eff':>7s} {'fwd/1k':>7s} {'peak mem':>10s} {'TFLOPS':>8s} {'peak %':>7s}"
     )
-    for label, dt, calls, eff, peak, _ in results:
+    for label, dt, calls, eff, mem, _ in results:
         ratio = f"{base / dt:.2f}x" if base else "-"
+        rate = flops / dt / 1e12
+        share = f"{100 * rate / peak:6.2f}%" if peak else "unknown"
         print(
             f"{label:34s} {dt:8.2f} {n_samples / dt:10.2f} {tokens / dt:10.1f} {ratio:>6s} "
-            f"{eff:7.3f} {1000 * calls / n_samples:7.0f} {mib(peak):>10s}"
+            f"{eff:7.3f} {1000 * calls / n_samples:7.0f} {mib(mem):>10s} {rate:8.3g} {share:>7s}"
         )
 
     for label, runs_ in runs.items():
@@ -323,6 +349,44 @@ def profile_scoring(model, tok, samples, args, device: torch.device) -> None:
         )
 
 
+def flop_bound(model, enc, valid: list[int], args, device: torch.device):
+    """The forward's FLOP bound of scoring the valid samples, and the peak TFLOPS to compare
+    it with (``--peak-tflops``, the known-device table, or None)."""
+    lengths = [len(s) - 1 for i in valid for s in (enc.cond[i], enc.prior[i])]
+    scored = sum(enc.n_tokens[i] + enc.n_prior[i] for i in valid)
+    flops = forward_flops(model_shape(model), lengths, scored)
+    dtype = str(model.dtype).removeprefix("torch.")
+    peak = args.peak_tflops
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    if peak is None and device.type == "cuda":
+        peak = device_peak(name, dtype)
+    where = "--peak-tflops" if args.peak_tflops else "table" if peak else "unknown"
+    print(
+        f"FLOP bound {flops / 1e12:.4g} TFLOP; device {name}, {dtype} peak "
+        f"{f'{peak:g} TFLOPS' if peak else 'unknown'} ({where})"
+    )
+    return flops, peak
+
+
+def count_calls(model, tok, samples, args) -> None:
+    """Forward calls of each budget with the output-head shortcut and with full logits,
+    without computing any forward of the planned batches (their NLLs are zeros)."""
+    head = f"{'budget':>8s} {'path':>12s} {'forward calls':>14s} {'rows/call':>10s}"
+    print(f"\n{head} {'pad eff':>8s}")
+    for budget in args.budgets:
+        for full in (False, True):
+            sc = batched_scorer(model, tok, args, budget)
+            sc._forward.check_projection()
+            sc._forward.full_logits = full
+            sc._run_batch = lambda batch: np.zeros(len(batch))
+            st = sc.score(samples).stats
+            print(
+                f"{budget:8d} {'full logits' if full else 'shortcut':>12s} "
+                f"{st.forward_calls:14d} {st.sequences / st.forward_calls:10.1f} "
+                f"{st.padding_efficiency:8.3f}"
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -354,12 +418,16 @@ def main(argv: list[str] | None = None) -> None:
         f"template {args.template}"
     )
 
+    if args.plan_only:
+        count_calls(model, tok, samples, args)
+        return
     # Warm-up (first-call allocations, kernel selection) outside the timings.
     IFDScorer(model, tok, template=args.template, progress=False).score(samples[:2])
     reference_ifd(model, tok, samples[:2], template=args.template)
 
+    flops, peak = flop_bound(model, enc, valid, args, device)
     results, runs, ref = time_configurations(model, tok, samples, args, len(valid), device)
-    print_results(results, runs, ref, len(samples), tokens)
+    print_results(results, runs, ref, len(samples), tokens, flops, peak)
     if args.profile_n > 0:
         profile_scoring(model, tok, samples, args, device)
 

@@ -174,3 +174,27 @@ def test_bf16_training_epochs_with_reselection(tmp_path, real):
     assert all(len(r["picks"]) == 8 for r in recs)
     losses = [h["loss"] for h in res.trainer.state.log_history if "loss" in h]
     assert losses and all(math.isfinite(v) for v in losses)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_head_shortcut_kept_in_bf16(real, autocast):
+    """The output-head self-check keeps the shortcut in bfloat16 on CUDA: bfloat16 weights, and
+    float32 weights under bfloat16 autocast (a Trainer's mixed precision; refused before its
+    tolerance followed the autocast dtype: differences 0.0015-0.0023 against 1e-3)."""
+    from iterit.scoring import load_model
+    from iterit.scoring.forward import BatchForward
+    from iterit.scoring.model import causal_parts
+
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bfloat16")
+    path, _ = real
+    loaded = load_model(path, device="cuda", dtype="float32" if autocast else "bfloat16")
+    hf, dec, head = causal_parts(loaded.model)
+    fwd = BatchForward(
+        loaded.model, hf, dec, head, loaded.tokenizer, torch.device("cuda"), synced=False
+    )
+    mixed = torch.autocast("cuda", torch.bfloat16, enabled=autocast)
+    with torch.inference_mode(), mixed, warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fwd.check_projection()
+    assert fwd.full_logits is False
