@@ -41,7 +41,7 @@ from iterit.config import COMPARE_ARMS, TrainConfig
 from iterit.data.keys import content_keys
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError
-from iterit.utils.atomic import atomic_open
+from iterit.utils.atomic import atomic_open, with_run_folder_lock
 
 __all__ = ["HELD_OUT_EVAL", "CompareResult", "compare", "held_out_split", "parse_arms"]
 
@@ -243,6 +243,8 @@ def _encode(cfg: TrainConfig) -> dict[str, Any]:
     return {"template": cfg.template, "max_length": cfg.max_length}
 
 
+# The whole run holds its folder: a second compare into it fails at once (docs/faults.md).
+@with_run_folder_lock(lambda config, *_args, **_kwargs: config.output_dir)
 def compare(
     config: TrainConfig,
     arms: str | Sequence[str],
