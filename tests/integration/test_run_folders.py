@@ -243,3 +243,41 @@ def test_unknown_lora_target_lists_the_model_modules(tmp_path, tiny_model_dir):
     msg = fail(*_lora_args(tiny_model_dir, tmp_path / "o", data, "--lora-targets", "foo_proj"))
     assert "foo_proj" in msg and "lora-targets" in msg
     assert "q_proj" in msg and "down_proj" in msg
+
+
+# ------------------------------------------------------------------ scores tied to their model
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory):
+    """A second tiny model: the tokenizer of ``tiny_model_dir``, other weights."""
+    from iterit.data import load
+    from tests.helpers.tiny_llama import save_tiny_model, tiny_tokenizer
+
+    fast = tiny_tokenizer(load(EXAMPLE).samples, vocab_size=400)
+    return save_tiny_model(tmp_path_factory.mktemp("other"), fast, seed=1, max_positions=1024)
+
+
+@pytest.mark.slow
+def test_train_refuses_scores_of_another_model(tmp_path, tiny_model_dir, other_model_dir):
+    data = _small(tmp_path)
+    scores = tmp_path / "scores.jsonl"
+    score = ["score", data, "--out", scores, "--max-length", "64", "--no-cache", "--no-progress"]
+    run(*score, "--model", other_model_dir, "--dtype", "bfloat16")
+    row = json.loads(scores.read_text().splitlines()[0])
+    assert row["dtype"] == "bfloat16" and len(row["model_fingerprint"]) == 32
+    args = _tiny_args(tiny_model_dir, tmp_path / "o", data, "--scores", scores)
+    msg = fail(*args)
+    assert "another model" in msg and "--allow-other-model-scores" in msg
+    run(*args, "--allow-other-model-scores")  # knowingly
+    # The scorer's own scores (bfloat16, while training loads float32 weights) are accepted.
+    run(*score, "--model", tiny_model_dir, "--dtype", "bfloat16", "--overwrite")
+    run(*_tiny_args(tiny_model_dir, tmp_path / "o2", data, "--scores", scores))
+
+
+def test_sigint_exits_130_without_a_traceback(tmp_path):
+    proc = _start("iterit.training.run", "_load", *_train(tmp_path / "w"))
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, rest
+    assert "Traceback" not in rest

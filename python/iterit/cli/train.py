@@ -124,6 +124,13 @@ def _resume_value(value: str | None) -> str | bool | None:
     "--report-to", default="none", show_default=True, help="Trainer logging integrations."
 )
 @options.training_seed_option()
+@click.option(
+    "--allow-other-model-scores",
+    is_flag=True,
+    default=False,
+    help="Use --scores written with another model than the one scoring this run (refused "
+    "by default: the file records the model's fingerprint).",
+)
 @click.option("--trust-remote-code", is_flag=True, default=False)
 @options.lora_options
 @options.overwrite_option
@@ -214,6 +221,7 @@ _SAME_NAME = (
     "lora_alpha",
     "lora_dropout",
     "merge_lora",
+    "allow_other_model_scores",
 )
 
 

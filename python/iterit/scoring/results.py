@@ -104,8 +104,9 @@ class IFDScores:
     (empty response, or a prompt that leaves no room for a response token within
     ``max_length``); ``n_tokens`` is the number k of response tokens scored (0 when invalid).
     ``stats``: how the scoring went.  :func:`iterit.scoring.api.score_samples` also fills
-    ``model`` (what scored), ``dtype`` (what it ran in; empty when nothing was scored) and the
-    load and scoring times.
+    ``model`` (what scored), ``model_fingerprint`` (its weights:
+    :func:`iterit.scoring.model.weights_fingerprint`), ``dtype`` (what it ran in; empty when
+    nothing was scored) and the load and scoring times.
     """
 
     ifd: np.ndarray
@@ -121,6 +122,7 @@ class IFDScores:
     stats: ScoringStats = field(default_factory=ScoringStats, compare=False, repr=False)
     model: str = ""
     dtype: str = ""
+    model_fingerprint: str = ""
     load_seconds: float = 0.0
     score_seconds: float = 0.0
 

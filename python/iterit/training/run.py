@@ -233,23 +233,32 @@ def run_settings(
 
 
 def _initial_scores(
-    cfg: TrainConfig, samples: Sequence[Sample]
+    cfg: TrainConfig, samples: Sequence[Sample], scoring_model: Any = None
 ) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """Epoch-0 complexity, nll_prior (or None) and what the complexity is, from ``cfg.scores``.
 
     The complexity is the file's ``complexity`` column when it has one (the learning-percentage
-    file of ``iterit score --metric learning-percentage``), else its ``ifd`` column."""
+    file of ``iterit score --metric learning-percentage``), else its ``ifd`` column.  Scores of
+    another model than ``scoring_model`` (the one later epochs score with) are refused unless
+    ``cfg.allow_other_model_scores``."""
     if cfg.scores is None:
         return None, None, "ifd"
     from iterit.artifacts.score_files import (
+        check_scores_model,
         complexity_column,
         complexity_kind,
         read_scores,
         read_table,
+        scores_model,
     )
 
     path = Path(cfg.scores)
     cols = read_table(path)
+    recorded, dtype = scores_model(cols)
+    if recorded is not None and scoring_model is not None and not cfg.allow_other_model_scores:
+        from iterit.scoring.model import weights_fingerprint
+
+        check_scores_model(path, recorded, weights_fingerprint(scoring_model, dtype))
     column = complexity_column(cols)
     scores = read_scores(
         path, samples, column=column, variant=cfg.ifd_variant if column == "ifd" else None
@@ -453,7 +462,9 @@ def _train(
     resume = resolve_checkpoint(out, cfg.resume_from_checkpoint)
     if resume is not None:
         check_run_settings(resume, settings)
-    initial, initial_prior, initial_source = _initial_scores(cfg, samples)
+    initial, initial_prior, initial_source = _initial_scores(
+        cfg, samples, model if scorer is None else scorer.model
+    )
 
     trainer, callback = build_trainer(
         cfg,

@@ -147,7 +147,11 @@ def score_to_file(
     else:
         scores = score_samples(samples, model=model, scoring=cfg, log=log)
         columns = ifd_columns(
-            scores.as_dict(), samples, dtype=scores.dtype or None, variant=cfg.ifd_variant
+            scores.as_dict(),
+            samples,
+            dtype=scores.dtype or None,
+            variant=cfg.ifd_variant,
+            model_fingerprint=scores.model_fingerprint or None,
         )
     write_table(out, columns, overwrite=overwrite)
     return ScoreOutcome(out, metric, scores, columns, time.perf_counter() - t0)
