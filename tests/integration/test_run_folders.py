@@ -281,3 +281,25 @@ def test_sigint_exits_130_without_a_traceback(tmp_path):
     rest = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, rest
     assert "Traceback" not in rest
+
+
+@pytest.mark.slow
+def test_select_keeps_the_scores_dtype_and_refuses_another_model(
+    tmp_path, tiny_model_dir, other_model_dir
+):
+    from tests.helpers.cli import sidecar
+
+    data = _small(tmp_path)
+    scores = tmp_path / "scores.jsonl"
+    run("score", data, "--out", scores, "--model", other_model_dir, "--dtype", "bfloat16",
+        "--max-length", "64", "--no-cache", "--no-progress")  # fmt: skip
+    sel = ["select", data, "--scores", scores, "--budget", "4"]
+    run(*sel, "--out", tmp_path / "a.jsonl")
+    meta = sidecar(tmp_path / "a.jsonl")[1]
+    assert meta["scores_dtype"] == "bfloat16" and len(meta["scores_model_fingerprint"]) == 32
+    msg = fail(*sel, "--model", tiny_model_dir, "--out", tmp_path / "b.jsonl")
+    assert "another model" in msg and "--allow-other-model-scores" in msg
+    run(*sel, "--model", other_model_dir, "--out", tmp_path / "c.jsonl")  # its own model
+    run(
+        *sel, "--model", tiny_model_dir, "--allow-other-model-scores", "--out", tmp_path / "e.jsonl"
+    )
