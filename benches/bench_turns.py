@@ -1,47 +1,69 @@
 """Conversations, every assistant turn against the last one only, on the real small model:
-the share of assistant tokens trained, and scoring time per record (docs/ifd.md,
-"Conversations").  ``python benches/bench_turns.py [DATA.jsonl] [N] [N_TIMED]``: the token
-shares over N records, the scoring time over the first N_TIMED."""
+the share of assistant tokens trained, and scoring time per record, the last-turn run being the
+baseline measured in the same run (docs/ifd.md, "Conversations").
+
+    python benches/bench_turns.py --data ../shared/data/chat/hh_rlhf_harmless_base_test.jsonl \
+        --n 40 --timed 6
+    python benches/bench_turns.py --tiny     # the shipped ShareGPT example, 4 records (CI)
+"""
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
+from pathlib import Path
 
 from iterit.data import load
 from iterit.scoring import IFDScorer, load_model
 from iterit.scoring.default_model import default_model
 from iterit.training.datasets import encode_samples
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharegpt_mini.json"
 
-def main() -> None:
-    path = sys.argv[1] if len(sys.argv) > 1 else "hh_rlhf_harmless_base_test.jsonl"
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 40
-    n_timed = int(sys.argv[3]) if len(sys.argv) > 3 else n
-    samples = load(path).samples[:n]
-    loaded = load_model(default_model(), dtype="float32")
-    tok = loaded.tokenizer
+
+def assistant_tokens(samples, tok) -> int:
+    """Every assistant turn's tokens with its end-of-sequence token: what could be trained."""
     total = 0
     for s in samples:
         for m in s.conversation():
             if m["role"] == "assistant":
-                total += len(
-                    tok(m["content"] + tok.eos_token, add_special_tokens=False)["input_ids"]
-                )
+                text = m["content"] + tok.eos_token
+                total += len(tok(text, add_special_tokens=False)["input_ids"])
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=EXAMPLE, help="conversations (any format)")
+    ap.add_argument("--n", type=int, default=40, help="records for the token shares")
+    ap.add_argument("--timed", type=int, default=6, help="records scored for the times")
+    ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument("--tiny", action="store_true", help="4 records of the shipped example (CI)")
+    a = ap.parse_args()
+    if a.tiny:
+        a.data, a.n, a.timed, a.max_length = EXAMPLE, 4, 4, 256
+    samples = load(a.data).samples[: a.n]
+    loaded = load_model(default_model(), dtype="float32")
+    tok = loaded.tokenizer
+    total = assistant_tokens(samples, tok)
     for turns in ("last", "all"):
-        rows = encode_samples(samples, tok, template="chat", max_length=1024, turns=turns)
+        rows = encode_samples(samples, tok, template="chat", max_length=a.max_length, turns=turns)
         trained = sum(sum(x != -100 for x in r["labels"]) for r in rows)
         print(f"turns={turns}: trained {trained}/{total} assistant tokens ({trained / total:.1%})")
+    per_record = {}
     for turns in ("last", "all"):
-        scorer = IFDScorer(loaded.model, tok, template="chat", turns=turns, progress=False)
+        scorer = IFDScorer(
+            loaded.model, tok, template="chat", max_length=a.max_length, turns=turns, progress=False
+        )
         t0 = time.perf_counter()
-        got = scorer.score(samples[:n_timed])
-        dt = time.perf_counter() - t0
+        got = scorer.score(samples[: a.timed])
+        per_record[turns] = (time.perf_counter() - t0) / a.timed
         print(
-            f"turns={turns}: scoring {dt / n_timed * 1000:.0f} ms/record ({n_timed} records, "
-            f"{got.stats.forward_tokens} forward tokens, {got.n_invalid} invalid)",
+            f"turns={turns}: scoring {per_record[turns] * 1000:.0f} ms/record ({a.timed} records,"
+            f" {got.stats.forward_tokens} forward tokens, {got.n_invalid} invalid)",
             flush=True,
         )
+    print(f"every turn costs {per_record['all'] / per_record['last']:.2f}x the last turn only")
 
 
 if __name__ == "__main__":

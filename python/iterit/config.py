@@ -291,6 +291,7 @@ class TrainConfig:
     iterate: bool = SelectionConfig.iterate
     scorer_model: str | None = None
     scores: str | os.PathLike[str] | None = None
+    allow_other_model_scores: bool = False
     template: str = ScoringConfig.template
     max_length: int = ScoringConfig.max_length
     ifd_variant: str = ScoringConfig.ifd_variant

@@ -26,8 +26,11 @@ from iterit.errors import MissingDependencyError, ScoresFileError
 from iterit.utils.atomic import atomic_open, atomic_path
 
 __all__ = [
+    "MODEL_COLUMN",
+    "OTHER_MODEL_HINT",
     "PARQUET_SUFFIXES",
     "SCORE_COLUMNS",
+    "check_scores_model",
     "complexity_column",
     "complexity_kind",
     "ifd_columns",
@@ -35,6 +38,7 @@ __all__ = [
     "read_table",
     "require_writable_format",
     "sample_keys",
+    "scores_model",
     "write_table",
 ]
 
@@ -57,6 +61,7 @@ def ifd_columns(
     variant: str = "iterit",
     turns: str | None = None,
     ifd_turns: Sequence[Sequence[float]] | None = None,
+    model_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The columns of an IFD scores file (:data:`SCORE_COLUMNS`, in order) from ``ifd``,
     ``nll_cond``, ``nll_prior`` and ``n_tokens`` aligned with ``samples``; ``valid`` is the
@@ -66,7 +71,9 @@ def ifd_columns(
     without it holds ``iterit`` scores, as every file written before variants existed).
     ``turns`` (which assistant turns of a conversation were scored) is recorded in a column
     ``turns``, and ``ifd_turns`` (each sample's per-turn IFD) in a list column ``ifd_turns``
-    (docs/design.md, "IFD", conversations)."""
+    (docs/design.md, "IFD", conversations).  With ``model_fingerprint`` (the scoring
+    weights', :func:`iterit.scoring.model.weights_fingerprint`) a column :data:`MODEL_COLUMN`
+    records it, so that scores of another model are refused (:func:`check_scores_model`)."""
     ifd = np.asarray(scores["ifd"], dtype=np.float64)
     columns: dict[str, Any] = {
         "index": np.arange(len(samples), dtype=np.int64),
@@ -85,7 +92,38 @@ def ifd_columns(
         columns[TURNS_COLUMN] = [turns] * len(samples)
     if ifd_turns is not None:
         columns["ifd_turns"] = [[float(v) for v in t] for t in ifd_turns]
+    if model_fingerprint:
+        columns[MODEL_COLUMN] = [model_fingerprint] * len(samples)
     return columns
+
+
+#: The column of a scores file that records the fingerprint of the model that scored.
+MODEL_COLUMN = "model_fingerprint"
+#: How a "scores of another model" message ends; the command line names its own flag.
+OTHER_MODEL_HINT = "(pass allow_other_model_scores=True to use them knowingly)"
+
+
+def scores_model(cols: Mapping[str, list[Any]]) -> tuple[str | None, str | None]:
+    """``(fingerprint, dtype)`` of the model that wrote a scores file's columns (None for a
+    file written before fingerprints were kept, or by another tool)."""
+    found = {str(v) for v in cols.get(MODEL_COLUMN) or []}
+    dtypes = {str(v) for v in cols.get("dtype") or []}
+    return (
+        found.pop() if len(found) == 1 else None,
+        dtypes.pop() if len(dtypes) == 1 else None,
+    )
+
+
+def check_scores_model(path: Path, recorded: str | None, actual: str) -> None:
+    """Refuse a scores file whose model fingerprint (``recorded``) is not ``actual``, that of
+    the model this run scores with; a file that records none is taken as it is."""
+    if recorded is not None and recorded != actual:
+        raise ScoresFileError(
+            f"holds scores of another model (fingerprint {recorded}, this run's model is "
+            f"{actual}); score the data again with this model {OTHER_MODEL_HINT}",
+            path=path,
+            field=MODEL_COLUMN,
+        )
 
 
 #: The column of a scores file that records which assistant turns were scored (a file without

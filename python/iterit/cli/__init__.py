@@ -4,7 +4,8 @@ Entry point ``iterit.cli:main`` (also ``python -m iterit.cli``).  Commands are i
 when run, so ``iterit --help`` stays fast and ``iterit select`` with ``--scores`` never imports
 torch.  User errors (bad data, bad options, an existing output) print one line and exit with a
 non-zero status (``ITERIT_DEBUG=1`` shows the traceback instead); an interruption (Ctrl-C,
-SIGTERM) leaves no partial output file.  Under torchrun only rank 0 prints to stdout.
+SIGTERM) leaves no partial output file and exits with 128 + the signal (130, 143).  Under
+torchrun only rank 0 prints to stdout.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ else:
         def invoke(self, ctx: click.Context) -> Any:
             try:
                 return super().invoke(ctx)
+            except KeyboardInterrupt:
+                # Ctrl-C exits as the shell's convention has it (128 + SIGINT), not click's 1.
+                click.echo("Interrupted.", err=True)
+                raise SystemExit(128 + signal.SIGINT) from None
             except _user_error_types() as e:
                 if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                     raise  # the whole traceback, for a bug report
@@ -148,6 +153,7 @@ else:
         return bool(getattr(ctx, "_iterit_listing", False))
 
     def _one_line(e: BaseException) -> str:
+        from iterit.artifacts.score_files import OTHER_MODEL_HINT
         from iterit.utils.atomic import OVERWRITE_HINT
 
         msg = getattr(e, "strerror", None) if isinstance(e, OSError) else None
@@ -156,6 +162,7 @@ else:
         text = str(msg or e).strip()
         # The library speaks of arguments; the command line names its flag.
         text = text.replace(OVERWRITE_HINT, "(pass --overwrite to replace it)")
+        text = text.replace(OTHER_MODEL_HINT, "(pass --allow-other-model-scores to use them)")
         return " ".join(text.split("\n"))
 
     def _unavailable(name: str, error: ImportError) -> click.Command:

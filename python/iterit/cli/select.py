@@ -61,7 +61,16 @@ def _complexity_kind(value: str) -> str:
     help="Complexity of each sample: IFD from --model or --scores, the response length in "
     "words, none (pure diversity), or a numeric field of the records.",
 )
-@options.scores_file_option("IFD scores from `iterit score` (instead of scoring with --model).")
+@options.scores_file_option(
+    "IFD scores from `iterit score` (instead of scoring; with --model, they must be that "
+    "model's: the file records the model's fingerprint)."
+)
+@click.option(
+    "--allow-other-model-scores",
+    is_flag=True,
+    default=False,
+    help="Use --scores written with another model than --model.",
+)
 @options.model_options
 @options.seed_option
 @options.overwrite_option
@@ -96,8 +105,8 @@ def select_command(
         raise click.UsageError("--strategy ifd needs a complexity (not --complexity none)")
     loaded, count = _load_checked(data, out, budget, overwrite, data_format, fields, split)
     ifd = needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file)
-    if ifd and scores_file is not None and model is not None:
-        raise click.UsageError("give either --model or --scores, not both")
+    if ifd and scores_file is not None and model is None and settings["allow_other_model_scores"]:
+        raise click.UsageError("--allow-other-model-scores needs --model (the scores' model)")
     scoring = options.scoring_config(settings, options.score_cache(cache, no_cache))
     result = score_and_select(
         loaded,
@@ -113,6 +122,7 @@ def select_command(
         pool_factor=settings["pool_factor"],
         seed=settings["seed"],
         overwrite=overwrite,
+        allow_other_model_scores=settings["allow_other_model_scores"],
         log=lambda message: click.echo(message, err=True),
         meta={
             "command": ["iterit", *sys.argv[1:]],

@@ -5,6 +5,7 @@ Parses the options into an :class:`iterit.config.TrainConfig` and calls
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
 from iterit.config import RESCORE, STRATEGIES, TRAINERS, SelectionConfig, TrainConfig
+from iterit.errors import ConfigError
 
 __all__ = ["train_command"]
 
@@ -122,6 +124,13 @@ def _resume_value(value: str | None) -> str | bool | None:
     "--report-to", default="none", show_default=True, help="Trainer logging integrations."
 )
 @options.training_seed_option()
+@click.option(
+    "--allow-other-model-scores",
+    is_flag=True,
+    default=False,
+    help="Use --scores written with another model than the one scoring this run (refused "
+    "by default: the file records the model's fingerprint).",
+)
 @click.option("--trust-remote-code", is_flag=True, default=False)
 @options.lora_options
 @options.overwrite_option
@@ -157,10 +166,20 @@ def train_command(**params: Any) -> None:
     except ImportError as e:
         raise missing_training("training", e) from None
     click.echo(f"training {precision(cfg).note()}", err=True)
-    result = train(cfg, samples=loaded.samples)
+    try:
+        result = train(cfg, samples=loaded.samples)
+    except ConfigError as e:  # the library names the settings; the command line, its flags
+        raise ConfigError(_LORA_SETTING.sub(_as_flag, str(e))) from None
     if not result.trainer.is_world_process_zero():
         return
     _print_summary(result.summary, output_dir, time.perf_counter() - t0)
+
+
+_LORA_SETTING = re.compile(r"\blora_(?:targets|r|alpha|dropout)\b")
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    return "--" + match.group(0).replace("_", "-")
 
 
 def _check_output(params: dict[str, Any]) -> None:
@@ -202,6 +221,7 @@ _SAME_NAME = (
     "lora_alpha",
     "lora_dropout",
     "merge_lora",
+    "allow_other_model_scores",
 )
 
 

@@ -84,6 +84,9 @@ def score_samples(
         t1 = time.perf_counter()
         res = scorer.score([samples[i] for i in todo])
         score_seconds = time.perf_counter() - t1
+        from iterit.scoring.model import weights_fingerprint
+
+        weights = weights_fingerprint(loaded.model)  # recorded in scores files
     if res.n_cached:
         say(f"{res.n_cached} samples' scores read from the cache in {cfg.cache}")
     idx = np.asarray(todo, dtype=np.int64)
@@ -104,6 +107,7 @@ def score_samples(
         n_empty_response=res.n_empty_response + n_unsent,
         model=model,
         dtype=loaded.dtype,
+        model_fingerprint=weights,
         load_seconds=load_seconds,
         score_seconds=score_seconds,
     )

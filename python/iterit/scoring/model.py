@@ -30,6 +30,7 @@ __all__ = [
     "load_scoring_model",
     "model_fingerprint",
     "unwrap_model",
+    "weights_fingerprint",
 ]
 
 #: What a forward pass raises when the device runs out of memory.
@@ -117,6 +118,40 @@ class EvalMode:
     def __exit__(self, *exc: object) -> None:
         for m, mode in self.modes:
             m.training = mode
+
+
+def weights_fingerprint(model: Any, dtype: str | None = None) -> str:
+    """Which weights a model holds, as they would be loaded in ``dtype`` (default: as they
+    are), the identity a scores file records: the class, the config without its dtype, and
+    for every parameter its name, shape, a float64 sum and up to 64 evenly strided values,
+    each parameter cast to ``dtype`` first.  A model loaded in float32 and cast to bfloat16
+    gives the fingerprint of the same model loaded in bfloat16 (both round the same way), so
+    training in float32 recognises scores computed in bfloat16 (docs/faults.md)."""
+    inner = unwrap_model(model)
+    target = None if dtype in (None, "", "auto") else getattr(torch, str(dtype), None)
+    h = hashlib.sha256()
+    config = getattr(inner, "config", None)
+    cfg = config.to_diff_dict() if hasattr(config, "to_diff_dict") else {}
+    for key in ("torch_dtype", "dtype", "_name_or_path", "transformers_version"):
+        cfg.pop(key, None)
+    h.update(type(inner).__name__.encode())
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    parts = []
+    with torch.no_grad():
+        for name, p in inner.named_parameters():
+            flat = p.detach()
+            if hasattr(flat, "to_local"):  # an FSDP2 DTensor: this rank's shard
+                flat = flat.to_local()
+            flat = flat.reshape(-1)
+            if target is not None and flat.is_floating_point():
+                flat = flat.to(target)
+            h.update(f"{name}:{tuple(p.shape)};".encode())
+            step = max(1, flat.numel() // 64)
+            parts.append(flat[::step][:64].to(torch.float64).cpu())
+            parts.append(flat.sum(dtype=torch.float64).reshape(1).cpu())
+    if parts:
+        h.update(torch.cat(parts).numpy().tobytes())
+    return h.hexdigest()[:32]
 
 
 def model_fingerprint(model: Any) -> str:

@@ -107,8 +107,9 @@ class IFDScores:
     turn's ``(nll_cond, nll_prior)`` means, empty for a one-turn sample (:attr:`ifd_turns`);
     ``turns``: which assistant turns were scored (:data:`iterit.config.TURNS`).
     ``stats``: how the scoring went.  :func:`iterit.scoring.api.score_samples` also fills
-    ``model`` (what scored), ``dtype`` (what it ran in; empty when nothing was scored) and the
-    load and scoring times.
+    ``model`` (what scored), ``model_fingerprint`` (its weights:
+    :func:`iterit.scoring.model.weights_fingerprint`), ``dtype`` (what it ran in; empty when
+    nothing was scored) and the load and scoring times.
     """
 
     ifd: np.ndarray
@@ -126,6 +127,7 @@ class IFDScores:
     stats: ScoringStats = field(default_factory=ScoringStats, compare=False, repr=False)
     model: str = ""
     dtype: str = ""
+    model_fingerprint: str = ""
     load_seconds: float = 0.0
     score_seconds: float = 0.0
 

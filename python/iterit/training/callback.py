@@ -99,6 +99,9 @@ class IterITCallback(TrainerCallback):
 
             self.losses = InLoopLosses(config.loss_ema)
         self.log_path = None if log_path is None else Path(log_path)
+        #: The run's settings and inputs saved with each checkpoint (set by
+        #: :func:`iterit.training.run.train`; see :func:`iterit.training.state.export_state`).
+        self.run_settings: dict[str, Any] | None = None
         self._reset()
 
     # -- the planner's state, by its usual names ---------------------------------------------------
@@ -150,7 +153,9 @@ class IterITCallback(TrainerCallback):
         """What a checkpoint needs to continue with the same selections (JSON-able); with
         ``mid_epoch``, also the in-loop losses recorded so far in the current epoch."""
         partial = self._epoch if mid_epoch else None
-        return checkpoint_state.export_state(self.planner, self.losses, partial_epoch=partial)
+        return checkpoint_state.export_state(
+            self.planner, self.losses, partial_epoch=partial, settings=self.run_settings
+        )
 
     def load_state(self, saved: dict[str, Any]) -> None:
         self._partial_epoch = checkpoint_state.load_state(self.planner, saved, self.losses)

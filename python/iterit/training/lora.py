@@ -21,6 +21,7 @@ from iterit.utils.optional import require
 
 __all__ = [
     "LLAMA_TARGETS",
+    "adaptable_modules",
     "apply_lora",
     "is_peft_model",
     "lora_config",
@@ -63,14 +64,17 @@ def lora_config(
         targets = list(LLAMA_TARGETS)
     elif not isinstance(targets, str):
         targets = list(targets)
-    return peft.LoraConfig(
-        r=int(r),
-        lora_alpha=alpha,
-        lora_dropout=float(dropout),
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    try:
+        return peft.LoraConfig(
+            r=int(r),
+            lora_alpha=alpha,
+            lora_dropout=float(dropout),
+            target_modules=targets,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+    except (ValueError, TypeError) as e:  # peft's own checks of the adapter settings
+        raise ConfigError(f"the LoRA settings are refused by peft: {e}") from None
 
 
 def is_peft_model(model: Any) -> bool:
@@ -90,7 +94,32 @@ def apply_lora(model: Any, peft_config: Any) -> Any:
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         # QLoRA: casts norms to float32 and makes the inputs require gradients, as peft asks.
         model = peft.prepare_model_for_kbit_training(model)
-    return peft.get_peft_model(model, peft_config)
+    try:
+        return peft.get_peft_model(model, peft_config)
+    except ValueError as e:  # peft's errors are ValueErrors (NoMatchingPeftModuleError, ...)
+        targets = getattr(peft_config, "target_modules", None)
+        if not targets or "not found" not in str(e):
+            raise ConfigError(f"the LoRA settings are refused by peft: {e}") from None
+        wanted = targets if isinstance(targets, str) else ", ".join(sorted(targets))
+        raise ConfigError(
+            f"lora_targets: {wanted} matches no layer of the model; its layers LoRA can adapt "
+            f"are: {', '.join(adaptable_modules(model))}"
+        ) from None
+
+
+def adaptable_modules(model: Any) -> list[str]:
+    """The distinct names (last part) of ``model``'s layers LoRA can adapt: its linear,
+    embedding and convolution layers, the output head excepted (as peft's "all-linear")."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+    output = getattr(model, "get_output_embeddings", lambda: None)()
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if name and isinstance(module, kinds) and module is not output
+    }
+    return sorted(names)
 
 
 def merge_and_save(model: Any, tokenizer: Any, path: str | os.PathLike[str]) -> Path:

@@ -39,8 +39,9 @@ from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples, sft_dataset
 from iterit.training.scoring_adapter import IFDScoreFn
-from iterit.training.state import resolve_checkpoint
+from iterit.training.state import check_run_settings, resolve_checkpoint
 from iterit.training.trainers import IterITTrainer, iterit_trainer_class
+from iterit.utils.atomic import run_folder_lock
 from iterit.utils.distributed import launched_world_size
 from iterit.utils.optional import missing_package, package_hint
 
@@ -54,6 +55,8 @@ __all__ = [
     "gradient_accumulation",
     "load_training_model",
     "precision",
+    "run_settings",
+    "seed_everything",
     "train",
     "training_arguments",
     "training_device",
@@ -129,7 +132,10 @@ def training_arguments(cfg: TrainConfig, accum: int | None = None) -> Any:
     if cfg.trainer == "trl":
         kwargs.update(packing=False, max_length=cfg.max_length)
     kwargs.update(cfg.training_args)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # transformers' and TRL's checks of the combination
+        raise ConfigError(f"the training settings are refused: {e}") from None
 
 
 def precision(cfg: TrainConfig) -> Precision:
@@ -180,24 +186,79 @@ def _load(
     )
 
 
+def seed_everything(args: Any) -> None:
+    """Seed Python, numpy and torch from ``args.seed`` (``full_determinism``: with
+    deterministic kernels too) before anything random is built: the LoRA adapter's initial
+    weights come from the global generator before the Trainer seeds it (docs/training.md,
+    "LoRA")."""
+    import transformers
+
+    if getattr(args, "full_determinism", False):
+        transformers.enable_full_determinism(args.seed)
+    else:
+        transformers.set_seed(args.seed)
+
+
+def run_settings(
+    cfg: TrainConfig, samples: Sequence[Sample], model: Any, scorer: LoadedModel | None = None
+) -> dict[str, Any]:
+    """The settings and inputs a run's checkpoints depend on, most telling first (a resume
+    with other ones is refused, naming the first that differs): the initial weights' and the
+    separate scorer's fingerprints, the data's content, the scoring settings, the seed, the
+    budget, the epochs and the LoRA adapter."""
+    import hashlib
+
+    from iterit.data.keys import content_keys
+    from iterit.scoring.model import model_fingerprint
+
+    data = hashlib.sha256("\n".join(content_keys(samples)).encode()).hexdigest()[:32]
+    scoring = cfg.scoring
+    out: dict[str, Any] = {
+        "model": model_fingerprint(model),
+        "scorer_model": None if scorer is None else model_fingerprint(scorer.model),
+        "data": data,
+        "template": scoring.template if isinstance(scoring.template, str) else "custom",
+        "max_length": scoring.max_length,
+        "ifd_variant": scoring.ifd_variant,
+        "dtype": cfg.dtype,
+    }
+    if getattr(scoring, "turns", None) is not None:
+        out["turns"] = scoring.turns
+    out.update(seed=cfg.seed, budget=cfg.budget, epochs=cfg.epochs, lora=cfg.lora)
+    if cfg.lora:
+        targets = cfg.lora_targets
+        targets = targets if targets is None or isinstance(targets, str) else list(targets)
+        out.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_targets=targets)
+    return out
+
+
 def _initial_scores(
-    cfg: TrainConfig, samples: Sequence[Sample]
+    cfg: TrainConfig, samples: Sequence[Sample], scoring_model: Any = None
 ) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """Epoch-0 complexity, nll_prior (or None) and what the complexity is, from ``cfg.scores``.
 
     The complexity is the file's ``complexity`` column when it has one (the learning-percentage
-    file of ``iterit score --metric learning-percentage``), else its ``ifd`` column."""
+    file of ``iterit score --metric learning-percentage``), else its ``ifd`` column.  Scores of
+    another model than ``scoring_model`` (the one later epochs score with) are refused unless
+    ``cfg.allow_other_model_scores``."""
     if cfg.scores is None:
         return None, None, "ifd"
     from iterit.artifacts.score_files import (
+        check_scores_model,
         complexity_column,
         complexity_kind,
         read_scores,
         read_table,
+        scores_model,
     )
 
     path = Path(cfg.scores)
     cols = read_table(path)
+    recorded, dtype = scores_model(cols)
+    if recorded is not None and scoring_model is not None and not cfg.allow_other_model_scores:
+        from iterit.scoring.model import weights_fingerprint
+
+        check_scores_model(path, recorded, weights_fingerprint(scoring_model, dtype))
     column = complexity_column(cols)
     ifd = column == "ifd"
     scores = read_scores(
@@ -257,6 +318,7 @@ def build_trainer(
         tokenizer.pad_token = tokenizer.eos_token  # padding only; pads never carry a label
     if score_fn is None and selection.needs_scores:
         score_fn = _score_fn(cfg, tokenizer, scorer)
+    seed_everything(args)  # the adapter the trainer builds takes its initial weights from it
     encode = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
     common: dict[str, Any] = {
         "model": model,
@@ -364,18 +426,30 @@ def train(
     fine-tuned model and tokenizer are saved to ``output_dir`` with the selection log
     (``iterit_selection.jsonl``), a summary of timings and scoring work
     (``iterit_summary.json``) and the configuration (``iterit_train_config.json``); the names
-    are :mod:`iterit.artifacts.names`'.
+    are :mod:`iterit.artifacts.names'.  The output folder is locked for the whole run
+    (:func:`iterit.utils.atomic.run_folder_lock`): a second run into it fails at once.
     """
     cfg = (
         dataclasses.replace(config, **overrides) if config is not None else TrainConfig(**overrides)
     )
+    with run_folder_lock(cfg.output_dir):
+        return _train(cfg, samples, model, tokenizer, callbacks)
+
+
+def _train(
+    cfg: TrainConfig,
+    samples: Sequence[Sample | dict] | None,
+    model: Any,
+    tokenizer: Any,
+    callbacks: Sequence[Any],
+) -> TrainResult:
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     samples = _samples(cfg, samples)
 
     # TrainingArguments first: under DeepSpeed ZeRO-3 they must exist before the model loads.
     accum = gradient_accumulation(cfg.batch_size, cfg.micro_batch_size, launched_world_size())
     args = training_arguments(cfg, accum)
+    seed_everything(args)
     if model is None:
         if cfg.model is None:
             raise ConfigError("give the model to train: config.model or model=")
@@ -386,7 +460,15 @@ def train(
     scorer = None
     if cfg.scorer_model is not None and cfg.selection().needs_scores:
         scorer = _load(cfg.scorer_model, cfg, device=str(args.device), trains=False)
-    initial, initial_prior, initial_source = _initial_scores(cfg, samples)
+    settings = run_settings(cfg, samples, model, scorer)
+    # Incomplete checkpoints (killed while being written) are skipped, naming each one; one
+    # made with other settings or inputs is refused before anything of it is loaded.
+    resume = resolve_checkpoint(out, cfg.resume_from_checkpoint)
+    if resume is not None:
+        check_run_settings(resume, settings)
+    initial, initial_prior, initial_source = _initial_scores(
+        cfg, samples, model if scorer is None else scorer.model
+    )
 
     trainer, callback = build_trainer(
         cfg,
@@ -400,8 +482,7 @@ def train(
         initial_source=initial_source,
         callbacks=callbacks,
     )
-    # Incomplete checkpoints (killed while being written) are skipped, naming each one.
-    resume = resolve_checkpoint(out, cfg.resume_from_checkpoint)
+    callback.run_settings = settings
     output = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))  # with LoRA: the adapter, as peft saves it
     if cfg.merge_lora and trainer.is_world_process_zero():

@@ -17,10 +17,19 @@ from typing import Any
 import numpy as np
 
 from iterit.artifacts.epoch_records import EpochRecord
+from iterit.artifacts.names import TRAINER_STATE_KEY
 from iterit.errors import CheckpointError
 from iterit.training.planner import SelectionPlanner, floats
+from iterit.utils.atomic import OVERWRITE_HINT
 
-__all__ = ["STATE_VERSION", "export_state", "fingerprint", "load_state", "resolve_checkpoint"]
+__all__ = [
+    "STATE_VERSION",
+    "check_run_settings",
+    "export_state",
+    "fingerprint",
+    "load_state",
+    "resolve_checkpoint",
+]
 
 #: Version of the saved layout; a checkpoint with another version is refused.
 STATE_VERSION = 1
@@ -53,10 +62,14 @@ def export_state(
     losses: Any = None,
     *,
     partial_epoch: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint needs to continue with the same selections (JSON-able).
 
-    With in-loop losses (``losses``), also their EMA and, for a checkpoint in the middle of
+    ``settings``: the run's settings and inputs (model and data fingerprints, scoring
+    settings, seed, budget, epochs: see :func:`check_run_settings`), kept so that a resume
+    with other ones is refused before anything is loaded.  With in-loop losses (``losses``),
+    also their EMA and, for a checkpoint in the middle of
     epoch ``partial_epoch``, the losses recorded so far in it (gathered from every rank: a
     collective call under torch.distributed)."""
     out: dict[str, Any] = {
@@ -66,6 +79,8 @@ def export_state(
         "pool_scores": None if planner.pool_scores is None else floats(planner.pool_scores),
         "records": [planner.records[e].to_json() for e in sorted(planner.records)],
     }
+    if settings is not None:
+        out["settings"] = dict(settings)
     if losses is not None:
         prior = planner.pool_nll_prior
         out["pool_nll_prior"] = None if prior is None else floats(prior)
@@ -104,6 +119,30 @@ def load_state(planner: SelectionPlanner, saved: dict[str, Any], losses: Any = N
     inloop = saved.get("inloop") or {}
     losses.load_state(inloop)
     return inloop.get("partial_epoch")
+
+
+def check_run_settings(checkpoint: str | os.PathLike[str], settings: dict[str, Any]) -> None:
+    """Refuse to resume from ``checkpoint`` when it was made with other run settings (in the
+    order of ``settings``: the first difference is named) than ``settings``; a checkpoint
+    that recorded none (written before they were kept) is taken as it is.  Checked before the
+    model or the optimizer state is loaded (docs/faults.md, "Run folders")."""
+    state = Path(checkpoint) / _TRAINER_STATE_FILE
+    try:
+        saved = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{str(state)!r}: cannot be read ({e})") from None
+    callbacks = saved.get("stateful_callbacks") if isinstance(saved, dict) else None
+    recorded = ((callbacks or {}).get(TRAINER_STATE_KEY) or {}).get("settings")
+    if not isinstance(recorded, dict):
+        return
+    for key, mine in settings.items():
+        theirs = recorded.get(key)
+        if json.dumps(theirs, sort_keys=True) != json.dumps(mine, sort_keys=True):
+            raise CheckpointError(
+                f"the checkpoint {str(Path(checkpoint))!r} was made with {key} {theirs!r}, "
+                f"this run has {mine!r}: train into another folder, or start over in this one "
+                f"{OVERWRITE_HINT}"
+            )
 
 
 _CHECKPOINT_PREFIX = "checkpoint-"

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from iterit.errors import InvalidInputError, OutputExistsError, OutputFolderError
 
@@ -44,6 +45,8 @@ __all__ = [
     "check_output",
     "output_lock",
     "refuse_same_file",
+    "run_folder_lock",
+    "with_run_folder_lock",
 ]
 
 _TMP_PREFIX = ".iterit-tmp-"
@@ -294,6 +297,40 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)  # while still locked, so nobody else locks a removed file
         os.close(fd)
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold :func:`output_lock` on a run's output ``folder`` (created, parents included) for
+    the whole run, so that a second run into it fails at once instead of replacing the first
+    one's checkpoints.  Under a launcher the main process (``RANK`` 0) holds it for all of
+    them.  The lock is an advisory ``flock``: the lock file of a killed run stays behind but
+    locks nothing, since the kernel drops a dead process's locks (docs/faults.md)."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") != "0":
+        yield path
+        return
+    with output_lock(path):
+        yield path
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def with_run_folder_lock(folder_of: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Decorate a run's entry point so that it holds :func:`run_folder_lock` on
+    ``folder_of(*args, **kwargs)`` (its output folder) while it runs."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with run_folder_lock(folder_of(*args, **kwargs)):
+                return fn(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return decorate
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ from iterit.config import COMPARE_ARMS, TrainConfig, resolve_budget
 from iterit.data.keys import content_keys
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, DataError
-from iterit.utils.atomic import atomic_open
+from iterit.utils.atomic import atomic_open, with_run_folder_lock
 from iterit.workflows.compare_stats import summarize
 
 __all__ = [
@@ -423,6 +423,8 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{k: r.get(k) for k in TABLE_COLUMNS} for r in rows]
 
 
+# The whole run holds its folder: a second compare into it fails at once (docs/faults.md).
+@with_run_folder_lock(lambda config, *_args, **_kwargs: config.output_dir)
 def compare(
     config: TrainConfig,
     arms: str | Sequence[str],

@@ -27,9 +27,10 @@ def run_lm_eval(model_dir: Path, tasks: str, *, device: str | None = None) -> di
     require_lm_eval()
     import lm_eval
 
+    # A mapping, never "pretrained=PATH": a comma in the path would start another argument.
     out = lm_eval.simple_evaluate(
         model="hf",
-        model_args=f"pretrained={Path(model_dir)}",
+        model_args={"pretrained": str(Path(model_dir))},
         tasks=[t.strip() for t in tasks.split(",") if t.strip()],
         device=device,
     )

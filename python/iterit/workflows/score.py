@@ -153,6 +153,7 @@ def score_to_file(
             variant=cfg.ifd_variant,
             turns=cfg.turns,
             ifd_turns=scores.ifd_turns,
+            model_fingerprint=scores.model_fingerprint or None,
         )
     write_table(out, columns, overwrite=overwrite)
     return ScoreOutcome(out, metric, scores, columns, time.perf_counter() - t0)

@@ -107,6 +107,26 @@ def ifd_scores(
     return score_samples(loaded.samples, model=model, scoring=cfg, log=log).as_dict()
 
 
+def _provenance(fingerprint: str | None, dtype: str | None) -> dict[str, Any]:
+    return {"scores_model_fingerprint": fingerprint or None, "scores_dtype": dtype or None}
+
+
+def _file_provenance(
+    path: Path, model: str | None, allow_other: bool, cfg: ScoringConfig
+) -> dict[str, Any]:
+    """The model fingerprint and dtype a scores file records; with ``model``, the file must
+    hold that model's scores unless ``allow_other`` (docs/faults.md, "Run folders")."""
+    from iterit.artifacts.score_files import check_scores_model, read_table, scores_model
+
+    recorded, dtype = scores_model(read_table(Path(path)))
+    if model is not None and recorded is not None and not allow_other:
+        from iterit.scoring.model import load_model, weights_fingerprint
+
+        loaded = load_model(model, device=cfg.device or "cpu", dtype="float32")
+        check_scores_model(Path(path), recorded, weights_fingerprint(loaded.model, dtype))
+    return _provenance(recorded, dtype)
+
+
 def _column(loaded: LoadedData, name: str) -> np.ndarray:
     records = loaded.records()
     out = np.empty(len(records))
@@ -333,25 +353,36 @@ def score_and_select(
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
     meta: dict[str, Any] | None = None,
+    allow_other_model_scores: bool = False,
 ) -> DatasetSelection:
     """What ``iterit select`` does after loading: IFD when ``strategy`` and ``complexity_kind``
     need it (read from ``scores_file``, else scored with ``model``, by default
     :func:`iterit.scoring.default_model.default_model`, as ``scoring`` says), then
     :func:`select_dataset` with the other arguments.  Without IFD, ``complexity_kind`` ``ifd``
-    becomes ``none``."""
+    becomes ``none``.  With both ``scores_file`` and ``model``, the file must hold ``model``'s
+    scores (its recorded fingerprint; ``allow_other_model_scores`` accepts another's); the
+    scores' dtype and model fingerprint go to the sidecar meta."""
     cfg = scoring or ScoringConfig()
     t0 = time.perf_counter()
     scores = None
     model_used = None
+    provenance: dict[str, Any] = {}
     if needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file):
         if scores_file is None:
+            from iterit.scoring.api import score_samples
             from iterit.scoring.default_model import default_model
 
             model_used = model or default_model()
-        scores = ifd_scores(loaded, scores_file=scores_file, model=model_used, scoring=cfg, log=log)
+            scored = score_samples(loaded.samples, model=model_used, scoring=cfg, log=log)
+            scores = scored.as_dict()
+            provenance = _provenance(scored.model_fingerprint, scored.dtype)
+        else:
+            provenance = _file_provenance(scores_file, model, allow_other_model_scores, cfg)
+            scores = ifd_scores(loaded, scores_file=scores_file, scoring=cfg)
     elif complexity_kind == "ifd":
         complexity_kind = "none"
     meta_all = {
+        **provenance,
         "model": model_used,
         "scores_from": str(scores_file) if scores_file else None,
         "template": cfg.template if model_used else None,

@@ -45,5 +45,12 @@ def test_run_lm_eval_passes_the_saved_model_and_the_task_list(tmp_path, fake_lm_
     assert got == {"arc_easy": {"acc": 0.5}, "hellaswag": {"acc": 0.5}}
     (call,) = fake_lm_eval
     assert call["model"] == "hf" and call["device"] == "cpu"
-    assert call["model_args"] == f"pretrained={tmp_path / 'model'}"
+    assert call["model_args"] == {"pretrained": str(tmp_path / "model")}
     assert call["tasks"] == ["arc_easy", "hellaswag"]
+
+
+def test_a_comma_in_the_model_path_injects_no_argument(tmp_path, fake_lm_eval):
+    model = tmp_path / "run,trust_remote_code=True"
+    lm_eval.run_lm_eval(model, "hellaswag")
+    (call,) = fake_lm_eval
+    assert call["model_args"] == {"pretrained": str(model)}
