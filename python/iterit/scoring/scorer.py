@@ -47,6 +47,7 @@ from iterit.scoring.sharding import (
     shard_for_rank,
 )
 from iterit.scoring.synced import is_sharded_model, run_synced
+from iterit.scoring.turn_sums import TurnSums
 from iterit.utils import distributed
 from iterit.utils.optional import requires_extra
 
@@ -398,7 +399,7 @@ class IFDScorer:
         seqs = self._chunk_sequences(enc, chunk)
         where = {j: i for i, j in enumerate(chunk)}
         sums = np.zeros((2, len(chunk)), dtype=np.float64)
-        per_turn = _TurnSums(enc, chunk)
+        per_turn = TurnSums(enc, chunk)
         pos = len(seqs) if self.synced else 0
         try:
             if self.synced:
@@ -432,7 +433,7 @@ class IFDScorer:
     def _score_synced(
         self,
         seqs: list[ScoredSequence],
-        per_turn: _TurnSums,
+        per_turn: TurnSums,
         stats: ScoringStats,
         bar: Any,
     ) -> None:
@@ -487,41 +488,3 @@ class IFDScorer:
     def _run_batch(self, batch: list[ScoredSequence]) -> np.ndarray:
         """Sum of -log p over each sequence's scored tokens (float64, one per row)."""
         return self._forward.run(batch)
-
-
-class _TurnSums:
-    """Summed NLL of every turn of every sample of a chunk, in both passes: a conditional row
-    returns one sum per scored range (turn), a prior row one sum for its turn."""
-
-    def __init__(self, enc: EncodedSamples, chunk: list[int]):
-        self.enc = enc
-        self.cond = {j: np.zeros(max(1, len(enc.segments[j]))) for j in chunk}
-        self.prior = {j: np.zeros(max(1, len(enc.priors[j]))) for j in chunk}
-
-    def add(self, batch: list[ScoredSequence], nll: np.ndarray) -> None:
-        pos = 0
-        for q in batch:
-            n = len(q.scored)
-            if q.sample >= 0:  # synced mode's dummy rows have none
-                if q.kind == 0:
-                    self.cond[q.sample][:n] = nll[pos : pos + n]
-                else:
-                    self.prior[q.sample][q.turn] = nll[pos]
-            pos += n
-
-    def into(self, sums: np.ndarray, where: dict[int, int], flush: TimedFlush | None) -> None:
-        """The per-sample totals into ``sums[kind, position]``; per-turn means to ``flush``."""
-        for j, i in where.items():
-            sums[0, i], sums[1, i] = self.cond[j].sum(), self.prior[j].sum()
-            if flush is not None and flush.turns is not None:
-                flush.turns[j] = self.means(j)
-
-    def means(self, j: int) -> tuple[tuple[float, float], ...]:
-        """A conversation's per-turn mean NLLs (empty for a one-turn sample)."""
-        segs, priors = self.enc.segments[j], self.enc.priors[j]
-        if len(segs) < 2:
-            return ()
-        return tuple(
-            (float(c / (b - a)), float(p / (len(prior) - 1)))
-            for (a, b), prior, c, p in zip(segs, priors, self.cond[j], self.prior[j], strict=True)
-        )

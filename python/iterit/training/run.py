@@ -39,7 +39,7 @@ from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples, sft_dataset
 from iterit.training.scoring_adapter import IFDScoreFn
-from iterit.training.state import check_run_settings, resolve_checkpoint
+from iterit.training.state import check_run_settings, resolve_checkpoint, run_settings
 from iterit.training.trainers import IterITTrainer, iterit_trainer_class
 from iterit.utils.atomic import run_folder_lock
 from iterit.utils.distributed import launched_world_size
@@ -55,7 +55,6 @@ __all__ = [
     "gradient_accumulation",
     "load_training_model",
     "precision",
-    "run_settings",
     "seed_everything",
     "train",
     "training_arguments",
@@ -197,39 +196,6 @@ def seed_everything(args: Any) -> None:
         transformers.enable_full_determinism(args.seed)
     else:
         transformers.set_seed(args.seed)
-
-
-def run_settings(
-    cfg: TrainConfig, samples: Sequence[Sample], model: Any, scorer: LoadedModel | None = None
-) -> dict[str, Any]:
-    """The settings and inputs a run's checkpoints depend on, most telling first (a resume
-    with other ones is refused, naming the first that differs): the initial weights' and the
-    separate scorer's fingerprints, the data's content, the scoring settings, the seed, the
-    budget, the epochs and the LoRA adapter."""
-    import hashlib
-
-    from iterit.data.keys import content_keys
-    from iterit.scoring.model import model_fingerprint
-
-    data = hashlib.sha256("\n".join(content_keys(samples)).encode()).hexdigest()[:32]
-    scoring = cfg.scoring
-    out: dict[str, Any] = {
-        "model": model_fingerprint(model),
-        "scorer_model": None if scorer is None else model_fingerprint(scorer.model),
-        "data": data,
-        "template": scoring.template if isinstance(scoring.template, str) else "custom",
-        "max_length": scoring.max_length,
-        "ifd_variant": scoring.ifd_variant,
-        "dtype": cfg.dtype,
-    }
-    if getattr(scoring, "turns", None) is not None:
-        out["turns"] = scoring.turns
-    out.update(seed=cfg.seed, budget=cfg.budget, epochs=cfg.epochs, lora=cfg.lora)
-    if cfg.lora:
-        targets = cfg.lora_targets
-        targets = targets if targets is None or isinstance(targets, str) else list(targets)
-        out.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_targets=targets)
-    return out
 
 
 def _initial_scores(

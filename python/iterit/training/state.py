@@ -12,15 +12,23 @@ import os
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from iterit.artifacts.epoch_records import EpochRecord
 from iterit.artifacts.names import TRAINER_STATE_KEY
+from iterit.artifacts.run_keys import samples_key
 from iterit.errors import CheckpointError
 from iterit.training.planner import SelectionPlanner, floats
 from iterit.utils.atomic import OVERWRITE_HINT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
+    from iterit.config import TrainConfig
+    from iterit.data.sample import Sample
+    from iterit.scoring.model import LoadedModel
 
 __all__ = [
     "STATE_VERSION",
@@ -29,6 +37,7 @@ __all__ = [
     "fingerprint",
     "load_state",
     "resolve_checkpoint",
+    "run_settings",
 ]
 
 #: Version of the saved layout; a checkpoint with another version is refused.
@@ -195,3 +204,31 @@ def resolve_checkpoint(output_dir: str | os.PathLike[str], resume: str | bool | 
             f"skipping the incomplete checkpoint {str(folder)!r} ({problem})", stacklevel=2
         )
     raise CheckpointError(f"no complete checkpoint to resume from in {str(out)!r}")
+
+
+def run_settings(
+    cfg: TrainConfig, samples: Sequence[Sample], model: Any, scorer: LoadedModel | None = None
+) -> dict[str, Any]:
+    """The settings and inputs a run's checkpoints depend on, most telling first (a resume
+    with other ones is refused, naming the first that differs): the initial weights' and the
+    separate scorer's fingerprints, the data's content, the scoring settings, the seed, the
+    budget, the epochs and the LoRA adapter."""
+    from iterit.scoring.model import model_fingerprint
+
+    scoring = cfg.scoring
+    out: dict[str, Any] = {
+        "model": model_fingerprint(model),
+        "scorer_model": None if scorer is None else model_fingerprint(scorer.model),
+        "data": samples_key(samples),
+        "template": scoring.template if isinstance(scoring.template, str) else "custom",
+        "max_length": scoring.max_length,
+        "ifd_variant": scoring.ifd_variant,
+        "dtype": cfg.dtype,
+        "turns": scoring.turns,
+    }
+    out.update(seed=cfg.seed, budget=cfg.budget, epochs=cfg.epochs, lora=cfg.lora)
+    if cfg.lora:
+        targets = cfg.lora_targets
+        targets = targets if targets is None or isinstance(targets, str) else list(targets)
+        out.update(lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_targets=targets)
+    return out
