@@ -31,7 +31,7 @@ import torch
 
 from iterit.data.sample import Sample, as_sample
 from iterit.scoring import IFDScorer, encode_for_scoring, load_model, reference_ifd
-from iterit.scoring.default_model import embedded_model
+from iterit.scoring.embedded_model import embedded_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.helpers: the tiny model of --tiny is the tests' one

@@ -28,7 +28,7 @@ from iterit.config import (
     TrainConfig,
 )
 from iterit.data import LoadedData, load, parse_fields
-from iterit.scoring.default_model import (
+from iterit.scoring.embedded_model import (
     DEFAULT_HUB_MODEL,
     SMOLLM2_GGUF,
     default_cache_dir,

@@ -19,7 +19,7 @@ import numpy as np
 
 from iterit.config import ScoringConfig
 from iterit.data.sample import Sample
-from iterit.scoring.default_model import describe_model
+from iterit.scoring.embedded_model import describe_model
 from iterit.scoring.results import IFDScores
 from iterit.utils.optional import requires_extra
 
@@ -77,7 +77,9 @@ def score_samples(
     with quiet_loaders(not cfg.progress):
         say(f"loading {describe_model(model)} ...")
         t0 = time.perf_counter()
-        loaded = load_scoring_model(model, device=cfg.device, dtype=cfg.dtype)
+        loaded = load_scoring_model(
+            model, device=cfg.device, dtype=cfg.dtype, model_cache=cfg.model_cache
+        )
         load_seconds = time.perf_counter() - t0
         say(f"model loaded in {load_seconds:.1f} s, running in {loaded.why}")
         scorer = scorer_class.from_config(loaded.model, loaded.tokenizer, cfg)
