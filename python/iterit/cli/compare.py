@@ -101,7 +101,7 @@ def compare_command(**params: Any) -> None:
         params["arms"],
         eval_files=params["eval_files"],
         held_out=params["held_out"],
-        log=lambda m: click.echo(m, err=True),
+        log=options.info,
     )
     html = write_compare_html(result.output_dir, result.rows, result.arms, result.settings)
     click.echo(compare_table(result.rows, result.arms))

@@ -9,6 +9,7 @@ means the same thing everywhere.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +58,7 @@ __all__ = [
     "describe_model",
     "diversity_option",
     "embedded_model",
+    "info",
     "load_data",
     "lora_options",
     "model_options",
@@ -249,6 +251,13 @@ def model_options(func: F) -> F:
             click.option(
                 "--no-cache", is_flag=True, default=False, help="Do not read or write the cache."
             ),
+            click.option(
+                "--no-model-cache",
+                is_flag=True,
+                default=False,
+                help="De-quantise a .gguf model on every load instead of reading its copy in "
+                "the model cache ($ITERIT_MODEL_CACHE_DIR, default: the cache folder's models/).",
+            ),
         ],
     )
 
@@ -377,13 +386,46 @@ def scores_file_option(help: str) -> Callable[[F], F]:
     )
 
 
+_QUIET = "iterit.quiet"
+
+
+def _quiet_callback(ctx: Any, param: Any, value: bool) -> bool:
+    ctx.meta[_QUIET] = bool(value)
+    return bool(value)
+
+
+def _progress_callback(ctx: Any, param: Any, value: bool | None) -> bool:
+    # Bars by default only on a terminal; never under --quiet.
+    if ctx.meta.get(_QUIET):
+        return False
+    return sys.stderr.isatty() if value is None else bool(value)
+
+
 def progress_option(func: F) -> F:
-    return click.option(
+    """``--progress/--no-progress`` (default: on a terminal) and ``-q/--quiet``."""
+    func = click.option(
         "--progress/--no-progress",
-        default=True,
-        show_default=True,
-        help="Show progress bars on standard error.",
+        default=None,
+        callback=_progress_callback,
+        help="Show progress bars on standard error (default: when it is a terminal).",
     )(func)
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        default=False,
+        is_eager=True,
+        expose_value=False,
+        callback=_quiet_callback,
+        help="No progress bars and no progress messages (errors, warnings and the summary remain).",
+    )(func)
+
+
+def info(message: str) -> None:
+    """Print a progress message on standard error, unless ``--quiet`` was given."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not ctx.find_root().meta.get(_QUIET):
+        click.echo(message, err=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +458,12 @@ def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
     ``params`` (``progress`` is kept: other settings use it too); ``cache``: the cache folder
     (:func:`score_cache`)."""
     fields = {name: params.pop(name) for name in SCORING_OPTIONS}
-    return ScoringConfig(**fields, cache=cache, progress=params.get("progress", True))
+    return ScoringConfig(
+        **fields,
+        cache=cache,
+        progress=params.get("progress", True),
+        model_cache=not params.pop("no_model_cache", False),
+    )
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:

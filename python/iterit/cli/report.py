@@ -64,11 +64,6 @@ def report_command(
 
     require("matplotlib", "cli", "iterit report")
 
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise click.ClickException(
-            f"output folder {str(parent)!r} does not exist (create it first)"
-        )
     if out.exists() and not overwrite:
         raise click.ClickException(f"{str(out)!r} already exists (pass --overwrite)")
     if out.exists() and not out.is_dir():

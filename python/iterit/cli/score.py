@@ -17,10 +17,6 @@ from iterit.config import SCORE_METRICS
 __all__ = ["score_command"]
 
 
-def _log(message: str) -> None:
-    click.echo(message, err=True)
-
-
 @click.command("score")
 @options.data_argument
 @click.option(
@@ -87,7 +83,7 @@ def score_command(
         scoring=scoring,
         training=training if lp else None,
         overwrite=overwrite,
-        log=_log,
+        log=options.info,
     )
     rows = _lp_rows(outcome) if lp else _ifd_rows(outcome, loaded.n_empty)
     rows += [("total time", f"{time.perf_counter() - t0:.1f} s"), ("written", str(out))]

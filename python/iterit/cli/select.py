@@ -113,7 +113,7 @@ def select_command(
         pool_factor=settings["pool_factor"],
         seed=settings["seed"],
         overwrite=overwrite,
-        log=lambda message: click.echo(message, err=True),
+        log=options.info,
         meta={
             "command": ["iterit", *sys.argv[1:]],
             "load_seconds": round(time.perf_counter() - t0, 4),

@@ -80,6 +80,7 @@ def train_config(
         fields=p["fields"] or None,
         # Epoch 0 scores the model as loaded: the score cache applies (resumable, reusable).
         score_cache=None if cache is None else str(cache),
+        model_cache=not p["no_model_cache"],
         **{name: p[name] for name in (*SHARED_SETTINGS, *names)},
         **{name: p[name].lower() for name in (*_SHARED_CHOICES, *choices)},
         **fields,
