@@ -439,8 +439,10 @@ def load_data(
     split: str | None = None,
 ) -> LoadedData:
     """Load ``path`` (a :class:`~iterit.data.DataError` reaches the one error handler of
-    :mod:`iterit.cli`)."""
-    return load(path, format=data_format, fields=fields, split=split)
+    :mod:`iterit.cli`), with a progress bar for a large file when the command shows them."""
+    ctx = click.get_current_context(silent=True)
+    progress = bool(ctx is not None and ctx.params.get("progress"))
+    return load(path, format=data_format, fields=fields, split=split, progress=progress)
 
 
 def score_cache(cache: Path | None, no_cache: bool) -> Path | None:
