@@ -36,13 +36,28 @@ def quiet_loaders(enabled: bool) -> Iterator[None]:
         return
     before = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
+    # transformers' own loading bars ("Loading weights") ignore TQDM_DISABLE.
+    hf_logging = _transformers_logging()
+    shown = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if shown:
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
+        if shown:
+            hf_logging.enable_progress_bar()
         if before is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = before
+
+
+def _transformers_logging() -> Any:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    return hf_logging
 
 
 def _scoring_modules() -> tuple[Any, Any]:
