@@ -55,7 +55,7 @@ def dequantised_copy(gguf: str, folder: Path) -> str:
     scoring and the base evaluation load the model again, and de-quantising takes 25-40 s
     each time; the weights are the same either way."""
     from iterit.scoring import load_model
-    from iterit.training.gguf import as_float_model
+    from iterit.scoring.gguf import as_float_model
 
     t0 = time.perf_counter()
     loaded = load_model(gguf, device="cpu", dtype="float32")

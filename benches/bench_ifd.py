@@ -42,7 +42,7 @@ import torch
 
 from iterit.data.sample import Sample, as_sample
 from iterit.scoring import IFDScorer, encode_for_scoring, load_model, reference_ifd
-from iterit.scoring.default_model import embedded_model
+from iterit.scoring.embedded_model import embedded_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flops import device_peak, forward_flops, model_shape

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from iterit.data import load
-from iterit.scoring import IFDScorer, load_model
-from iterit.scoring.default_model import default_model
+from iterit.scoring import IFDScorer, default_model, load_model
 from iterit.training.datasets import encode_samples
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharegpt_mini.json"

@@ -194,7 +194,7 @@ def real_inputs(a, clock: Clock) -> tuple[str, Path, Path] | None:
 
 def default_gguf() -> str | None:
     try:
-        from iterit.scoring.default_model import embedded_model
+        from iterit.scoring.embedded_model import embedded_model
     except ImportError:
         return None
     path = embedded_model()

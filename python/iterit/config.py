@@ -134,6 +134,7 @@ class ScoringConfig:
     device: str | None = None
     cache: str | os.PathLike[str] | None = None
     progress: bool = True
+    model_cache: bool = True
 
     def __post_init__(self) -> None:
         if not callable(self.template):
@@ -325,6 +326,7 @@ class TrainConfig:
     report_to: str = "none"
     progress: bool = True
     trust_remote_code: bool = False
+    model_cache: bool = True
     training_args: dict[str, Any] = field(default_factory=dict)
     # LoRA (peft): adapters on lora_targets (None: every attention and MLP projection of a
     # Llama-style model, iterit.training.lora.LLAMA_TARGETS); merge_lora also saves the merged
@@ -374,6 +376,7 @@ class TrainConfig:
             device=self.device,
             cache=self.score_cache,
             progress=self.progress,
+            model_cache=self.model_cache,
         )
 
     def selection(self) -> SelectionConfig:

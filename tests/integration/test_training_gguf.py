@@ -27,7 +27,7 @@ def test_a_gguf_marked_model_trains_and_saves(tmp_path, data):
     samples = samples[:12]
     with pytest.raises(ValueError, match="purely quantized"):  # what the marks cause
         transformers.Trainer(model=marked_as_gguf(tiny_model(tok)), args=training_args(tmp_path))
-    # IterITTrainer clears the marks of a model whose weights are all float (iterit.training.gguf)
+    # IterITTrainer clears the marks of a model whose weights are all float (iterit.scoring.gguf)
     trainer = IterITTrainer(
         model=marked_as_gguf(tiny_model(tok)),
         args=training_args(tmp_path, num_train_epochs=1),

@@ -60,7 +60,7 @@ def test_cpu_bf16_mixed_precision_loss_matches_float32(smollm2_path, tmp_path):
             "this CPU has no native bfloat16: auto never mixes precision here, and emulated "
             "bfloat16 training is several times slower than float32"
         )
-    from iterit.training.gguf import as_float_model
+    from iterit.scoring.gguf import as_float_model
 
     loaded = load_model(smollm2_path, device="cpu", dtype="float32")
 

@@ -129,7 +129,7 @@ def compare_command(**params: Any) -> None:
         eval_format=params["eval_format"].lower(),
         held_out=params["held_out"],
         overwrite=params["overwrite"],
-        log=lambda m: click.echo(m, err=True),
+        log=options.info,
     )
     html = write_compare_html(
         result.output_dir, result.rows, result.arms, result.settings, result.summary

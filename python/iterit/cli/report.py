@@ -41,6 +41,7 @@ __all__ = ["report_command"]
     help="How many n-grams of each length to list.",
 )
 @options.overwrite_option
+@options.progress_option
 def report_command(
     source: Path,
     out: Path,
@@ -51,6 +52,7 @@ def report_command(
     scores_file: Path | None,
     top: int,
     overwrite: bool,
+    progress: bool,
 ) -> None:
     """Write a self-contained HTML report of RUN_DIR_OR_SELECTION to --out.
 
@@ -64,11 +66,6 @@ def report_command(
 
     require("matplotlib", "cli", "iterit report")
 
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise click.ClickException(
-            f"output folder {str(parent)!r} does not exist (create it first)"
-        )
     if out.exists() and not overwrite:
         raise click.ClickException(f"{str(out)!r} already exists (pass --overwrite)")
     if out.exists() and not out.is_dir():
@@ -82,6 +79,6 @@ def report_command(
 
         scores = ifd_scores(loaded, scores_file=scores_file)["ifd"]
     rep = build_report(source, data=loaded, scores=scores, top=top)
-    path = write_report(rep, out, overwrite=overwrite)
+    path = write_report(rep, out, overwrite=overwrite, progress=progress)
     click.echo(terminal_summary(rep))
     click.echo(f"\nreport: {path}")

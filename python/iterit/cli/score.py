@@ -12,13 +12,10 @@ import click
 import numpy as np
 
 from iterit.cli import options
+from iterit.cli.model_options import model_options
 from iterit.config import SCORE_METRICS
 
 __all__ = ["score_command"]
-
-
-def _log(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @click.command("score")
@@ -30,7 +27,7 @@ def _log(message: str) -> None:
     help="Scores file: .parquet (default), .jsonl, .json or .csv.",
 )
 @options.data_options
-@options.model_options
+@model_options
 @click.option(
     "--metric",
     type=click.Choice(list(SCORE_METRICS), case_sensitive=False),
@@ -87,7 +84,7 @@ def score_command(
         scoring=scoring,
         training=training if lp else None,
         overwrite=overwrite,
-        log=_log,
+        log=options.info,
     )
     rows = _lp_rows(outcome) if lp else _ifd_rows(outcome, loaded.n_empty)
     rows += [("total time", f"{time.perf_counter() - t0:.1f} s"), ("written", str(out))]

@@ -14,6 +14,7 @@ import click
 
 from iterit.artifacts.names import selection_sidecars
 from iterit.cli import options
+from iterit.cli.model_options import model_options
 from iterit.config import STRATEGIES, SelectionConfig, resolve_budget
 from iterit.data import LoadedData, output_file_type
 from iterit.errors import ConfigError
@@ -71,7 +72,7 @@ def _complexity_kind(value: str) -> str:
     default=False,
     help="Use --scores written with another model than --model.",
 )
-@options.model_options
+@model_options
 @options.seed_option
 @options.overwrite_option
 @options.progress_option
@@ -123,7 +124,7 @@ def select_command(
         seed=settings["seed"],
         overwrite=overwrite,
         allow_other_model_scores=settings["allow_other_model_scores"],
-        log=lambda message: click.echo(message, err=True),
+        log=options.info,
         meta={
             "command": ["iterit", *sys.argv[1:]],
             "load_seconds": round(time.perf_counter() - t0, 4),

@@ -159,13 +159,13 @@ def train_command(**params: Any) -> None:
     )
     model_name = params["model"] or options.default_model()
     if params["model"] is None:
-        click.echo(f"no --model given: training {options.describe_model(model_name)}", err=True)
+        options.info(f"no --model given: training {options.describe_model(model_name)}")
     cfg = _train_config(params, model_name, loaded.format)
     try:
         from iterit.training.run import precision, train
     except ImportError as e:
         raise missing_training("training", e) from None
-    click.echo(f"training {precision(cfg).note()}", err=True)
+    options.info(f"training {precision(cfg).note()}")
     try:
         result = train(cfg, samples=loaded.samples)
     except ConfigError as e:  # the library names the settings; the command line, its flags

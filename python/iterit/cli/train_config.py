@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from iterit.cli import options
+from iterit.cli.model_options import model_options
 from iterit.config import TrainConfig
 from iterit.errors import MissingDependencyError
 from iterit.utils.optional import install_hint
@@ -53,7 +54,7 @@ def run_inputs_options(output_help: str) -> Callable[[F], F]:
         )(func)
         func = options.data_options(func)
         func = options.data_argument_option(func)
-        return options.model_options(func)
+        return model_options(func)
 
     return decorate
 
@@ -80,6 +81,7 @@ def train_config(
         fields=p["fields"] or None,
         # Epoch 0 scores the model as loaded: the score cache applies (resumable, reusable).
         score_cache=None if cache is None else str(cache),
+        model_cache=not p["no_model_cache"],
         **{name: p[name] for name in (*SHARED_SETTINGS, *names)},
         **{name: p[name].lower() for name in (*_SHARED_CHOICES, *choices)},
         **fields,

@@ -32,14 +32,33 @@ from iterit.data.writers import write_hf, write_json_records, write_parquet
 from iterit.errors import ConfigError, DataError
 from iterit.utils.atomic import check_output
 from iterit.utils.optional import require
+from iterit.utils.progress import progress_bar
 
 __all__ = ["LoadedData", "load", "load_samples"]
 
 
-def _read_text(path: Path) -> str:
+#: Files smaller than this are read without a progress bar (it would only flash).
+PROGRESS_MIN_BYTES = 16 << 20
+
+
+def _read_bytes(fh: Any, path: Path, progress: bool) -> bytes:
+    """The whole stream, in blocks, with a byte count bar for a large file (no total for a
+    gzipped one: its text is longer than the file)."""
+    size = path.stat().st_size
+    shown = progress and size >= PROGRESS_MIN_BYTES
+    total = None if path.suffix.lower() == ".gz" else size
+    with progress_bar(desc="reading", total=total, enabled=shown, unit="B", scale=True) as bar:
+        blocks = []
+        for block in iter(lambda: fh.read(1 << 23), b""):
+            blocks.append(block)
+            bar.update(len(block))
+    return b"".join(blocks)
+
+
+def _read_text(path: Path, progress: bool = False) -> str:
     try:
         with open_bytes(path) as fh:
-            raw = fh.read()
+            raw = _read_bytes(fh, path, progress)
     except FileNotFoundError:
         raise DataError("no such file", path=path) from None
     except (OSError, EOFError, zlib.error) as e:  # zlib.error: damaged gzip data
@@ -127,9 +146,11 @@ class LoadedData:
         *,
         overwrite: bool = False,
         file_type: str | None = None,
+        progress: bool = False,
     ) -> Path:
         """Write the records at ``indices`` (in that order) to ``out``, atomically, in the
-        input's file type unless ``out``'s extension (or ``file_type``) names another."""
+        input's file type unless ``out``'s extension (or ``file_type``) names another.
+        ``progress``: a bar while many JSON Lines records are written."""
         out = Path(out)
         kind = file_type or output_file_type(out, self.file_type)
         idx = np.asarray(indices, dtype=np.int64)
@@ -138,7 +159,9 @@ class LoadedData:
         check_output(out, overwrite=overwrite)
         if kind == "parquet":
             return write_parquet(self, idx, out, overwrite=overwrite)
-        return write_json_records(self.records(idx), out, kind=kind, overwrite=overwrite)
+        return write_json_records(
+            self.records(idx), out, kind=kind, overwrite=overwrite, progress=progress
+        )
 
 
 def _load_hf(path: Path, split: str | None) -> Any:
@@ -181,9 +204,9 @@ class _RawFile:
     hf: Any = None
 
 
-def _read_file(path: Path, kind: str, split: str | None) -> _RawFile:
+def _read_file(path: Path, kind: str, split: str | None, progress: bool = False) -> _RawFile:
     if kind in ("json", "jsonl"):
-        text = _read_text(path)
+        text = _read_text(path, progress)
         if not text.strip():
             raise DataError("the file is empty (no records)", path=path)
         if kind == "jsonl":
@@ -209,17 +232,19 @@ def load(
     fields: Mapping[str, str] | Iterable[str] | None = None,
     file_type: str | None = None,
     split: str | None = None,
+    progress: bool = False,
 ) -> LoadedData:
     """Read ``path`` and normalise every record (file types: :mod:`iterit.data.files`; record
     formats and ``fields``: :mod:`iterit.data.formats`; ``split``: the split of a saved
-    ``DatasetDict``, default ``train`` or its only split)."""
+    ``DatasetDict``, default ``train`` or its only split).  ``progress``: a bar while a large
+    JSON or JSON Lines file is read."""
     path = Path(path)
     if not path.exists():
         raise DataError("no such file or folder", path=path)
     kind = file_type or detect_file_type(path)
     if kind not in FILE_TYPES:
         raise ConfigError(f"unknown file type {kind!r} (expected one of: {', '.join(FILE_TYPES)})")
-    raw = _read_file(path, kind, split)
+    raw = _read_file(path, kind, split, progress)
     if not raw.records:
         raise DataError("the file is empty (no records)", path=path)
     samples, fmt, f = samples_from_records(

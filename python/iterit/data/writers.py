@@ -16,6 +16,7 @@ from iterit.data.files import import_pyarrow
 from iterit.errors import DataError
 from iterit.utils.atomic import atomic_dir, atomic_open, atomic_path
 from iterit.utils.optional import require
+from iterit.utils.progress import progress as iter_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from iterit.data.readers import LoadedData
@@ -37,17 +38,28 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+#: Fewer records than this are written without a progress bar.
+PROGRESS_MIN_RECORDS = 100_000
+
+
 def write_json_records(
-    records: Sequence[dict[str, Any]], out: Path, *, kind: str, overwrite: bool
+    records: Sequence[dict[str, Any]],
+    out: Path,
+    *,
+    kind: str,
+    overwrite: bool,
+    progress: bool = False,
 ) -> Path:
     """``records`` as JSON Lines (``kind="jsonl"``) or a JSON array, gzipped when ``out`` ends
-    in ``.gz``; values JSON lacks (numpy scalars, dates, bytes) are converted."""
+    in ``.gz``; values JSON lacks (numpy scalars, dates, bytes) are converted.  ``progress``: a
+    bar while many JSON Lines records are written."""
     gz = out.suffix.lower() == ".gz"
     with atomic_open(out, "wb", overwrite=overwrite) as raw:
         fh: Any = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
         if kind == "jsonl":
-            for rec in records:
+            shown = progress and len(records) >= PROGRESS_MIN_RECORDS
+            for rec in iter_progress(records, desc="writing", enabled=shown, unit="rec"):
                 text.write(json.dumps(rec, ensure_ascii=False, default=_json_default))
                 text.write("\n")
         else:

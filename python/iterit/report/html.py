@@ -17,6 +17,7 @@ from iterit.artifacts.names import REPORT_HTML, REPORT_PLOTS, REPORT_SUMMARY
 from iterit.report.model import Report, finite_mean, finite_median, fmt_value
 from iterit.report.plots import plot_ifd, plot_lengths, plot_ngrams, plot_overlap
 from iterit.utils.atomic import atomic_dir
+from iterit.utils.progress import progress as iter_progress
 
 __all__ = ["render_html", "write_report"]
 
@@ -117,20 +118,24 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(rep: Report, out_dir: Path, *, overwrite: bool = False) -> Path:
+def write_report(
+    rep: Report, out_dir: Path, *, overwrite: bool = False, progress: bool = False
+) -> Path:
     """Render ``rep`` into ``out_dir`` (the HTML page, the PNGs, the summary: names from
     :mod:`iterit.artifacts.names`),
-    atomically: the folder appears complete or not at all.  Returns the HTML path."""
-    images = {
-        name: png
-        for name, png in (
-            (REPORT_PLOTS["ifd"], plot_ifd(rep)),
-            (REPORT_PLOTS["lengths"], plot_lengths(rep)),
-            (REPORT_PLOTS["overlap"], plot_overlap(rep)),
-            (REPORT_PLOTS["ngrams"], plot_ngrams(rep)),
-        )
-        if png is not None
-    }
+    atomically: the folder appears complete or not at all.  ``progress``: a bar over the
+    plots.  Returns the HTML path."""
+    plots = (
+        ("ifd", plot_ifd),
+        ("lengths", plot_lengths),
+        ("overlap", plot_overlap),
+        ("ngrams", plot_ngrams),
+    )
+    images: dict[str, bytes] = {}
+    for key, plot in iter_progress(plots, desc="plotting", enabled=progress, unit="plot"):
+        png = plot(rep)
+        if png is not None:
+            images[REPORT_PLOTS[key]] = png
     page = render_html(rep, images)
     summary = {
         "title": rep.title,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from iterit.artifacts.names import SELECTION_SIDECAR_SUFFIXES
+from iterit.artifacts.names import selection_run_file, selection_sidecars
 from iterit.report.model import Report, selection_rows, settings_rows
 from iterit.selection.strategies import response_words
 
@@ -59,9 +60,15 @@ def selection_summary(
     t = meta.get("total_seconds")
     if t is not None:
         rows.append(("time", f"{t:.1f} s (scoring {meta.get('score_seconds', 0.0):.1f} s)"))
-    sidecars = ", ".join(SELECTION_SIDECAR_SUFFIXES)
-    rows.append(("written", f"{meta.get('output')} (+ {sidecars})"))
+    rows.append(("written", written_line(str(meta.get("output")))))
     return format_table(rows, title=f"iterit select: {meta.get('data')}")
+
+
+def written_line(out: str) -> str:
+    """``OUT (+ OUT.scores.jsonl, ...)``: the selection and every file written beside it."""
+    path = Path(out)
+    beside = [p.name for p in (*selection_sidecars(path), selection_run_file(path))]
+    return f"{out} (+ {', '.join(beside)})"
 
 
 def terminal_summary(rep: Report) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from iterit.scoring.api import score_samples
     from iterit.scoring.cache import ScoreCache
-    from iterit.scoring.default_model import default_cache_dir, default_model, describe_model
+    from iterit.scoring.embedded_model import default_cache_dir, default_model, describe_model
     from iterit.scoring.encoding import EncodedSamples, encode_for_scoring, start_token
     from iterit.scoring.model import (
         LoadedModel,
@@ -33,9 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
 _OWNERS = {
     "score_samples": "api",
     "ScoreCache": "cache",
-    "default_cache_dir": "default_model",
-    "default_model": "default_model",
-    "describe_model": "default_model",
+    "default_cache_dir": "embedded_model",
+    "default_model": "embedded_model",
+    "describe_model": "embedded_model",
     "EncodedSamples": "encoding",
     "encode_for_scoring": "encoding",
     "start_token": "encoding",

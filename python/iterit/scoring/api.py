@@ -19,7 +19,7 @@ import numpy as np
 
 from iterit.config import ScoringConfig
 from iterit.data.sample import Sample
-from iterit.scoring.default_model import describe_model
+from iterit.scoring.embedded_model import describe_model
 from iterit.scoring.results import IFDScores
 from iterit.utils.optional import requires_extra
 
@@ -36,13 +36,28 @@ def quiet_loaders(enabled: bool) -> Iterator[None]:
         return
     before = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
+    # transformers' own loading bars ("Loading weights") ignore TQDM_DISABLE.
+    hf_logging = _transformers_logging()
+    shown = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if shown:
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
+        if shown:
+            hf_logging.enable_progress_bar()
         if before is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = before
+
+
+def _transformers_logging() -> Any:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    return hf_logging
 
 
 def _scoring_modules() -> tuple[Any, Any]:
@@ -77,7 +92,9 @@ def score_samples(
     with quiet_loaders(not cfg.progress):
         say(f"loading {describe_model(model)} ...")
         t0 = time.perf_counter()
-        loaded = load_scoring_model(model, device=cfg.device, dtype=cfg.dtype)
+        loaded = load_scoring_model(
+            model, device=cfg.device, dtype=cfg.dtype, model_cache=cfg.model_cache
+        )
         load_seconds = time.perf_counter() - t0
         say(f"model loaded in {load_seconds:.1f} s, running in {loaded.why}")
         scorer = scorer_class.from_config(loaded.model, loaded.tokenizer, cfg)

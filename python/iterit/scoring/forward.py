@@ -19,7 +19,7 @@ import numpy as np
 from iterit.scoring.batching import ScoredSequence, batch_arrays
 from iterit.scoring.encoding import eos_token, start_token
 from iterit.scoring.logprobs import OutputHead, head_logit_error, token_nll
-from iterit.scoring.model import kv_cache_copy
+from iterit.scoring.model import kv_cache_copy, kv_cache_kwargs, kv_cache_of
 from iterit.scoring.synced import forward_accepts
 from iterit.utils.optional import requires_extra
 
@@ -79,7 +79,7 @@ class BatchForward:
         ids, cache = self._prefixes[group]
         if cache is None:
             x = torch.tensor([ids], device=self.device)
-            cache = self.decoder(input_ids=x, use_cache=True).past_key_values
+            cache = kv_cache_of(self.decoder(input_ids=x, use_cache=True))
             self._prefixes[group] = (ids, cache)
         return cache
 
@@ -104,7 +104,7 @@ class BatchForward:
         }
         if batch[0].prefix:
             cache = kv_cache_copy(self._prefix_cache(batch[0].group), len(batch))
-            inputs.update(past_key_values=cache, use_cache=True)
+            inputs.update(kv_cache_kwargs(self.hf_model, cache), use_cache=True)
         cols = a.cols
         if self.full_logits:
             if self.synced and self._keeps_logits():

@@ -26,6 +26,8 @@ __all__ = [
     "causal_parts",
     "input_device",
     "kv_cache_copy",
+    "kv_cache_kwargs",
+    "kv_cache_of",
     "load_model",
     "load_scoring_model",
     "model_fingerprint",
@@ -194,6 +196,24 @@ def kv_cache_copy(cache: Any, rows: int) -> Any:
     return out
 
 
+def kv_cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
+    """The forward keyword that passes a key/value cache to ``model``: ``cache`` since
+    transformers 5.2x renamed it (the old ``past_key_values`` still works there, with a
+    deprecation line on every call), ``past_key_values`` before."""
+    from iterit.scoring.synced import forward_accepts
+
+    name = "cache" if forward_accepts(model, "cache") else "past_key_values"
+    return {name: cache}
+
+
+def kv_cache_of(output: Any) -> Any:
+    """The key/value cache a forward returned: ``output.cache`` where transformers names it so
+    (reading ``past_key_values`` there logs a deprecation line), else ``past_key_values``."""
+    if "cache" in (output.keys() if hasattr(output, "keys") else ()):
+        return output["cache"]
+    return output.past_key_values
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A model loaded by :func:`load_model`: the model (in eval mode), its tokenizer and the
@@ -221,6 +241,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     trust_remote_code: bool = False,
+    model_cache: bool | str | os.PathLike[str] = True,
     **kwargs: Any,
 ) -> LoadedModel:
     """Load a model and its tokenizer from a hub id, a local folder or a ``.gguf`` file.
@@ -233,6 +254,11 @@ def load_model(
     :class:`LoadedModel`'s ``precision``).  ``trust_remote_code`` stays off unless asked.  Extra
     keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.  The model is returned in
     eval mode.
+
+    A ``.gguf`` file is de-quantised once into the model cache and loaded from there afterwards
+    (:mod:`iterit.scoring.model_cache`; ``model_cache``: ``True`` for the default folder, a
+    folder, or ``False`` to de-quantise on every load).  GGUF weights are always de-quantised in
+    float32 (their exact values), then cast to the chosen dtype.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -247,10 +273,24 @@ def load_model(
     )
     choice = scoring_precision(dtype, dev)
     extra: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    load_dtype = choice.weights
     if gguf_file is not None:
-        extra["gguf_file"] = gguf_file
+        # float32: the exact de-quantised values (and transformers' GGUF loader warns about any
+        # other dtype); the cast to the chosen dtype follows below.
+        load_dtype = torch.float32
+        if model_cache is not False:
+            from iterit.scoring.model_cache import cached_gguf
+
+            folder = None if model_cache is True else model_cache
+            path = str(cached_gguf(Path(path) / gguf_file, folder))
+        else:
+            extra["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.weights, **extra, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype, **extra, **kwargs)
+    if gguf_file is not None:
+        from iterit.scoring.gguf import as_float_model
+
+        as_float_model(model)
     if "device_map" not in kwargs:
         model.to(dev)
     if next(model.parameters()).dtype != choice.weights:  # a loader that ignored the dtype

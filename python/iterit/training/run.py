@@ -182,6 +182,7 @@ def _load(
         device=device or "cpu",  # the trainer places the training model (one device per rank)
         dtype=dtype,
         trust_remote_code=cfg.trust_remote_code,
+        model_cache=cfg.model_cache,
     )
 
 

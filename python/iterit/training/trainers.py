@@ -39,6 +39,7 @@ import numpy as np
 from iterit.config import ScoringConfig, SelectionConfig, resolve_budget
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
+from iterit.scoring.gguf import as_float_model
 from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import (
@@ -50,7 +51,6 @@ from iterit.training.datasets import (
     sample_rows,
     sft_dataset,
 )
-from iterit.training.gguf import as_float_model
 from iterit.training.lora import apply_lora, require_peft
 from iterit.training.sampler import IterITSampler
 from iterit.training.scoring_adapter import IFDScoreFn, ScoreFn
@@ -230,7 +230,7 @@ def _prepare_model(
     cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], peft_config: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The trainer's model as it trains: a model de-quantized from GGUF loses transformers'
-    quantization marks (:mod:`iterit.training.gguf`); with ``peft_config`` it is wrapped with
+    quantization marks (:mod:`iterit.scoring.gguf`); with ``peft_config`` it is wrapped with
     peft, unless the trainer takes ``peft_config`` itself (``trl.SFTTrainer``)."""
     positional = "model" not in kwargs and len(args) > 0
     model = args[0] if positional else kwargs.get("model")

@@ -24,7 +24,7 @@ from iterit.config import SCORE_METRICS, ScoringConfig, TrainConfig
 from iterit.data.sample import Sample
 from iterit.errors import InvalidInputError, IteritError
 from iterit.scoring.api import score_samples
-from iterit.scoring.default_model import describe_model
+from iterit.scoring.embedded_model import describe_model
 from iterit.scoring.results import IFDScores
 from iterit.utils.optional import requires_extra
 
@@ -82,7 +82,7 @@ def learning_percentage(
     if log is not None:
         log(f"loading {describe_model(model)} ...")
     # float32 weights on the CPU: the trainer places them.
-    loaded = load_scoring_model(model, device="cpu", dtype="float32")
+    loaded = load_scoring_model(model, device="cpu", dtype="float32", model_cache=cfg.model_cache)
     extra: dict[str, Any] = {"report_to": "none", "logging_steps": 10**9}
     mixed = float32_training_precision(cfg.dtype, cfg.device)
     extra["bf16"] = mixed.bf16  # as resolved here, never the trainer's own default

@@ -357,7 +357,7 @@ def score_and_select(
 ) -> DatasetSelection:
     """What ``iterit select`` does after loading: IFD when ``strategy`` and ``complexity_kind``
     need it (read from ``scores_file``, else scored with ``model``, by default
-    :func:`iterit.scoring.default_model.default_model`, as ``scoring`` says), then
+    :func:`iterit.scoring.embedded_model.default_model`, as ``scoring`` says), then
     :func:`select_dataset` with the other arguments.  Without IFD, ``complexity_kind`` ``ifd``
     becomes ``none``.  With both ``scores_file`` and ``model``, the file must hold ``model``'s
     scores (its recorded fingerprint; ``allow_other_model_scores`` accepts another's); the
@@ -370,7 +370,7 @@ def score_and_select(
     if needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file):
         if scores_file is None:
             from iterit.scoring.api import score_samples
-            from iterit.scoring.default_model import default_model
+            from iterit.scoring.embedded_model import default_model
 
             model_used = model or default_model()
             scored = score_samples(loaded.samples, model=model_used, scoring=cfg, log=log)

@@ -327,3 +327,17 @@ def test_main_job_with_embedded_smollm2(tmp_path, smollm2_path):
     ifd = [r["ifd"] for r in rows if r["ifd"] is not None]
     assert len(ifd) == 12 and all(0 < v < 5 for v in ifd)
     print(f"main job on 12 samples with SmolLM2: {time.perf_counter() - t0:.1f} s")
+
+
+def test_the_summary_names_every_file_written(tmp_path):
+    out = tmp_path / "sel.jsonl"
+    text = run("select", EXAMPLE, "--complexity", "length", "--budget", "10", "--out", out).output
+    line = next(x for x in text.splitlines() if x.startswith("written"))
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [
+        "sel.jsonl",
+        "sel.jsonl.meta.json",
+        "sel.jsonl.run.json",
+        "sel.jsonl.scores.jsonl",
+    ]
+    assert all(name in line for name in written)

@@ -354,7 +354,7 @@ def test_two_gloo_processes_equal_one(model, tok, samples, ref, tmp_path):
 def test_import_iterit_needs_no_torch():
     code = (
         "import iterit, iterit.data.templates, iterit.scoring.cache\n"
-        "import iterit.scoring.default_model, iterit.scoring.batching\n"
+        "import iterit.scoring.embedded_model, iterit.scoring.batching\n"
         "assert 'iterit.scoring.scorer' not in sys.modules\n"
         "import iterit.scoring\n"
         "assert 'iterit.scoring.model' not in sys.modules\n"

@@ -1,4 +1,4 @@
-"""iterit.training.gguf: a model de-quantized from GGUF trains as the float model it is."""
+"""iterit.scoring.gguf: a model de-quantized from GGUF trains as the float model it is."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-from iterit.training.gguf import as_float_model, is_dequantized_gguf
+from iterit.scoring.gguf import as_float_model, is_dequantized_gguf
 from tests.helpers.tiny_llama import marked_as_gguf, tiny_model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # The module, not the function of the same name that iterit.scoring re-exports.
-import iterit.scoring.default_model as dm
+import iterit.scoring.embedded_model as dm
 from tests.helpers.processes import run_without
 
 
