@@ -19,7 +19,7 @@ def encoded(cond_lens: list[int], prior_lens: list[int]) -> EncodedSamples:
     return EncodedSamples(
         cond=[[1] * k for k in cond_lens],
         cond_offset=[0] * n,
-        prior=[[1] * k for k in prior_lens],
+        priors=[[[1] * k] for k in prior_lens],  # one turn each
         reason=np.zeros(n, dtype=np.int64),
         truncated=np.zeros(n, dtype=bool),
     )
@@ -150,6 +150,7 @@ def test_every_ranks_shard_lands_at_its_indices_and_counters_are_summed(monkeypa
                 found[r].nll_cond[ranks[r]],
                 found[r].nll_prior[ranks[r]],
                 found[r].n_tokens[ranks[r]],
+                [found[r].turns[j] for j in ranks[r]],
                 stats[r].summed(),
             )
             for r in ranks
@@ -177,7 +178,8 @@ def test_a_payload_is_plain_data(monkeypatch):
 
     monkeypatch.setattr(distributed, "all_gather_object", gather)
     sharding.gather_shards([1], filled(2, [1], 0.0), ScoringStats(forward_calls=2))
-    idx, cond, prior, k, counters = seen[0]
+    idx, cond, prior, k, turns, counters = seen[0]
     assert all(isinstance(a, np.ndarray) for a in (idx, cond, prior, k))
+    assert isinstance(turns, list) and all(isinstance(t, tuple) for t in turns)
     assert set(counters) == {*SUMMED_STATS, "scored"}
     assert all(type(v) is int for v in counters.values())

@@ -85,6 +85,8 @@ def test_every_turn_scored_as_by_hand(model, chat_tok, side):
         chat_tok.padding_side = "right"
     assert got.turns == "all"
     for i, s in enumerate(samples):
+        if s.n_turns < 2:  # one turn keeps the single-turn value (tested below)
+            continue
         want, per_turn = independent(model, chat_tok, s, 200)
         assert got.ifd[i] == pytest.approx(want, rel=1e-5), i
         assert got.ifd_turns[i] == pytest.approx(per_turn, rel=1e-5), i

@@ -107,7 +107,8 @@ def test_the_ifd_file_holds_what_the_scorer_returned(scorer, tmp_path):
     assert done.path == out and done.metric == "ifd" and done.seconds >= 0
     assert isinstance(done.scores, IFDScores)
     cols = read_table(out)
-    assert tuple(cols) == (*SCORE_COLUMNS, "dtype")  # the dtype the scorer reported
+    # The dtype the scorer reported, then which turns were scored and their per-turn IFDs.
+    assert tuple(cols) == (*SCORE_COLUMNS, "dtype", "turns", "ifd_turns")
     assert cols["index"] == [0, 1, 2]
     assert cols["ifd"] == [0.5, None, 1.25] and cols["n_tokens"] == [2, 0, 3]
     assert cols["nll_prior"] == [1.5, None, 1.8]
@@ -120,7 +121,7 @@ def test_the_ifd_file_holds_what_the_scorer_returned(scorer, tmp_path):
 def test_a_scorer_that_ran_nothing_writes_no_dtype_column(monkeypatch, tmp_path):
     monkeypatch.setattr(wf, "score_samples", lambda s, **kw: fake_ifd(dtype=""))
     wf.score_to_file(SAMPLES, tmp_path / "s.jsonl", model="m")
-    assert tuple(read_table(tmp_path / "s.jsonl")) == SCORE_COLUMNS
+    assert tuple(read_table(tmp_path / "s.jsonl")) == (*SCORE_COLUMNS, "turns", "ifd_turns")
 
 
 def test_a_non_default_variant_is_recorded(scorer, tmp_path):
@@ -203,7 +204,7 @@ def lp_trainer(monkeypatch):
 
     seen = SimpleNamespace(load=None, train=None, result=object(), error=None)
 
-    def load(name, *, device, dtype):
+    def load(name, *, device, dtype, **_):
         seen.load = (name, device, dtype)
         return SimpleNamespace(model="MODEL", tokenizer="TOKENIZER")
 
