@@ -28,8 +28,10 @@ def library(monkeypatch):
         calls.build.append(SimpleNamespace(source=source, data=data, scores=scores, top=top))
         return "REPORT"
 
-    def write_report(rep, out, *, overwrite=False):
-        calls.write.append(SimpleNamespace(rep=rep, out=out, overwrite=overwrite))
+    def write_report(rep, out, *, overwrite=False, progress=None):
+        calls.write.append(
+            SimpleNamespace(rep=rep, out=out, overwrite=overwrite, progress=progress)
+        )
         return Path(out) / "report.html"
 
     monkeypatch.setattr(iterit.report, "build_report", build_report)
@@ -65,11 +67,10 @@ def test_a_relative_output_folder_is_in_the_working_folder(library, tmp_path, mo
     assert library.write[0].out == Path("rep")
 
 
-def test_the_output_folders_parent_must_exist(library, tmp_path):
+def test_a_missing_output_folder_is_created_as_by_the_other_commands(library, tmp_path):
     out = tmp_path / "missing" / "rep"
-    msg = fail("report", run_dir(tmp_path), "--out", out, code=1)
-    assert msg == f"Error: output folder {str(out.parent)!r} does not exist (create it first)"
-    assert library.build == [] and not out.parent.exists()
+    run("report", run_dir(tmp_path), "--out", out)  # no refusal: the writer creates it
+    assert Path(library.write[0].out) == out  # (tests/integration/cli/test_report.py)
 
 
 def test_an_existing_output_needs_overwrite_and_must_be_a_folder(library, tmp_path):
