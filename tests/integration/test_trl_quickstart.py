@@ -54,7 +54,7 @@ def test_quick_start_trains_every_assistant_turn(tmp_path, monkeypatch):
     exec(compile(code, "docs/training.md", "exec"), scope)
     trainer = scope["trainer"]
     records = trainer.iterit.records
-    assert len(records) == 2 and all(len(r.picks) == 1 for r in records)
+    assert len(records) == 2 and all(len(r.picks) == 1 for r in records.values())
     # several assistant turns of a conversation are trained, each up to its <|im_end|>
     im_end = loaded.tokenizer.convert_tokens_to_ids("<|im_end|>")
     ends = [
