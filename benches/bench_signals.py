@@ -67,8 +67,8 @@ def run(rescore: str, samples, tok, model, a) -> dict:
         scoring.append({k: ev[k] - prev[k] for k in ("calls", "sequences")})
         prev = {k: ev[k] for k in ("calls", "sequences")}
     return {
-        "summary": cb.summary(),
-        "picks": [cb.records[e]["picks"] for e in sorted(cb.records)],
+        "summary": cb.summary().to_json(),
+        "picks": [cb.records[e].picks for e in sorted(cb.records)],
         "scoring": scoring,
         "wall_s": wall,
     }

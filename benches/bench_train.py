@@ -147,7 +147,7 @@ def main() -> None:
     t_tok = time.perf_counter() - t_tok
     lr = 2e-5 if a.model != "tiny" else 1e-3
     cb, wall = train_timed(model, tok, samples, dataset, SelectionConfig(budget=a.budget), a, lr)
-    summary = cb.summary()
+    summary = cb.summary().to_json()  # the summary file's fields
 
     n, m, pool = summary["n_samples"], summary["budget"], summary["pool_size"]
     steps = math.ceil(m / 32)
