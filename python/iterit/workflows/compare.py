@@ -268,14 +268,8 @@ def _score_epoch0(
     from iterit.training.scoring_adapter import scoring_autocast
 
     t0 = time.perf_counter()
-    kwargs: dict[str, Any] = {
-        "template": cfg.template,
-        "max_length": cfg.max_length,
-        "turns": cfg.turns,
-    }
-    if cfg.batch_tokens is not None:
-        kwargs["batch_tokens"] = cfg.batch_tokens
-    scorer = IFDScorer(model, tok, progress=cfg.progress, ifd_variant=cfg.ifd_variant, **kwargs)
+    # The run's scoring settings, without the score cache: compare keeps its own scores file.
+    scorer = IFDScorer.from_config(model, tok, dataclasses.replace(cfg.scoring, cache=None))
     # As the training callback scores the model it trains: under its mixed precision.
     with scoring_autocast(model, precision(cfg).autocast):
         scores = scorer.score(samples)
