@@ -175,6 +175,10 @@ TRAIN_SCRIPT = textwrap.dedent(
                    "pool_scores": [float(x) for x in cb.pool_scores],
                    "kind": sharding_kind(trainer.model), "world": dist.get_world_size()},
                   open(out + "/fsdp.json", "w"))
+    # Leave together and close the group: a rank that exits while gloo's threads still run
+    # aborts ("terminate called without an active exception") and fails the launch.
+    dist.barrier()
+    dist.destroy_process_group()
     """
 )
 
