@@ -199,6 +199,7 @@ def write_compare_html(
     settings: Mapping[str, Any],
     summary: Mapping[str, Any] | None = None,
 ) -> Path:
+    """Write :func:`compare_html` to ``folder/compare.html`` atomically; returns its path."""
     path = Path(folder) / COMPARE_HTML
     with atomic_open(path, "w", overwrite=True) as f:
         f.write(compare_html(rows, arms, settings, summary))
