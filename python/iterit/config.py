@@ -244,6 +244,7 @@ class SelectionConfig:
 
     @property
     def needs_scores(self) -> bool:
+        """Whether the selection uses complexity scores (IFD): only the ``iterit`` strategy does."""
         return self.strategy == "iterit"
 
     @property

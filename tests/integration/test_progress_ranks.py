@@ -1,4 +1,5 @@
-"""Under torchrun only one rank draws progress bars (two gloo processes)."""
+"""Under torchrun only one rank draws progress bars, the selector's phases included (two gloo
+processes)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ WORKER = textwrap.dedent(
     """
     import sys
     import torch.distributed as dist
-    from iterit.utils.progress import progress
+    from iterit.utils.progress import phase_progress, progress
     dist.init_process_group("gloo")
     for _ in progress(range(5), desc="rank-bar", enabled=True):
         pass
+    with phase_progress(enabled=True) as report:
+        assert (report is None) == (dist.get_rank() != 0)
     dist.barrier()
     dist.destroy_process_group()
     """

@@ -386,8 +386,8 @@ def scoring_config(params: dict[str, Any], cache: Path | None) -> ScoringConfig:
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:
-    """Refuse, before any work, outputs that exist (without ``--overwrite``) or whose folder is
-    missing."""
+    """Refuse, before any work, outputs that exist (without ``--overwrite``) or whose folder
+    cannot be created (a file in the way); a missing folder is created."""
     for path in paths:
         try:
             check_output(path, overwrite=overwrite)

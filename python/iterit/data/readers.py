@@ -124,6 +124,7 @@ class LoadedData:
 
     @property
     def n_empty(self) -> int:
+        """The number of records whose response is empty (never selected)."""
         return int(self.empty.sum())
 
     def records(self, indices: Sequence[int] | np.ndarray | None = None) -> list[dict[str, Any]]:

@@ -126,6 +126,8 @@ def plot_compare(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
     """One PNG per evaluation set: NLL against epoch, one line per arm (base at epoch 0 starts
     every line)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     out = {}
     base = {r["eval"]: r["nll"] for r in rows if r["arm"] == "base"}
     arms = list(dict.fromkeys(r["arm"] for r in rows if r["arm"] != "base"))
@@ -137,6 +139,7 @@ def plot_compare(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
                 pts = [(0, base[ev]), *pts]
             color = _EPOCH_COLORS[k % len(_EPOCH_COLORS)]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=arm, color=color)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean NLL per token")
         ax.set_title(ev)
@@ -199,6 +202,7 @@ def write_compare_html(
     settings: Mapping[str, Any],
     summary: Mapping[str, Any] | None = None,
 ) -> Path:
+    """Write :func:`compare_html` to ``folder/compare.html`` atomically; returns its path."""
     path = Path(folder) / COMPARE_HTML
     with atomic_open(path, "w", overwrite=True) as f:
         f.write(compare_html(rows, arms, settings, summary))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from iterit.data.sample import Sample
 from iterit.scoring.embedded_model import describe_model
 from iterit.scoring.results import IFDScores
 from iterit.utils.optional import requires_extra
+from iterit.utils.progress import silenced_bars
 
 __all__ = ["quiet_loaders", "score_samples"]
 
@@ -34,22 +34,16 @@ def quiet_loaders(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    # transformers' own loading bars ("Loading weights") ignore TQDM_DISABLE.
     hf_logging = _transformers_logging()
     shown = hf_logging is not None and hf_logging.is_progress_bar_enabled()
     if shown:
         hf_logging.disable_progress_bar()
     try:
-        yield
+        with silenced_bars():  # transformers' GGUF de-quantising uses tqdm directly
+            yield
     finally:
         if shown:
             hf_logging.enable_progress_bar()
-        if before is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = before
 
 
 def _transformers_logging() -> Any:

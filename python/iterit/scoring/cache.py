@@ -129,6 +129,7 @@ class ScoreCache:
             )
 
     def parts(self) -> list[Path]:
+        """The cache's part files (``part-*.jsonl``), sorted; none when the folder is missing."""
         if not self.folder.is_dir():
             return []
         return sorted(p for p in self.folder.glob("part-*.jsonl"))
@@ -232,6 +233,7 @@ class TimedFlush:
         self._written: set[int] = set()
 
     def begin(self, chunk: list[int]) -> None:
+        """Start a new chunk: ``chunk`` holds its unique-sample indices, in batch order."""
         self._where = {j: i for i, j in enumerate(chunk)}
         self._seen, self._ready, self._written = {}, [], set()
 

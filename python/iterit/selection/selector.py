@@ -114,6 +114,7 @@ class TfidfMatrix:
 
     @property
     def nnz(self) -> int:
+        """The number of stored (non-zero) weights."""
         return int(self.data.shape[0])
 
     def vocabulary(self) -> list[str]:

@@ -28,7 +28,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from iterit.config import DIVERSITY, STRATEGIES, SelectionConfig, resolve_budget
 from iterit.data.candidates import IFD_MAX, candidate_mask
 from iterit.data.sample import Sample
 from iterit.errors import ConfigError, InvalidInputError, ShortfallWarning
+
+if TYPE_CHECKING:
+    from iterit.selection.selector import Progress
 
 __all__ = [
     "SampleSelection",
@@ -166,6 +169,7 @@ def _complexity_times_diversity(
     decay: float,
     ngram_range: tuple[int, int],
     variant: str,
+    progress: Progress | None = None,
 ) -> _Picks:
     """The method: the pool by complexity, then the greedy selector on the pool's texts."""
     from iterit.selection.selector import select
@@ -187,6 +191,7 @@ def _complexity_times_diversity(
         ngram_range=ngram_range,
         variant=variant,
         max_complexity=None,
+        progress=progress,
     )
     picks = pool[np.asarray(sel.indices, dtype=np.int64)]
     scores = np.asarray(sel.scores, dtype=np.float64)
@@ -207,8 +212,11 @@ def select_samples(
     seed: int = 0,
     ngram_range: tuple[int, int] = (1, 3),
     variant: str = "sklearn",
+    progress: Progress | None = None,
 ) -> SampleSelection:
     """Select ``budget`` samples from ``samples`` with ``strategy`` (see the module docstring).
+    ``progress``: called as TF-IDF and the greedy advance
+    (:data:`~iterit.selection.selector.Progress`).
 
     Raises :class:`~iterit.errors.ConfigError` for settings out of range or not among their
     choices, :class:`~iterit.errors.InvalidInputError` for inputs it cannot use."""
@@ -244,6 +252,7 @@ def select_samples(
             decay=decay,
             ngram_range=ngram_range,
             variant=variant,
+            progress=progress,
         )
     picks = np.asarray(picked.indices, dtype=np.int64)
     if picks.shape[0] < m:

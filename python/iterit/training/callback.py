@@ -105,34 +105,42 @@ class IterITCallback(TrainerCallback):
 
     @property
     def samples(self) -> list[Sample]:
+        """The training samples, as :class:`~iterit.data.sample.Sample` records."""
         return self.planner.samples
 
     @property
     def config(self) -> SelectionConfig:
+        """The selection settings."""
         return self.planner.config
 
     @property
     def budget(self) -> int:
+        """Samples trained per epoch."""
         return self.planner.budget
 
     @property
     def records(self) -> dict[int, EpochRecord]:
+        """The epoch records so far, by epoch."""
         return self.planner.records
 
     @property
     def pool(self) -> np.ndarray | None:
+        """The last epoch's complexity pool (indices into :attr:`samples`), ``None`` before one."""
         return self.planner.pool
 
     @property
     def pool_scores(self) -> np.ndarray | None:
+        """The last pool's complexity (IFD) scores, aligned with :attr:`pool`."""
         return self.planner.pool_scores
 
     @property
     def pool_nll_prior(self) -> np.ndarray | None:
+        """The last pool's response NLLs without the instruction, aligned with :attr:`pool`."""
         return self.planner.pool_nll_prior
 
     @property
     def n_scored(self) -> int:
+        """How many samples were scored so far, over all epochs."""
         return self.planner.n_scored
 
     def _reset(self) -> None:
@@ -155,6 +163,7 @@ class IterITCallback(TrainerCallback):
         )
 
     def load_state(self, saved: dict[str, Any]) -> None:
+        """Continue from ``saved`` (what :meth:`export_state` returned): the same selections."""
         self._partial_epoch = checkpoint_state.load_state(self.planner, saved, self.losses)
 
     def _save_state(self, state: Any, *, mid_epoch: bool = False) -> None:
@@ -167,6 +176,7 @@ class IterITCallback(TrainerCallback):
     # -- events --------------------------------------------------------------------------------
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Reset, and on resuming from a checkpoint restore the saved selections."""
         self._reset()
         if self.log_path is None:
             self.log_path = selection_log_path(args.output_dir)
@@ -187,6 +197,8 @@ class IterITCallback(TrainerCallback):
             self._write_log()
 
     def on_epoch_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        """Re-score and select this epoch's samples (rank 0 plans, every rank gets its
+        record) and hand them to the sampler."""
         epoch = _epoch_index(args, state, train_dataloader)
         if self.losses is not None:
             if self._partial_epoch is not None and self._partial_epoch != epoch:
@@ -225,12 +237,14 @@ class IterITCallback(TrainerCallback):
         )
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Before a mid-epoch checkpoint, keep the in-loop losses recorded so far."""
         # A checkpoint in the middle of an epoch keeps the losses recorded so far in it.  Every
         # rank gets here with the same control, so the gather inside is collective.
         if self.losses is not None and control.should_save:
             self._save_state(state, mid_epoch=True)
 
     def on_epoch_end(self, args, state, control, **kwargs):
+        """Fold in the epoch's in-loop losses and record its timings."""
         if self.losses is not None and self._epoch is not None:
             self._finish_losses(self._epoch, state)
         if self._epoch is not None and self._epoch in self.timings:
@@ -239,6 +253,7 @@ class IterITCallback(TrainerCallback):
             t["train_s"] = t["epoch_s"] - t["score_s"] - t["select_s"]
 
     def on_train_end(self, args, state, control, **kwargs):
+        """Write the run's selection summary (rank 0)."""
         if self.losses is not None:
             self.losses.detach_model()
         if state.is_world_process_zero and self.log_path is not None:

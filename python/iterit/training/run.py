@@ -176,15 +176,17 @@ def _load(
     comes from the Trainer's switches) or a separate scorer (``cfg.dtype``, ``auto`` resolved
     per device)."""
     from iterit.scoring import load_model
+    from iterit.scoring.api import quiet_loaders
 
     dtype = cfg.dtype if cfg.dtype not in (None, "auto") or not trains else "float32"
-    return load_model(
-        name,
-        device=device or "cpu",  # the trainer places the training model (one device per rank)
-        dtype=dtype,
-        trust_remote_code=cfg.trust_remote_code,
-        model_cache=cfg.model_cache,
-    )
+    with quiet_loaders(not cfg.progress):  # no loading bars where no bars were asked for
+        return load_model(
+            name,
+            device=device or "cpu",  # the trainer places the training model (one per rank)
+            dtype=dtype,
+            trust_remote_code=cfg.trust_remote_code,
+            model_cache=cfg.model_cache,
+        )
 
 
 def seed_everything(args: Any) -> None:

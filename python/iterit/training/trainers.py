@@ -190,6 +190,8 @@ class IterITTrainerMixin:
             compat.set_signature_columns(self, [*columns, INDEX_KEY])
 
     def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """The trainer's loss; with in-loop re-scoring, each training sample's loss is also
+        recorded for the next epoch's selection (docs/training.md, in-loop re-scoring)."""
         losses = self._iterit_losses
         index = None
         if losses is not None and hasattr(inputs, "pop"):

@@ -1,19 +1,22 @@
-"""Progress bars for the long steps (reading, writing, report building), in one place.
+"""Progress bars for the long steps (reading, TF-IDF, selection, writing, report building), in
+one place.
 
 A bar is shown only when asked for, when ``tqdm`` is installed and on the main process (one
 rank prints under torchrun: :func:`iterit.utils.distributed.is_main_process`).  Otherwise the
-iterable is returned as it is, so callers need no special case.
+iterable is returned as it is, so callers need no special case.  :func:`silenced_bars` quiets
+the bars other libraries draw (transformers' GGUF de-quantising) when none are wanted.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from iterit.utils.distributed import is_main_process
 
-__all__ = ["progress", "progress_bar", "shows_progress"]
+__all__ = ["phase_progress", "progress", "progress_bar", "shows_progress", "silenced_bars"]
 
 T = TypeVar("T")
 
@@ -67,3 +70,59 @@ def progress_bar(
         yield bar
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def phase_progress(*, enabled: bool = True) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A callback for the selector's ``progress`` (:data:`iterit.selection.selector.Progress`:
+    ``(phase, done, total)``) that draws one bar per phase ("reading", "n-grams", "TF-IDF",
+    "greedy"), or ``None`` when no bar is drawn.  The bars are closed on leaving."""
+    if not shows_progress(enabled):
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            for earlier in bars.values():
+                earlier.close()  # the phases run one after the other
+            bar = bars[phase] = tqdm(
+                total=total or None, desc=phase, dynamic_ncols=True, leave=False
+            )
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(max(0, done - bar.n))
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+@contextlib.contextmanager
+def silenced_bars(enabled: bool = True) -> Iterator[None]:
+    """While active (when ``enabled``), tqdm bars that other libraries create are not drawn.
+
+    ``TQDM_DISABLE`` is read by tqdm once, when it is first imported, so setting it later (torch
+    and transformers import tqdm early) does nothing; the default of ``disable`` is changed
+    instead, for every tqdm class, and restored on leaving.  A caller passing ``disable``
+    itself keeps its choice."""
+    try:
+        import tqdm.std
+    except ImportError:
+        yield
+        return
+    if not enabled:
+        yield
+        return
+    cls = tqdm.std.tqdm
+    before = cls.__dict__["__init__"]
+    cls.__init__ = functools.partialmethod(before, disable=True)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cls.__init__ = before  # type: ignore[method-assign]

@@ -26,9 +26,12 @@ from iterit.config import ScoringConfig, SelectionConfig
 from iterit.data import LoadedData
 from iterit.data.candidates import IFD_MAX
 from iterit.data.files import output_file_type
+from iterit.data.writers import PROGRESS_MIN_RECORDS
 from iterit.errors import ConfigError, DataError
 from iterit.selection.strategies import SampleSelection, response_words, select_with_config
 from iterit.utils.atomic import refuse_same_file
+from iterit.utils.progress import phase_progress
+from iterit.utils.progress import progress as iter_progress
 
 __all__ = [
     "COMPLEXITY_KINDS",
@@ -262,21 +265,22 @@ def select_dataset(
     scores: dict[str, np.ndarray] | None = None,
     overwrite: bool = False,
     meta: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> DatasetSelection:
     """Select from ``loaded`` as ``selection`` says (its seed: the random baseline's, ``None``
     for 0) and write ``out`` plus its two sidecars (``OUT.scores.jsonl``, ``OUT.meta.json``).
     ``scores``: IFD and the other scorer columns of every record (needed when
     ``complexity_kind`` is ``ifd`` and the strategy uses it); ``meta``: extra entries for
-    ``OUT.meta.json``."""
+    ``OUT.meta.json``; ``progress``: bars for TF-IDF, the greedy and writing many records."""
     t0 = time.perf_counter()
     refuse_same_file(out, [loaded.path])  # even with overwrite: it would destroy the input
     complexity, max_complexity = complexity_values(loaded, complexity_kind, scores)
     settings = {name: getattr(selection, name) for name in META_SETTINGS}
     settings["seed"] = settings["seed"] or 0
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), phase_progress(enabled=progress) as report:
         warnings.simplefilter("ignore")  # the shortfall is in the result and the metadata
         picked = select_with_config(
-            loaded.samples, selection, complexity, max_complexity=max_complexity
+            loaded.samples, selection, complexity, max_complexity=max_complexity, progress=report
         )
     t_select = time.perf_counter() - t0
     scores = scores or {}
@@ -297,7 +301,11 @@ def select_dataset(
         response_words(loaded.samples),
         empty,
     )
-    return _write_selection(loaded, out, picked, rows, meta_all, overwrite=overwrite)
+    many = progress and len(loaded) >= PROGRESS_MIN_RECORDS
+    rows = iter_progress(rows, desc="writing scores", enabled=many, total=len(loaded), unit="rec")
+    return _write_selection(
+        loaded, out, picked, rows, meta_all, overwrite=overwrite, progress=progress
+    )
 
 
 def _write_selection(
@@ -308,6 +316,7 @@ def _write_selection(
     meta_all: dict[str, Any],
     *,
     overwrite: bool,
+    progress: bool = False,
 ) -> DatasetSelection:
     """Write the picked records in their format plus the two sidecars, as one set."""
     kind = output_file_type(out, loaded.file_type)
@@ -315,7 +324,13 @@ def _write_selection(
     def write_records(path: Path) -> None:
         # ``path`` is the set's temporary file (already there), or OUT itself for a folder.
         folder = kind == "hf"
-        loaded.write(selection.indices, path, overwrite=overwrite or not folder, file_type=kind)
+        loaded.write(
+            selection.indices,
+            path,
+            overwrite=overwrite or not folder,
+            file_type=kind,
+            progress=progress,
+        )
 
     run = {k: meta_all[k] for k in RUN_FIELDS if k in meta_all}
     reproducible = {k: v for k, v in meta_all.items() if k not in RUN_FIELDS}
@@ -388,6 +403,7 @@ def score_and_select(
         scores=scores,
         overwrite=overwrite,
         meta=meta_all,
+        progress=cfg.progress,
     )
     result.scores = scores
     return result
