@@ -20,7 +20,8 @@ uncompressed Arrow file, and each contender runs in a fresh process (so that eac
 its own): iterit.select on the memory-mapped Arrow column, and on the same texts as a Python
 list of str (what callers had to pass before). Each prints its per-phase times (from the
 progress callback) and its peak RSS, texts included; the picks must be identical. --baseline
-PYTHONPATH runs the list contender once more with another checkout (e.g. the main branch).
+PYTHONPATH runs the Arrow contender once more with another checkout (e.g. the main branch), first,
+so that both builds meet the same machine load as nearly as can be.
 """
 
 from __future__ import annotations
@@ -174,11 +175,10 @@ def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str |
             f" (generated in {t_gen:.1f} s); budget {budget}; {os.cpu_count()} cores;"
             f" python {platform.python_version()}"
         )
-        runs = [("arrow", None)]
+        runs = [("arrow", baseline)] if baseline else []
+        runs.append(("arrow", None))
         if with_list:
             runs.append(("list", None))
-        if baseline:
-            runs.append(("list", baseline))
         results = []
         for mode, pythonpath in runs:
             env = dict(os.environ)
@@ -201,6 +201,7 @@ def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str |
                 r["mode"] if r["iterit"].startswith(str(ROOT)) else f"{r['mode']} ({r['iterit']})"
             )
             print(f"{where:30s} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f}  {phases}")
+        print("load average after the runs (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
         first = results[0]["indices"] if results else None
         same = all(np.array_equal(first, r["indices"]) for r in results)
         n_picks = 0 if first is None else len(first)
