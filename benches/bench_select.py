@@ -59,7 +59,16 @@ def timed(fn, *args, **kwargs):
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+    """This process's peak RSS. Linux: VmHWM, which starts afresh at exec; ru_maxrss would also
+    carry the peak of the parent that forked it (here the corpus generator)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # KiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB; macOS: B
 
 
 def read_responses(path: Path, limit: int | None = None) -> list[str]:
@@ -123,6 +132,7 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
     texts = column.to_pylist() if mode == "list" else column
     complexity = np.load(corpus.with_suffix(".complexity.npy"))
     phases: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # peak RSS so far at the end of each phase
     clock = {"phase": None, "since": time.perf_counter()}
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -130,6 +140,7 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
             now = time.perf_counter()
             if clock["phase"] is not None:
                 phases[clock["phase"]] = now - clock["since"]
+                peaks[clock["phase"]] = peak_rss_gib()
             clock.update(phase=phase, since=now)
 
     kwargs = (
@@ -141,12 +152,14 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
     total = time.perf_counter() - start
     if clock["phase"] is not None:
         phases[clock["phase"]] = time.perf_counter() - clock["since"]
+        peaks[clock["phase"]] = peak_rss_gib()
     np.save(out, sel.indices)
     report = {
         "mode": mode,
         "iterit": str(Path(iterit.__file__).parent),
         "seconds": total,
         "phases": phases,
+        "peaks": peaks,
         "peak_rss_gib": peak_rss_gib(),
         "rss_before_gib": rss_before,
         "picks": len(sel),
@@ -194,14 +207,21 @@ def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str |
             report = json.loads(done.stdout.strip().splitlines()[-1])
             report["indices"] = np.load(out)
             results.append(report)
-        print(f"{'input':30s} {'total s':>8s} {'peak RSS GiB':>13s}  phases (s)")
+        header = f"{'input':30s} {'total s':>8s} {'peak RSS GiB':>13s}"
+        print(f"{header}  phases (s; peak RSS GiB so far)")
         for r in results:
-            phases = ", ".join(f"{p} {t:.1f}" for p, t in r["phases"].items()) or "-"
+            peaks = r.get("peaks", {})
+            phases = ", ".join(
+                f"{p} {t:.1f}" + (f" (peak {peaks[p]:.2f})" if p in peaks else "")
+                for p, t in r["phases"].items()
+            )
+            phases = phases or "-"
             where = (
                 r["mode"] if r["iterit"].startswith(str(ROOT)) else f"{r['mode']} ({r['iterit']})"
             )
             print(f"{where:30s} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f}  {phases}")
-        print("load average after the runs (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average after the runs (1, 5, 15 min): {load}")
         first = results[0]["indices"] if results else None
         same = all(np.array_equal(first, r["indices"]) for r in results)
         n_picks = 0 if first is None else len(first)

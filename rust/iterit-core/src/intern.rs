@@ -13,10 +13,12 @@
 use std::hash::{BuildHasher, Hash};
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+
+mod table;
+use table::Table;
 
 /// A raw view of a slice that parallel tasks write at disjoint indices. Debug builds also
 /// record every write, to check that each index is written at most once and in bounds, and
@@ -171,14 +173,14 @@ const PENDING: u32 = 1 << 31;
 
 /// The distinct keys whose hash falls in one bucket, by local index.
 struct Bucket<O> {
-    table: HashTable<u32>,
+    table: Table,
     entries: Vec<Entry<O>>,
 }
 
 impl<O> Default for Bucket<O> {
     fn default() -> Self {
         Self {
-            table: HashTable::new(),
+            table: Table::default(),
             entries: Vec::new(),
         }
     }
@@ -232,7 +234,7 @@ impl<O: Send + Sync> Interner<O> {
             )));
         }
         let grouped = self.group(keys);
-        let passes = self.bucket_passes(&grouped);
+        let passes = self.bucket_passes(&grouped)?;
         let Grouped { order, starts, .. } = grouped;
         let mut ids: Vec<u32> = filled_in_parallel(n, |ids_out| {
             passes.par_iter().enumerate().for_each(|(b, pass)| {
@@ -315,7 +317,10 @@ impl<O: Send + Sync> Interner<O> {
     }
 
     /// Each bucket's keys looked up (new ones added), in parallel over buckets.
-    fn bucket_passes<K: InternKey<Owned = O>>(&mut self, g: &Grouped<K>) -> Vec<BucketPass> {
+    fn bucket_passes<K: InternKey<Owned = O>>(
+        &mut self,
+        g: &Grouped<K>,
+    ) -> Result<Vec<BucketPass>> {
         let state = &self.state;
         let Grouped {
             order,
@@ -339,10 +344,13 @@ impl<O: Send + Sync> Interner<O> {
                     .zip(&hashes[range])
                 {
                     let h = table_hash(h);
-                    let id = match table.find(h, |&l| key.is(&entries[l as usize].key)) {
-                        Some(&l) => entries[l as usize].id,
+                    let id = match table.find(h, |l| key.is(&entries[l as usize].key)) {
+                        Some(l) => entries[l as usize].id,
                         None => {
                             let l = entries.len() as u32;
+                            table.insert(h, l, |l| {
+                                table_hash(K::hash_owned(&entries[l as usize].key, state))
+                            })?;
                             if entries.len() == entries.capacity() {
                                 // Grow by a quarter, not double: the slack of a thousand
                                 // buckets' vectors would be a third of all their memory.
@@ -353,15 +361,12 @@ impl<O: Send + Sync> Interner<O> {
                                 id: PENDING | p,
                             });
                             pass.firsts.push((p, l));
-                            table.insert_unique(h, l, |&l| {
-                                table_hash(K::hash_owned(&entries[l as usize].key, state))
-                            });
                             PENDING | p
                         }
                     };
                     pass.ids.push(id);
                 }
-                pass
+                Ok(pass)
             })
             .collect()
     }
@@ -445,13 +450,12 @@ fn bucket_of(h: u64) -> usize {
     (h >> (64 - BUCKET_BITS)) as usize
 }
 
-/// The hash a bucket's table sees. The table tags each slot with the hash's top 7 bits, which
-/// are the same for every key of a bucket (they chose it): rotated down, below the bits that
-/// pick the slot, they give way to bits that tell keys apart, instead of sending every probe
-/// to compare keys at every occupied slot.
+/// The hash a bucket's table sees. The table starts its probe from the hash's top bits, and
+/// the top [`BUCKET_BITS`] are the same for every key of a bucket (they chose it): rotated to
+/// the bottom, they give way to bits that spread the keys over the slots.
 #[inline]
 fn table_hash(h: u64) -> u64 {
-    h.rotate_right(BUCKET_BITS)
+    h.rotate_left(BUCKET_BITS)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::tfidf::{NgramNames, TfidfOptions, MAX_NGRAM};
 /// Texts per chunk: bounds the memory of the per-occurrence arrays of a chunk. The tests use
 /// tiny chunks, so that small inputs cross chunk boundaries.
 #[cfg(not(test))]
-const CHUNK_TEXTS: usize = 1 << 15;
+const CHUNK_TEXTS: usize = 1 << 14;
 #[cfg(test)]
 const CHUNK_TEXTS: usize = 7;
 /// Texts per parallel task when rows are built.
@@ -331,6 +331,7 @@ fn assemble(
         .into_iter()
         .map(|p| p.finish(opts.keep_vocabulary))
         .collect();
+    crate::memory::give_back_freed();
     let mut sizes = vec![tokens.len];
     sizes.extend(pairs.iter().map(|p| p.len));
     let mut column_starts = Vec::with_capacity(max_n - min_n + 1);
