@@ -116,6 +116,7 @@ def print_runs(res: dict, a: argparse.Namespace) -> None:
 
 def learning_percentage(samples, init, tok, a: argparse.Namespace, ifd_picks) -> dict:
     """Scores the learning percentage, prints its cost and its agreement with epoch-0 IFD."""
+    from iterit.config import LPTraining, ScoringConfig
     from iterit.selection.overlap import jaccard
     from iterit.training.learning_percentage import score_learning_percentage
 
@@ -124,12 +125,14 @@ def learning_percentage(samples, init, tok, a: argparse.Namespace, ifd_picks) ->
         samples,
         copy.deepcopy(init),
         tok,
-        epochs=a.epochs,
-        max_length=a.max_length,
-        learning_rate=1e-3,
-        batch_size=32,
-        micro_batch_size=a.micro_batch_size,
-        seed=0,
+        scoring=ScoringConfig(max_length=a.max_length, progress=False),
+        training=LPTraining(
+            epochs=a.epochs,
+            learning_rate=1e-3,
+            batch_size=32,
+            micro_batch_size=a.micro_batch_size,
+            seed=0,
+        ),
         training_args={"use_cpu": True, "report_to": "none", "logging_steps": 10**9},
     )
     wall = time.perf_counter() - t0

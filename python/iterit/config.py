@@ -21,12 +21,15 @@ __all__ = [
     "IFD_VARIANTS",
     "LR_SCHEDULERS",
     "RESCORE",
+    "SAVE_STRATEGIES",
     "SCORE_METRICS",
+    "SCORING_SETTINGS",
     "STRATEGIES",
     "TEMPLATES",
     "TFIDF_VARIANTS",
     "TRAINERS",
     "TURNS",
+    "LPTraining",
     "ScoringConfig",
     "SelectionConfig",
     "TrainConfig",
@@ -66,6 +69,8 @@ TFIDF_VARIANTS = ("sklearn", "paper")
 DATA_FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 #: Trainer classes ``iterit train`` can build.
 TRAINERS = ("transformers", "trl")
+#: When a training run writes checkpoints (transformers' ``save_strategy``).
+SAVE_STRATEGIES = ("epoch", "steps", "no")
 #: Floating-point types a model can be loaded in; ``auto``: bfloat16 on CUDA and on CPUs with
 #: native bfloat16, float32 elsewhere (:mod:`iterit.scoring.device` decides).
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -151,6 +156,16 @@ class ScoringConfig:
         self.dtype = "auto" if self.dtype is None else str(self.dtype).lower()
         _choice("dtype", self.dtype, DTYPES)
 
+    @classmethod
+    def of(cls, config: ScoringConfig | None = None, **settings: Any) -> ScoringConfig:
+        """``config`` (default: the defaults) with ``settings`` replaced by name, validated:
+        what a function that takes a ScoringConfig or some of its fields by name (for example
+        ``max_length=512``) scores with.  An unknown name is a :class:`ConfigError`."""
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown scoring setting(s): {', '.join(unknown)}")
+        return dataclasses.replace(config or cls(), **settings)
+
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON-able values (the cache folder as a string); a callable template
         has no JSON form (:class:`ConfigError`)."""
@@ -164,11 +179,7 @@ class ScoringConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScoringConfig:
         """The configuration :meth:`to_json` wrote; an unknown setting is a ConfigError."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown scoring setting(s): {', '.join(unknown)}")
-        return cls(**data)
+        return cls.of(**data)
 
 
 @dataclass
@@ -353,6 +364,11 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown trainer {self.trainer!r} (expected one of: {', '.join(TRAINERS)})"
             )
+        if self.save_strategy not in SAVE_STRATEGIES:
+            raise ConfigError(
+                f"unknown save_strategy {self.save_strategy!r} "
+                f"(expected one of: {', '.join(SAVE_STRATEGIES)})"
+            )
         for name in ("epochs", "batch_size", "micro_batch_size", "max_length"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -366,33 +382,22 @@ class TrainConfig:
         """How this run scores with IFD (epoch 0 goes through ``score_cache``; ``dtype``:
         ``auto`` for ``None``, the separate scorer's; the trained model's precision is
         :func:`iterit.scoring.precision.training_precision`'s)."""
-        return ScoringConfig(
-            template=self.template,
-            max_length=self.max_length,
-            ifd_variant=self.ifd_variant,
-            turns=self.turns,
-            batch_tokens=self.batch_tokens,
-            dtype=self.dtype or "auto",
-            device=self.device,
-            cache=self.score_cache,
-            progress=self.progress,
-            model_cache=self.model_cache,
-        )
+        values = {name: getattr(self, _IN_TRAIN.get(name, name)) for name in _SCORING_FIELDS}
+        values["dtype"] = self.dtype or "auto"
+        return ScoringConfig(**values)
+
+    @classmethod
+    def from_scoring(cls, scoring: ScoringConfig, **fields: Any) -> TrainConfig:
+        """A run that scores as ``scoring`` says (its cache is the run's ``score_cache``), with
+        ``fields`` for the rest (they override ``scoring``'s where both name a setting)."""
+        values = {_IN_TRAIN.get(name, name): getattr(scoring, name) for name in _SCORING_FIELDS}
+        return cls(**{**values, **fields})
 
     def selection(self) -> SelectionConfig:
         """The per-epoch selection settings of this run."""
-        return SelectionConfig(
-            budget=self.budget,
-            pool_factor=self.pool_factor,
-            decay=self.decay,
-            diversity=self.diversity,
-            strategy=self.strategy,
-            iterate=self.iterate,
-            ngram_range=tuple(self.ngram_range),
-            seed=self.seed,
-            rescore=self.rescore,
-            loss_ema=self.loss_ema,
-        )
+        values = {name: getattr(self, name) for name in _SELECTION_FIELDS}
+        values["ngram_range"] = tuple(self.ngram_range)
+        return SelectionConfig(**values)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON-able values (paths as strings)."""
@@ -401,3 +406,28 @@ class TrainConfig:
             if isinstance(v, os.PathLike):
                 out[k] = os.fspath(v)
         return out
+
+
+@dataclass(frozen=True)
+class LPTraining:
+    """How the learning percentage trains its small model (the defaults are
+    :class:`~iterit.config.TrainConfig`'s; a cosine schedule with its warm-up)."""
+
+    epochs: int = TrainConfig.epochs
+    learning_rate: float = TrainConfig.learning_rate
+    batch_size: int = TrainConfig.batch_size
+    micro_batch_size: int = TrainConfig.micro_batch_size
+    seed: int = TrainConfig.seed
+
+
+#: ScoringConfig's settings that TrainConfig holds under another name.
+_IN_TRAIN = {"cache": "score_cache"}
+#: The settings of a ScoringConfig, by name (functions that take one take them by name too).
+SCORING_SETTINGS = tuple(f.name for f in dataclasses.fields(ScoringConfig))
+_SCORING_FIELDS = SCORING_SETTINGS
+#: The SelectionConfig settings a TrainConfig holds (under the same names).
+_SELECTION_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(SelectionConfig)
+    if f.name in TrainConfig.__dataclass_fields__
+)

@@ -51,6 +51,17 @@ def test_each_setting_is_validated_once_when_built(field, value, message):
         ScoringConfig(**{field: value})
 
 
+def test_of_replaces_settings_by_name_and_validates_them():
+    base = ScoringConfig(template="plain", max_length=256)
+    assert ScoringConfig.of(base, max_length=64) == ScoringConfig(template="plain", max_length=64)
+    assert ScoringConfig.of(None, turns="last") == ScoringConfig(turns="last")
+    assert ScoringConfig.of(base) is not base and ScoringConfig.of(base) == base
+    with pytest.raises(ConfigError, match=r"unknown scoring setting\(s\): maxlen"):
+        ScoringConfig.of(base, maxlen=64)
+    with pytest.raises(ConfigError, match="max_length must be at least 2"):
+        ScoringConfig.of(base, max_length=1)
+
+
 def test_names_are_normalised_and_callables_accepted():
     assert ScoringConfig(dtype=None).dtype == "auto"
     assert ScoringConfig(dtype="BFloat16").dtype == "bfloat16"
@@ -77,25 +88,30 @@ def test_choices_come_from_the_choice_lists():
 
 
 def test_train_config_exposes_its_scoring_whole(tmp_path):
-    cfg = TrainConfig(
+    scoring = ScoringConfig(
         template="plain",
         max_length=128,
         ifd_variant="superfiltering",
+        turns="last",
         batch_tokens=2048,
-        score_cache=str(tmp_path),
-        device="cpu",
-        progress=False,
-    )
-    assert cfg.scoring == ScoringConfig(
-        template="plain",
-        max_length=128,
-        ifd_variant="superfiltering",
-        batch_tokens=2048,
-        dtype="auto",  # the trained model's dtype is training_precision's: auto for the scorer
         device="cpu",
         cache=str(tmp_path),
         progress=False,
+        model_cache=False,
     )
+    cfg = TrainConfig.from_scoring(scoring, epochs=2)
+    # every setting lands in its TrainConfig field (the cache in score_cache) and comes back
+    assert (cfg.template, cfg.turns, cfg.score_cache, cfg.epochs) == (
+        "plain",
+        "last",
+        str(tmp_path),
+        2,
+    )
+    assert cfg.scoring == scoring
+    # a setting given by name overrides the config's
+    assert TrainConfig.from_scoring(scoring, max_length=64).scoring.max_length == 64
+    # the dtype of TrainConfig is the trained model's; None means auto for the scorer
+    assert TrainConfig(dtype=None).scoring.dtype == "auto"
     assert TrainConfig(dtype="bfloat16").scoring.dtype == "bfloat16"
     # the defaults are written once: TrainConfig takes ScoringConfig's
     assert (TrainConfig.template, TrainConfig.max_length) == ("alpaca", 1024)

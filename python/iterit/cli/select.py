@@ -109,19 +109,22 @@ def select_command(
     if ifd and scores_file is not None and model is None and settings["allow_other_model_scores"]:
         raise click.UsageError("--allow-other-model-scores needs --model (the scores' model)")
     scoring = options.scoring_config(settings, options.score_cache(cache, no_cache))
-    result = score_and_select(
-        loaded,
-        out,
+    selection = SelectionConfig(
         budget=count,
         strategy=strategy,
-        complexity_kind=complexity_kind,
-        scores_file=scores_file,
-        model=model,
-        scoring=scoring,
         diversity=settings["diversity"],
         decay=settings["decay"],
         pool_factor=settings["pool_factor"],
         seed=settings["seed"],
+    )
+    result = score_and_select(
+        loaded,
+        out,
+        selection,
+        complexity_kind=complexity_kind,
+        scores_file=scores_file,
+        model=model,
+        scoring=scoring,
         overwrite=overwrite,
         allow_other_model_scores=settings["allow_other_model_scores"],
         log=options.info,

@@ -15,8 +15,16 @@ import click
 from iterit.artifacts.epoch_records import RunSummary
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
+from iterit.cli.params import FRACTION, config_option
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
-from iterit.config import RESCORE, STRATEGIES, TRAINERS, SelectionConfig, TrainConfig
+from iterit.config import (
+    RESCORE,
+    SAVE_STRATEGIES,
+    STRATEGIES,
+    TRAINERS,
+    SelectionConfig,
+    TrainConfig,
+)
 from iterit.errors import ConfigError
 
 __all__ = ["train_command"]
@@ -34,11 +42,10 @@ def _resume_value(value: str | None) -> str | bool | None:
     "and the fine-tuned model."
 )
 @options.selection_options
-@click.option(
-    "--strategy",
-    type=click.Choice(STRATEGIES, case_sensitive=False),
-    default=SelectionConfig.strategy,
-    show_default=True,
+@config_option(
+    SelectionConfig,
+    "strategy",
+    click.Choice(STRATEGIES, case_sensitive=False),
     help="iterit: re-score the pool each epoch, select complex and diverse samples; ifd: the "
     "same by IFD alone (= --diversity none); random / longest: static baselines, no scoring.",
 )
@@ -59,27 +66,25 @@ def _resume_value(value: str | None) -> str | bool | None:
     "Epoch-0 complexity of every sample from `iterit score` (instead of scoring it here): "
     "its 'complexity' column if it has one (learning percentage), else its 'ifd' column."
 )
-@click.option(
-    "--rescore",
-    type=click.Choice(RESCORE, case_sensitive=False),
-    default=SelectionConfig.rescore,
-    show_default=True,
+@config_option(
+    SelectionConfig,
+    "rescore",
+    click.Choice(RESCORE, case_sensitive=False),
     help="How epochs after the first get their complexity. ifd: re-score the pool with the "
     "model being trained; in-loop: no re-scoring, each trained sample's training loss "
     "(smoothed across epochs) on IFD's scale, exp(loss_ema - nll_prior); pool samples not "
     "trained yet keep their epoch-0 IFD (docs/signals.md).",
 )
-@click.option(
-    "--loss-ema",
-    type=options.FiniteFloatRange(min=0.0, max=1.0, max_open=True),
-    default=SelectionConfig.loss_ema,
-    show_default=True,
+@config_option(
+    SelectionConfig,
+    "loss_ema",
+    FRACTION,
     help="In-loop loss smoothing: ema = BETA * ema + (1 - BETA) * this epoch's loss.",
 )
 @options.training_options()
 @options.schedule_options
-@click.option(
-    "--weight-decay", type=options.FiniteFloatRange(min=0.0), default=0.0, show_default=True
+@config_option(
+    TrainConfig, "weight_decay", options.FiniteFloatRange(min=0.0), help="AdamW weight decay."
 )
 @click.option(
     "--bf16/--no-bf16",
@@ -96,15 +101,17 @@ def _resume_value(value: str | None) -> str | bool | None:
     show_default=True,
     help="transformers.Trainer or trl.SFTTrainer (both: response-only loss).",
 )
-@click.option(
-    "--save-strategy",
-    type=click.Choice(["epoch", "steps", "no"], case_sensitive=False),
-    default="epoch",
-    show_default=True,
+@config_option(
+    TrainConfig,
+    "save_strategy",
+    click.Choice(SAVE_STRATEGIES, case_sensitive=False),
+    help="When checkpoints are written: every epoch, every --save-steps steps, or never.",
 )
 @click.option("--save-steps", type=click.IntRange(min=1), default=None)
 @click.option("--save-total-limit", type=click.IntRange(min=1), default=None)
-@click.option("--logging-steps", type=click.IntRange(min=1), default=10, show_default=True)
+@config_option(
+    TrainConfig, "logging_steps", click.IntRange(min=1), help="Steps between loss log lines."
+)
 @click.option(
     "--resume",
     is_flag=False,

@@ -28,10 +28,11 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from iterit.config import DIVERSITY, STRATEGIES, resolve_budget
+from iterit.config import DIVERSITY, STRATEGIES, SelectionConfig, resolve_budget
 from iterit.data.candidates import IFD_MAX, candidate_mask
 from iterit.data.sample import Sample
 from iterit.errors import ConfigError, InvalidInputError, ShortfallWarning
@@ -41,6 +42,7 @@ __all__ = [
     "diversity_texts",
     "response_words",
     "select_samples",
+    "select_with_config",
 ]
 
 
@@ -263,3 +265,29 @@ def select_samples(
         shortfall=m - int(picks.shape[0]),
         n_candidates=int(idx.shape[0]),
     )
+
+
+def select_with_config(
+    samples: Sequence[Sample],
+    config: SelectionConfig,
+    complexity: np.ndarray | Sequence[float] | None = None,
+    **overrides: Any,
+) -> SampleSelection:
+    """:func:`select_samples` with ``config``'s settings (its budget, strategy, diversity,
+    decay, pool factor, seed (``None``: 0), n-gram range, TF-IDF variant and complexity
+    cap); ``overrides``: any of :func:`select_samples`' keywords instead (``budget`` too, and
+    ``pool_factor=None``: no pool)."""
+    settings: dict[str, Any] = {
+        "budget": config.budget,
+        "strategy": config.strategy,
+        "max_complexity": config.max_complexity,
+        "diversity": config.diversity,
+        "decay": config.decay,
+        "pool_factor": config.pool_factor,
+        "seed": 0 if config.seed is None else config.seed,
+        "ngram_range": tuple(config.ngram_range),
+        "variant": config.variant,
+        **overrides,
+    }
+    budget = settings.pop("budget")
+    return select_samples(samples, budget, complexity=complexity, **settings)

@@ -30,7 +30,7 @@ from iterit.errors import ConfigError
 from iterit.scoring.precision import args_autocast
 from iterit.training import state as checkpoint_state
 from iterit.training.compat import stateful_callbacks
-from iterit.training.planner import ScoredPass, SelectionPlanner
+from iterit.training.planner import InitialScores, ScoredPass, SelectionPlanner
 from iterit.training.sampler import IterITSampler
 from iterit.training.scoring_adapter import (
     ScoreFn,
@@ -54,8 +54,9 @@ class IterITCallback(TrainerCallback):
     ``score_fn(model, samples) -> ifd`` returns one IFD per sample (an array, or an object with
     an ``ifd`` attribute such as ``IFDScores``); the model is in eval mode around it.  A
     ``score_fn`` with ``uses_training_model = False`` scores with a model training does not
-    change, so its epoch-0 scores are reused rather than recomputed.  ``initial_scores``
-    (float64[N]) replaces the epoch-0 scoring of every sample.
+    change, so its epoch-0 scores are reused rather than recomputed.  ``initial_scores`` (an
+    :class:`~iterit.training.planner.InitialScores`, or one IFD per sample) replaces the
+    epoch-0 scoring of every sample.
 
     After training, ``records`` holds one :class:`~iterit.artifacts.epoch_records.EpochRecord`
     per epoch (the lines of the selection log) and ``summary()`` the per-epoch timings and
@@ -69,9 +70,7 @@ class IterITCallback(TrainerCallback):
         config: SelectionConfig | None = None,
         *,
         score_fn: ScoreFn | None = None,
-        initial_scores: np.ndarray | Sequence[float] | None = None,
-        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
-        initial_source: str = "ifd",
+        initial_scores: InitialScores | np.ndarray | Sequence[float] | None = None,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         config = config or SelectionConfig()
@@ -82,9 +81,7 @@ class IterITCallback(TrainerCallback):
             [as_sample(s, i) for i, s in enumerate(samples)],
             config,
             seed=sampler.seed,
-            initial_scores=initial_scores,
-            initial_nll_prior=initial_nll_prior,
-            initial_source=initial_source,
+            initial=initial_scores,
             static_scorer=score_fn is not None and not uses_training_model(score_fn),
         )
         if self.planner.budget != sampler.num_samples:

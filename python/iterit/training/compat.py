@@ -30,6 +30,7 @@ __all__ = [
     "stateful_callbacks",
     "takes_peft_config",
     "trainer_tokenizer",
+    "trl_classes",
     "uses_packing",
     "warmup_kwargs",
 ]
@@ -140,6 +141,20 @@ def sft_classes() -> tuple[type, type]:
     with requires_extra("train"):
         from trl import SFTConfig, SFTTrainer
     return SFTTrainer, SFTConfig
+
+
+def trl_classes(module: str, **factories: Any) -> Any:
+    """A module ``__getattr__`` that builds each named class on first use (``factories``: name
+    -> function of no arguments), so that ``module`` imports without TRL: the classes that
+    subclass TRL's exist only once TRL is imported."""
+
+    def __getattr__(name: str) -> Any:
+        factory = factories.get(name)
+        if factory is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        return factory()
+
+    return __getattr__
 
 
 def is_sft_trainer(trainer_class: type) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.config import ScoringConfig
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
 from iterit.utils.optional import requires_extra
@@ -49,10 +50,8 @@ MISSING_INDEX = (
 def encode_samples(
     samples: Sequence[Sample | dict],
     tokenizer: Any,
-    *,
-    template: Any = "alpaca",
-    max_length: int = 1024,
-    turns: str = "all",
+    scoring: ScoringConfig | None = None,
+    **settings: Any,
 ) -> list[dict[str, list[int]]]:
     """Training rows: ``input_ids`` = ``p + r[:k]`` and ``labels`` = ``[-100] * len(p) + r[:k]``;
     for a conversation read turn by turn (``turns="all"``, the chat template), the whole
@@ -63,11 +62,15 @@ def encode_samples(
     and end tokens and the truncation to ``max_length``; the loss covers the response tokens
     only.  A sample without a valid score (empty response, or a prompt that leaves no room
     within ``max_length``) gets a one-token row with no label: it is never selected.
+
+    ``scoring``: the template, max length and turns (:class:`~iterit.config.ScoringConfig`);
+    ``settings``: any of them by name instead or on top (``max_length=512``).
     """
     from iterit.scoring import encode_for_scoring, start_token
 
+    cfg = ScoringConfig.of(scoring, **settings)
     items = [as_sample(s, i) for i, s in enumerate(samples)]
-    enc = encode_for_scoring(tokenizer, items, template, int(max_length), turns=turns)
+    enc = encode_for_scoring(tokenizer, items, cfg.template, cfg.max_length, turns=cfg.turns)
     start = start_token(tokenizer)
     rows = []
     for ids, segments in zip(enc.cond, enc.segments, strict=True):
@@ -82,34 +85,24 @@ def encode_samples(
 
 
 def encode_sample(
-    sample: Sample | dict,
-    tokenizer: Any,
-    *,
-    template: Any = "alpaca",
-    max_length: int = 1024,
-    turns: str = "all",
+    sample: Sample | dict, tokenizer: Any, scoring: ScoringConfig | None = None, **settings: Any
 ) -> dict[str, list[int]]:
     """:func:`encode_samples` of one sample."""
-    return encode_samples(
-        [sample], tokenizer, template=template, max_length=max_length, turns=turns
-    )[0]
+    return encode_samples([sample], tokenizer, scoring, **settings)[0]
 
 
 class TokenizedSamples(torch.utils.data.Dataset):
-    """Every sample tokenised once for ``transformers.Trainer`` (row i is sample i)."""
+    """Every sample tokenised once for ``transformers.Trainer`` (row i is sample i);
+    ``scoring`` and ``settings`` as in :func:`encode_samples`."""
 
     def __init__(
         self,
         samples: Sequence[Sample | dict],
         tokenizer: Any,
-        *,
-        template: Any = "alpaca",
-        max_length: int = 1024,
-        turns: str = "all",
+        scoring: ScoringConfig | None = None,
+        **settings: Any,
     ) -> None:
-        self.rows = encode_samples(
-            samples, tokenizer, template=template, max_length=max_length, turns=turns
-        )
+        self.rows = encode_samples(samples, tokenizer, scoring, **settings)
         #: Add ``iterit_index`` (the row's sample index) to every item; the IterIT trainers
         #: turn it on for in-loop losses, which need to know which sample each loss belongs to.
         self.with_index = False
@@ -126,17 +119,16 @@ class TokenizedSamples(torch.utils.data.Dataset):
 def sft_dataset(
     samples: Sequence[Sample | dict],
     tokenizer: Any,
-    *,
-    template: Any = "alpaca",
-    max_length: int = 1024,
-    turns: str = "all",
+    scoring: ScoringConfig | None = None,
+    **settings: Any,
 ) -> Any:
     """A pre-tokenised ``datasets.Dataset`` for ``trl.SFTTrainer``: ``input_ids``, ``labels``
     (prompt masked) and ``iterit_index`` (the sample's position), which IterIT uses to find each
-    sample's row even if the trainer's preparation drops or reorders rows."""
+    sample's row even if the trainer's preparation drops or reorders rows; ``scoring`` and
+    ``settings`` as in :func:`encode_samples`."""
     import datasets
 
-    rows = encode_samples(samples, tokenizer, template=template, max_length=max_length, turns=turns)
+    rows = encode_samples(samples, tokenizer, scoring, **settings)
     return datasets.Dataset.from_dict(
         {
             "input_ids": [r["input_ids"] for r in rows],

@@ -24,6 +24,7 @@ and sharded and gathered under torch.distributed like IFD.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from iterit.config import LPTraining, ScoringConfig, TrainConfig
 from iterit.data.candidates import candidate_mask
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
@@ -44,6 +46,7 @@ with requires_extra("train"):
 
 __all__ = [
     "LPScores",
+    "LPTraining",
     "PerplexityCallback",
     "lp_columns",
     "score_learning_percentage",
@@ -81,24 +84,21 @@ class PerplexityCallback(TrainerCallback):
     After training, ``nll_cond`` holds one float64 array per pass (the response's mean NLL
     given the prompt; perplexity = ``exp(nll_cond)``), ``n_tokens`` the scored response tokens
     and ``passes`` the scorer's statistics of each pass.  Under torch.distributed every rank
-    scores a shard and gets the gathered result."""
+    scores a shard and gets the gathered result.
+
+    ``scoring``: the template, max length, batch budget and progress of the passes; they
+    score the model where the trainer placed it and never through a score cache (the model
+    changes between passes)."""
 
     def __init__(
         self,
         samples: Sequence[Sample | dict],
         tokenizer: Any,
-        *,
-        template: Any = "alpaca",
-        max_length: int = 1024,
-        batch_tokens: int | None = None,
-        progress: bool = False,
+        scoring: ScoringConfig | None = None,
     ) -> None:
         self.samples = [as_sample(s, i) for i, s in enumerate(samples)]
         self.tokenizer = tokenizer
-        self.template = template
-        self.max_length = int(max_length)
-        self.batch_tokens = batch_tokens
-        self.progress = progress
+        self.scoring = dataclasses.replace(scoring or ScoringConfig(), cache=None, device=None)
         self.nll_cond: list[np.ndarray] = []
         self.n_tokens: np.ndarray | None = None
         self.passes: list[dict[str, Any]] = []
@@ -106,14 +106,7 @@ class PerplexityCallback(TrainerCallback):
     def _pass(self, model: Any, state: Any) -> None:
         from iterit.scoring import IFDScorer
 
-        scorer = IFDScorer(
-            model,
-            self.tokenizer,
-            template=self.template,
-            max_length=self.max_length,
-            batch_tokens=self.batch_tokens,  # None: the scorer's default
-            progress=self.progress,  # the scorer shows it on rank 0 only
-        )
+        scorer = IFDScorer.from_config(model, self.tokenizer, self.scoring)  # bars: rank 0
         scores = scorer.score(self.samples)
         self.nll_cond.append(np.asarray(scores.nll_cond, dtype=np.float64))
         if self.n_tokens is None:
@@ -160,17 +153,10 @@ def score_learning_percentage(
     model: Any,
     tokenizer: Any,
     *,
-    epochs: int = 3,
+    scoring: ScoringConfig | None = None,
+    training: LPTraining | None = None,
     signal: str | None = None,
-    template: str = "alpaca",
-    max_length: int = 1024,
-    batch_tokens: int | None = None,
-    learning_rate: float = 2e-5,
-    batch_size: int = 32,
-    micro_batch_size: int = 4,
-    seed: int = 42,
     output_dir: str | Path | None = None,
-    progress: bool = False,
     trainer: str = "transformers",
     training_args: dict[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
@@ -179,20 +165,22 @@ def score_learning_percentage(
     project's training loop, measuring each sample's response perplexity before training and
     after every epoch, and return the learning percentages (see the module docstring).
 
-    ``model`` is trained in place.  ``signal``: ``"lp"`` (default with >= 2 epochs) or
-    ``"proxy"`` (default with 1 epoch): which one the complexity is made of.  Training uses
-    :class:`iterit.config.TrainConfig`'s settings (``learning_rate``, ``batch_size``,
-    ``micro_batch_size``, cosine schedule with 3% warm-up); ``training_args`` adds further
-    ``TrainingArguments`` fields; ``callbacks`` more trainer callbacks (they run after the
+    ``model`` is trained in place.  ``scoring``: the template, max length, batch budget and
+    progress of training and of the perplexity passes (its cache and dtype do not apply: the
+    weights are trained as given).  ``training``: epochs, learning rate, batch sizes and seed
+    (:class:`LPTraining`).  ``signal``: ``"lp"`` (default with >= 2 epochs) or ``"proxy"``
+    (default with 1 epoch): which one the complexity is made of.  ``training_args`` adds
+    further ``TrainingArguments`` fields; ``callbacks`` more trainer callbacks (they run after the
     perplexity pass).  Checkpoints are not saved and a run cannot be resumed (P0 must be
     measured before the first step).
     """
-    from iterit.config import TrainConfig
     from iterit.training.run import build_trainer
 
-    signal = _check_signal(epochs, signal)
+    scoring = scoring or ScoringConfig()
+    training = training or LPTraining()
+    signal = _check_signal(training.epochs, signal)
     items = [as_sample(s, i) for i, s in enumerate(samples)]
-    keep = _trainable(items, tokenizer, template, max_length)
+    keep = _trainable(items, tokenizer, scoring)
     sub = [items[int(i)] for i in keep]
     folder = (
         tempfile.TemporaryDirectory(prefix="iterit-lp-")
@@ -200,31 +188,19 @@ def score_learning_percentage(
         else contextlib.nullcontext(str(output_dir))
     )
     with folder as out:
-        cfg = TrainConfig(
+        cfg = TrainConfig.from_scoring(
+            scoring,
             output_dir=out,
             strategy="random",  # every scorable sample, reshuffled each epoch: the full data
             budget=len(sub),
-            epochs=int(epochs),
-            template=template,
-            max_length=int(max_length),
-            batch_tokens=batch_tokens,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            micro_batch_size=micro_batch_size,
-            seed=seed,
+            **dataclasses.asdict(training),
+            score_cache=None,
+            dtype=None,  # the weights train as given; training_args may mix precision
             save_strategy="no",
-            progress=progress,
             trainer=trainer,
             training_args=dict(training_args or {}),
         )
-        callback = PerplexityCallback(
-            sub,
-            tokenizer,
-            template=template,
-            max_length=max_length,
-            batch_tokens=batch_tokens,
-            progress=progress,
-        )
+        callback = PerplexityCallback(sub, tokenizer, scoring)
         hf_trainer, _ = build_trainer(cfg, sub, model, tokenizer, callbacks=[callback, *callbacks])
         t0 = time.perf_counter()
         hf_trainer.train()
@@ -232,13 +208,13 @@ def score_learning_percentage(
     return _lp_scores(callback, keep, len(items), signal, train_s)
 
 
-def _trainable(items: list[Sample], tokenizer: Any, template: Any, max_length: int) -> np.ndarray:
+def _trainable(items: list[Sample], tokenizer: Any, scoring: ScoringConfig) -> np.ndarray:
     """Indices of the samples with at least one response token to train on (and to score)."""
     from iterit.training.datasets import encode_samples
 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows = encode_samples(items, tokenizer, template=template, max_length=max_length)
+    rows = encode_samples(items, tokenizer, scoring)
     keep = np.array([i for i, r in enumerate(rows) if any(x != -100 for x in r["labels"])])
     if keep.size == 0:
         raise InvalidInputError("no sample has a response token to train on")

@@ -3,7 +3,8 @@
 
 Epoch 0 takes every sample's complexity (scored, or given), keeps the pool of the
 ``pool_factor * M`` valid samples with the highest complexity and selects M from it with the
-configured strategy (:func:`iterit.selection.strategies.select_samples`).  A later epoch either
+configured strategy (:func:`iterit.selection.strategies.select_with_config`).  A later epoch
+either
 
 * reuses the epoch-0 selection (``iterate=False``, a static baseline, or a separate scorer
   that training does not change), or
@@ -37,10 +38,28 @@ from iterit.data.sample import Sample
 from iterit.errors import ConfigError, InternalError, ShortfallWarning
 from iterit.scoring.signals import ifd_equivalent
 from iterit.selection.overlap import jaccard
-from iterit.selection.strategies import select_samples
+from iterit.selection.strategies import select_with_config
 from iterit.utils.distributed import broadcast_object, rank
 
-__all__ = ["LossEMA", "ScorePool", "ScoredPass", "SelectionPlanner", "floats"]
+__all__ = ["InitialScores", "LossEMA", "ScorePool", "ScoredPass", "SelectionPlanner", "floats"]
+
+
+@dataclass(frozen=True)
+class InitialScores:
+    """Epoch 0's complexity given instead of scored: ``complexity`` (one float per sample; NaN:
+    no valid score), ``nll_prior`` (each sample's ``nll_prior`` from the same scoring, which
+    in-loop re-scoring needs to put training losses on IFD's scale) and ``source``, what the
+    complexity measures (``ifd``, ``learning-percentage``, ...; logged as epoch 0's
+    ``complexity_source``)."""
+
+    complexity: np.ndarray | Sequence[float]
+    nll_prior: np.ndarray | Sequence[float] | None = None
+    source: str = "ifd"
+
+    @classmethod
+    def of(cls, value: InitialScores | np.ndarray | Sequence[float] | None) -> InitialScores | None:
+        """``value`` as InitialScores: a plain array is IFD without ``nll_prior``."""
+        return value if value is None or isinstance(value, cls) else cls(value)
 
 
 @dataclass
@@ -71,22 +90,12 @@ def _quiet_choose(
     complexity: np.ndarray | None,
     **settings: Any,
 ) -> Any:
-    """:func:`select_samples` with the run's n-gram and candidate settings; ``settings``: the
-    strategy, pool factor and seed of this choice."""
+    """:func:`select_with_config` of ``budget`` samples; ``settings``: the strategy, pool
+    factor and seed of this choice."""
     # The planner reports a shortfall once, in its own words (the epoch repeats its picks).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortfallWarning)
-        return select_samples(
-            samples,
-            budget,
-            complexity=complexity,
-            max_complexity=config.max_complexity,
-            diversity=config.diversity,
-            decay=config.decay,
-            ngram_range=config.ngram_range,
-            variant=config.variant,
-            **settings,
-        )
+        return select_with_config(samples, config, complexity, budget=budget, **settings)
 
 
 @dataclass
@@ -120,9 +129,7 @@ class SelectionPlanner:
 
     ``static_scorer``: the scores come from a model training does not change (a separate
     scorer), so later epochs reuse the epoch-0 selection instead of re-scoring.
-    ``initial_scores`` (float64[N]) replace the epoch-0 scoring; ``initial_nll_prior`` goes with
-    them for in-loop losses; ``initial_source`` says what they measure (logged as the epoch-0
-    ``complexity_source``).
+    ``initial`` (:class:`InitialScores`, or one IFD per sample) replaces the epoch-0 scoring.
     """
 
     def __init__(
@@ -131,9 +138,7 @@ class SelectionPlanner:
         config: SelectionConfig,
         *,
         seed: int,
-        initial_scores: np.ndarray | Sequence[float] | None = None,
-        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
-        initial_source: str = "ifd",
+        initial: InitialScores | np.ndarray | Sequence[float] | None = None,
         static_scorer: bool = False,
     ) -> None:
         self.samples = list(samples)
@@ -141,9 +146,10 @@ class SelectionPlanner:
         self.seed = int(seed)
         self.budget = resolve_budget(config.budget, len(self.samples))
         self.static_scorer = bool(static_scorer)
-        self.initial_source = initial_source
-        self.initial_scores = self._per_sample("initial_scores", initial_scores)
-        self.initial_nll_prior = self._per_sample("initial_nll_prior", initial_nll_prior)
+        given = InitialScores.of(initial)
+        self.initial_source = "ifd" if given is None else given.source
+        self.initial_scores = self._per_sample("initial scores", given and given.complexity)
+        self.initial_nll_prior = self._per_sample("initial nll_prior", given and given.nll_prior)
         if config.in_loop and self.initial_scores is not None and self.initial_nll_prior is None:
             raise ConfigError(
                 "in-loop re-scoring puts the training loss on IFD's scale with each sample's "

@@ -38,6 +38,7 @@ from iterit.errors import ConfigError
 from iterit.training import compat
 from iterit.training.callback import IterITCallback
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples, sft_dataset
+from iterit.training.planner import InitialScores
 from iterit.training.scoring_adapter import IFDScoreFn
 from iterit.training.state import check_run_settings, resolve_checkpoint, run_settings
 from iterit.training.trainers import IterITTrainer, iterit_trainer_class
@@ -201,15 +202,16 @@ def seed_everything(args: Any) -> None:
 
 def _initial_scores(
     cfg: TrainConfig, samples: Sequence[Sample], scoring_model: Any = None
-) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    """Epoch-0 complexity, nll_prior (or None) and what the complexity is, from ``cfg.scores``.
+) -> InitialScores | None:
+    """Epoch-0 complexity, nll_prior (or None) and what the complexity is, from ``cfg.scores``
+    (None without a scores file).
 
     The complexity is the file's ``complexity`` column when it has one (the learning-percentage
     file of ``iterit score --metric learning-percentage``), else its ``ifd`` column.  Scores of
     another model than ``scoring_model`` (the one later epochs score with) are refused unless
     ``cfg.allow_other_model_scores``."""
     if cfg.scores is None:
-        return None, None, "ifd"
+        return None
     from iterit.artifacts.score_files import (
         check_scores_model,
         complexity_column,
@@ -236,9 +238,9 @@ def _initial_scores(
         turns=cfg.turns if ifd else None,
     )
     if column == "ifd":
-        return scores["ifd"], scores.get("nll_prior"), "ifd"
+        return InitialScores(scores["ifd"], scores.get("nll_prior"), "ifd")
     # A complexity that is not IFD has no nll_prior to put in-loop losses on its scale.
-    return scores[column], None, complexity_kind(cols)
+    return InitialScores(scores[column], None, complexity_kind(cols))
 
 
 def _score_fn(cfg: TrainConfig, tokenizer: Any, scorer: LoadedModel | None) -> IFDScoreFn:
@@ -267,9 +269,7 @@ def build_trainer(
     args: Any = None,
     scorer: LoadedModel | None = None,
     score_fn: Any = None,
-    initial_scores: np.ndarray | None = None,
-    initial_nll_prior: np.ndarray | None = None,
-    initial_source: str = "ifd",
+    initial_scores: InitialScores | np.ndarray | None = None,
     callbacks: Sequence[Any] = (),
 ) -> tuple[Any, IterITCallback]:
     """An :class:`IterITTrainer` (or ``IterITSFTTrainer``) for the given model and samples.
@@ -286,7 +286,7 @@ def build_trainer(
     if score_fn is None and selection.needs_scores:
         score_fn = _score_fn(cfg, tokenizer, scorer)
     seed_everything(args)  # the adapter the trainer builds takes its initial weights from it
-    encode = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
+    scoring = cfg.scoring
     common: dict[str, Any] = {
         "model": model,
         "args": args,
@@ -296,18 +296,15 @@ def build_trainer(
         "selection_config": selection,
         "score_fn": score_fn,
         "initial_scores": initial_scores,
-        "initial_nll_prior": initial_nll_prior,
-        "initial_source": initial_source,
-        "batch_tokens": cfg.batch_tokens,
+        "scoring_config": scoring,
         "peft_config": _peft_config(cfg),
-        **encode,
     }
     if cfg.trainer == "trl":
         trainer_class = iterit_trainer_class(compat.sft_classes()[0])
-        trainer = trainer_class(train_dataset=sft_dataset(samples, tokenizer, **encode), **common)
+        trainer = trainer_class(train_dataset=sft_dataset(samples, tokenizer, scoring), **common)
     else:
         trainer = IterITTrainer(
-            train_dataset=TokenizedSamples(samples, tokenizer, **encode),
+            train_dataset=TokenizedSamples(samples, tokenizer, scoring),
             data_collator=ResponseOnlyCollator(tokenizer.pad_token_id),
             **common,
         )
@@ -433,9 +430,7 @@ def _train(
     resume = resolve_checkpoint(out, cfg.resume_from_checkpoint)
     if resume is not None:
         check_run_settings(resume, settings)
-    initial, initial_prior, initial_source = _initial_scores(
-        cfg, samples, model if scorer is None else scorer.model
-    )
+    initial = _initial_scores(cfg, samples, model if scorer is None else scorer.model)
 
     trainer, callback = build_trainer(
         cfg,
@@ -445,8 +440,6 @@ def _train(
         args=args,
         scorer=scorer,
         initial_scores=initial,
-        initial_nll_prior=initial_prior,
-        initial_source=initial_source,
         callbacks=callbacks,
     )
     callback.run_settings = settings

@@ -77,38 +77,29 @@ def _config_class() -> type:
     return cls
 
 
-def __getattr__(name: str) -> Any:
-    if name == "IterITSFTConfig":
-        return _config_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = compat.trl_classes(__name__, IterITSFTConfig=_config_class)
 
 
-def iterit_settings(args: Any) -> tuple[SelectionConfig, dict[str, Any]]:
-    """The selection config and the scoring options (``template`` (None: from the data),
-    ``ifd_variant``, ``turns``, ``batch_tokens``) of training arguments: an
-    ``IterITSFTConfig``'s fields, IterIT's defaults for any other arguments."""
+#: The ``iterit_*`` fields that are :class:`SelectionConfig` settings (the rest are scoring's).
+_SELECTION_FIELDS = frozenset(f.name for f in dataclasses.fields(SelectionConfig))
 
-    def get(name: str, default: Any) -> Any:
-        return getattr(args, f"iterit_{name}", default)
 
-    selection = SelectionConfig(
-        budget=get("budget", SelectionConfig.budget),
-        pool_factor=get("pool_factor", SelectionConfig.pool_factor),
-        decay=get("decay", SelectionConfig.decay),
-        diversity=get("diversity", SelectionConfig.diversity),
-        strategy=get("strategy", SelectionConfig.strategy),
-        iterate=get("iterate", SelectionConfig.iterate),
-        rescore=get("rescore", SelectionConfig.rescore),
-        loss_ema=get("loss_ema", SelectionConfig.loss_ema),
-        seed=get("seed", None),
-    )
-    scoring = {
-        "template": get("template", None),
-        "ifd_variant": get("ifd_variant", ScoringConfig.ifd_variant),
-        "turns": get("turns", ScoringConfig.turns),
-        "batch_tokens": get("batch_tokens", ScoringConfig.batch_tokens),
+def iterit_settings(
+    args: Any, template: str, max_length: int
+) -> tuple[SelectionConfig, ScoringConfig]:
+    """The selection and scoring settings of training arguments: an ``IterITSFTConfig``'s
+    ``iterit_*`` fields, IterIT's defaults for any other arguments; ``template``: the data's
+    (:func:`dataset_samples`), unless ``iterit_template`` names one; ``max_length``: the
+    arguments' own (``SFTConfig.max_length``)."""
+    given = {
+        name.removeprefix("iterit_"): getattr(args, name)
+        for name, _, _ in ITERIT_FIELDS
+        if hasattr(args, name)
     }
-    return selection, scoring
+    scoring = {k: v for k, v in given.items() if k not in _SELECTION_FIELDS}
+    scoring["template"] = scoring.get("template") or template
+    selection = SelectionConfig(**{k: v for k, v in given.items() if k in _SELECTION_FIELDS})
+    return selection, ScoringConfig(**scoring, max_length=max_length)
 
 
 def _is_conversational(value: Any) -> bool:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from iterit.config import ScoringConfig, SelectionConfig, resolve_budget
+from iterit.config import SCORING_SETTINGS, ScoringConfig, SelectionConfig, resolve_budget
 from iterit.data.sample import Sample, as_sample
 from iterit.errors import ConfigError, InvalidInputError
 from iterit.scoring.gguf import as_float_model
@@ -52,6 +52,7 @@ from iterit.training.datasets import (
     sft_dataset,
 )
 from iterit.training.lora import apply_lora, require_peft
+from iterit.training.planner import InitialScores
 from iterit.training.sampler import IterITSampler
 from iterit.training.scoring_adapter import IFDScoreFn, ScoreFn
 from iterit.utils.optional import requires_extra
@@ -74,7 +75,10 @@ class IterITTrainerMixin:
 
     Keyword arguments, besides the trainer's own: ``samples`` (every sample, in the order of
     the ``train_dataset`` rows or of its ``iterit_index`` column), ``selection_config`` (a
-    :class:`iterit.config.SelectionConfig`) and the options of :meth:`setup_iterit`.
+    :class:`iterit.config.SelectionConfig`), ``scoring_config`` (a
+    :class:`iterit.config.ScoringConfig`: template, max length, turns, IFD variant, batch
+    budget, progress; or any of its fields by name, ``max_length=1024``, on top of it) and the
+    options of :meth:`setup_iterit`.
 
     Without ``samples``, a TRL trainer takes ``train_dataset`` as ``trl.SFTTrainer`` does
     (conversational, prompt-completion or Alpaca columns; :func:`dropin`): the samples, the
@@ -93,63 +97,47 @@ class IterITTrainerMixin:
         samples: Sequence[Sample | dict] | None = None,
         selection_config: SelectionConfig | None = None,
         score_fn: ScoreFn | None = None,
-        initial_scores: np.ndarray | Sequence[float] | None = None,
-        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
-        initial_source: str = "ifd",
+        initial_scores: InitialScores | np.ndarray | Sequence[float] | None = None,
         scoring_tokenizer: Any = None,
-        template: Any = "alpaca",
-        max_length: int = 1024,
-        batch_tokens: int | None = None,
-        progress: bool = True,
+        scoring_config: ScoringConfig | None = None,
         log_path: str | os.PathLike[str] | None = None,
         peft_config: Any = None,
-        turns: str = ScoringConfig.turns,
         **kwargs: Any,
     ) -> None:
+        settings = {name: kwargs.pop(name) for name in SCORING_SETTINGS if name in kwargs}
+        scoring = ScoringConfig.of(scoring_config, **settings)
         args, kwargs = _prepare_model(type(self), args, kwargs, peft_config)
         if samples is None:
             if not compat.is_sft_trainer(type(self)):
                 raise ConfigError("an IterIT trainer needs the samples it selects from (samples=)")
-            _default_sft_args(type(self), args, kwargs, max_length)
-            samples, selection_config, options = dropin(args, kwargs)
-            template, max_length = options["template"], options["max_length"]
-            batch_tokens, turns = options["batch_tokens"], options["turns"]
-        _default_sft_args(type(self), args, kwargs, max_length)
+            _default_sft_args(type(self), args, kwargs, scoring.max_length)
+            samples, selection_config, scoring = dropin(args, kwargs, settings)
+        _default_sft_args(type(self), args, kwargs, scoring.max_length)
         super().__init__(*args, **kwargs)
         self.setup_iterit(
             samples,
             selection_config,
+            scoring,
             score_fn=score_fn,
             initial_scores=initial_scores,
-            initial_nll_prior=initial_nll_prior,
-            initial_source=initial_source,
             tokenizer=scoring_tokenizer,
-            template=template,
-            max_length=max_length,
-            batch_tokens=batch_tokens,
-            progress=progress,
             log_path=log_path,
-            turns=turns,
         )
 
     def setup_iterit(
         self,
         samples: Sequence[Sample | dict],
         config: SelectionConfig | None = None,
+        scoring: ScoringConfig | None = None,
         *,
         score_fn: ScoreFn | None = None,
-        initial_scores: np.ndarray | Sequence[float] | None = None,
-        initial_nll_prior: np.ndarray | Sequence[float] | None = None,
-        initial_source: str = "ifd",
+        initial_scores: InitialScores | np.ndarray | Sequence[float] | None = None,
         tokenizer: Any = None,
-        template: Any = "alpaca",
-        max_length: int = 1024,
-        batch_tokens: int | None = None,
-        progress: bool = True,
         log_path: str | os.PathLike[str] | None = None,
-        turns: str = ScoringConfig.turns,
+        **settings: Any,
     ) -> IterITCallback:
-        """Build the sampler and the callback for ``samples`` (see :func:`attach`)."""
+        """Build the sampler and the callback for ``samples`` (see :func:`attach`);
+        ``scoring`` and ``settings`` (its fields by name, on top of it) say how IFD scores."""
         config = config or SelectionConfig()
         _check_trainer(self)
         items = [as_sample(s, i) for i, s in enumerate(samples)]
@@ -164,14 +152,7 @@ class IterITTrainerMixin:
                     "IFD scoring needs the tokenizer: pass it, or give the trainer a "
                     "processing_class"
                 )
-            scoring = ScoringConfig(
-                template=template,
-                max_length=max_length,
-                batch_tokens=batch_tokens,
-                progress=progress,
-                turns=turns,
-            )
-            score_fn = IFDScoreFn(tokenizer, scoring=scoring)
+            score_fn = IFDScoreFn(tokenizer, scoring=ScoringConfig.of(scoring, **settings))
         if config.in_loop:
             _index_rows(self)
         callback = IterITCallback(
@@ -180,8 +161,6 @@ class IterITTrainerMixin:
             config,
             score_fn=score_fn,
             initial_scores=initial_scores,
-            initial_nll_prior=initial_nll_prior,
-            initial_source=initial_source,
             log_path=log_path,
         )
         self.iterit_sampler = sampler
@@ -267,12 +246,13 @@ def _default_sft_args(
 
 
 def dropin(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[list[Sample], SelectionConfig, dict[str, Any]]:
+    args: tuple[Any, ...], kwargs: dict[str, Any], settings: dict[str, Any] | None = None
+) -> tuple[list[Sample], SelectionConfig, ScoringConfig]:
     """A TRL trainer's ``train_dataset`` (as ``trl.SFTTrainer`` takes it) read as IterIT
     samples; it is replaced in ``kwargs`` by their tokenised rows (:func:`sft_dataset`, every
     assistant turn or the completion trained, exactly as scored).  Returns the samples, the
-    selection config and the scoring options from the training arguments."""
+    selection and scoring settings from the training arguments (``settings``: scoring fields
+    given to the trainer by name, on top of them)."""
     from iterit.training.sft_config import dataset_samples, iterit_settings
 
     train_args = args[1] if len(args) > 1 else kwargs.get("args")
@@ -287,20 +267,14 @@ def dropin(
         raise ConfigError(
             "IterIT scores and trains padded rows, one per sample: set padding_free=False"
         )
-    selection, options = iterit_settings(train_args)
     samples, template = dataset_samples(dataset)
-    options["template"] = options["template"] or template
-    options["max_length"] = int(getattr(train_args, "max_length", None) or 1024)
+    max_length = getattr(train_args, "max_length", None) or ScoringConfig.max_length
+    selection, scoring = iterit_settings(train_args, template, max_length)
+    scoring = ScoringConfig.of(scoring, **(settings or {}))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs["train_dataset"] = sft_dataset(
-        samples,
-        tokenizer,
-        template=options["template"],
-        max_length=options["max_length"],
-        turns=options["turns"],
-    )
-    return samples, selection, options
+    kwargs["train_dataset"] = sft_dataset(samples, tokenizer, scoring)
+    return samples, selection, scoring
 
 
 def _check_trainer(trainer: Any) -> None:
@@ -355,10 +329,7 @@ def _sft_trainer_class() -> type:
     return cls
 
 
-def __getattr__(name: str) -> Any:
-    if name == "IterITSFTTrainer":
-        return _sft_trainer_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = compat.trl_classes(__name__, IterITSFTTrainer=_sft_trainer_class)
 
 
 def iterit_trainer_class(trainer_class: type) -> type:
@@ -384,9 +355,11 @@ def attach(
     **options: Any,
 ) -> IterITCallback:
     """Add IterIT to an already built ``transformers.Trainer`` (or subclass: ``trl.SFTTrainer``).
-    ``options`` are those of :meth:`IterITTrainerMixin.setup_iterit` (``score_fn``,
-    ``initial_scores``, ``initial_nll_prior``, ``initial_source``, ``tokenizer``, ``template``,
-    ``max_length``, ``batch_tokens``, ``progress``, ``log_path``).
+    ``options`` are those of :meth:`IterITTrainerMixin.setup_iterit` (``scoring``,
+    ``score_fn``, ``initial_scores`` (an :class:`~iterit.training.planner.InitialScores`, or
+    one IFD per sample),
+    ``tokenizer``, ``log_path``, and any :class:`~iterit.config.ScoringConfig` field by name:
+    ``template``, ``max_length``, ...).
 
     The instance becomes the matching IterIT trainer class (:func:`iterit_trainer_class`) and
     gets an :class:`IterITSampler` of M samples per epoch and an :class:`IterITCallback`,
@@ -398,8 +371,7 @@ def attach(
     With ``config.rescore == "in-loop"`` the trainer also records each trained sample's loss
     from its training forward pass (:mod:`iterit.training.inloop`): the dataset must be
     :class:`TokenizedSamples` or have an ``iterit_index`` column (:func:`sft_dataset`);
-    ``initial_nll_prior`` goes with ``initial_scores`` (the epoch-0 ``nll_prior`` of every
-    sample).
+    initial scores then need their ``nll_prior`` (:class:`InitialScores`).
     """
     cls = iterit_trainer_class(type(trainer))
     callback = cls.setup_iterit(trainer, samples, config, **options)

@@ -358,8 +358,7 @@ def _run_arm(
     cb = _eval_callback(cfg, eval_sets, tok, out / COMPARE_EVAL_ROWS)
     result = train(cfg, samples=samples, model=model, tokenizer=tok, callbacks=[cb])
     wall = time.perf_counter() - t0
-    encode = {"template": cfg.template, "max_length": cfg.max_length, "turns": cfg.turns}
-    lengths = [len(r["input_ids"]) for r in encode_samples(samples, tok, **encode)]
+    lengths = [len(r["input_ids"]) for r in encode_samples(samples, tok, cfg.scoring)]
     records = result.callback.records
     train_tokens = sum(lengths[i] for r in records.values() for i in r.picks)
     timings = result.summary.epochs

@@ -20,7 +20,7 @@ from iterit.artifacts.score_files import (
     sample_keys,
     write_table,
 )
-from iterit.config import SCORE_METRICS, ScoringConfig, TrainConfig
+from iterit.config import SCORE_METRICS, LPTraining, ScoringConfig
 from iterit.data.sample import Sample
 from iterit.errors import InvalidInputError, IteritError
 from iterit.scoring.api import score_samples
@@ -34,18 +34,6 @@ __all__ = ["METRICS", "LPTraining", "ScoreOutcome", "learning_percentage", "scor
 METRICS = SCORE_METRICS
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class LPTraining:
-    """How the learning percentage trains its small model (the defaults are
-    :class:`~iterit.config.TrainConfig`'s)."""
-
-    epochs: int = TrainConfig.epochs
-    learning_rate: float = TrainConfig.learning_rate
-    batch_size: int = TrainConfig.batch_size
-    micro_batch_size: int = TrainConfig.micro_batch_size
-    seed: int = TrainConfig.seed
 
 
 @dataclass
@@ -95,15 +83,8 @@ def learning_percentage(
             samples,
             loaded.model,
             loaded.tokenizer,
-            epochs=train.epochs,
-            template=cfg.template,
-            max_length=cfg.max_length,
-            batch_tokens=cfg.batch_tokens,
-            learning_rate=train.learning_rate,
-            batch_size=train.batch_size,
-            micro_batch_size=train.micro_batch_size,
-            seed=train.seed,
-            progress=cfg.progress,
+            scoring=cfg,
+            training=train,
             training_args=extra,
         )
     except ValueError as e:

@@ -27,7 +27,7 @@ from iterit.data import LoadedData
 from iterit.data.candidates import IFD_MAX
 from iterit.data.files import output_file_type
 from iterit.errors import ConfigError, DataError
-from iterit.selection.strategies import SampleSelection, response_words, select_samples
+from iterit.selection.strategies import SampleSelection, response_words, select_with_config
 from iterit.utils.atomic import refuse_same_file
 
 __all__ = [
@@ -249,39 +249,34 @@ def _inputs_meta(loaded: LoadedData, out: Path) -> dict[str, Any]:
     }
 
 
+#: The selection settings ``OUT.meta.json`` records, in its order.
+META_SETTINGS = ("strategy", "diversity", "decay", "pool_factor", "seed")
+
+
 def select_dataset(
     loaded: LoadedData,
     out: Path,
+    selection: SelectionConfig,
     *,
-    budget: int | float,
-    strategy: str = SelectionConfig.strategy,
     complexity_kind: str = "ifd",
     scores: dict[str, np.ndarray] | None = None,
-    diversity: str = SelectionConfig.diversity,
-    decay: float = SelectionConfig.decay,
-    pool_factor: float | None = SelectionConfig.pool_factor,
-    seed: int = 0,
     overwrite: bool = False,
     meta: dict[str, Any] | None = None,
 ) -> DatasetSelection:
-    """Select from ``loaded`` and write ``out`` plus its two sidecars (``OUT.scores.jsonl``,
-    ``OUT.meta.json``).  ``scores``: IFD and the other scorer columns of every record (needed
-    when ``complexity_kind`` is ``ifd`` and the strategy uses it); ``meta``: extra entries for
+    """Select from ``loaded`` as ``selection`` says (its seed: the random baseline's, ``None``
+    for 0) and write ``out`` plus its two sidecars (``OUT.scores.jsonl``, ``OUT.meta.json``).
+    ``scores``: IFD and the other scorer columns of every record (needed when
+    ``complexity_kind`` is ``ifd`` and the strategy uses it); ``meta``: extra entries for
     ``OUT.meta.json``."""
     t0 = time.perf_counter()
     refuse_same_file(out, [loaded.path])  # even with overwrite: it would destroy the input
     complexity, max_complexity = complexity_values(loaded, complexity_kind, scores)
-    settings = {
-        "strategy": strategy,
-        "diversity": diversity,
-        "decay": decay,
-        "pool_factor": pool_factor,
-        "seed": seed,
-    }
+    settings = {name: getattr(selection, name) for name in META_SETTINGS}
+    settings["seed"] = settings["seed"] or 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shortfall is in the result and the metadata
-        selection = select_samples(
-            loaded.samples, budget, complexity=complexity, max_complexity=max_complexity, **settings
+        picked = select_with_config(
+            loaded.samples, selection, complexity, max_complexity=max_complexity
         )
     t_select = time.perf_counter() - t0
     scores = scores or {}
@@ -289,20 +284,20 @@ def select_dataset(
     meta_all: dict[str, Any] = {
         **_inputs_meta(loaded, out),
         # The settings, "complexity" second (after "strategy", whose place the merge keeps).
-        "strategy": strategy,
+        "strategy": settings["strategy"],
         "complexity": complexity_kind if complexity is not None else "none",
         **settings,
-        **_counts(selection, empty, scores.get("ifd")),
+        **_counts(picked, empty, scores.get("ifd")),
         **(meta or {}),
         "select_seconds": round(t_select, 4),
     }
     rows = _record_rows(
-        selection,
-        _score_columns(selection, complexity, scores),
+        picked,
+        _score_columns(picked, complexity, scores),
         response_words(loaded.samples),
         empty,
     )
-    return _write_selection(loaded, out, selection, rows, meta_all, overwrite=overwrite)
+    return _write_selection(loaded, out, picked, rows, meta_all, overwrite=overwrite)
 
 
 def _write_selection(
@@ -339,24 +334,19 @@ def _write_selection(
 def score_and_select(
     loaded: LoadedData,
     out: Path,
+    selection: SelectionConfig,
     *,
-    budget: int | float,
-    strategy: str,
     complexity_kind: str,
     scores_file: Path | None = None,
     model: str | None = None,
     scoring: ScoringConfig | None = None,
-    diversity: str = SelectionConfig.diversity,
-    decay: float = SelectionConfig.decay,
-    pool_factor: float | None = SelectionConfig.pool_factor,
-    seed: int = 0,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
     meta: dict[str, Any] | None = None,
     allow_other_model_scores: bool = False,
 ) -> DatasetSelection:
-    """What ``iterit select`` does after loading: IFD when ``strategy`` and ``complexity_kind``
-    need it (read from ``scores_file``, else scored with ``model``, by default
+    """What ``iterit select`` does after loading: IFD when ``selection``'s strategy and
+    ``complexity_kind`` need it (read from ``scores_file``, else scored with ``model``, by default
     :func:`iterit.scoring.embedded_model.default_model`, as ``scoring`` says), then
     :func:`select_dataset` with the other arguments.  Without IFD, ``complexity_kind`` ``ifd``
     becomes ``none``.  With both ``scores_file`` and ``model``, the file must hold ``model``'s
@@ -367,7 +357,7 @@ def score_and_select(
     scores = None
     model_used = None
     provenance: dict[str, Any] = {}
-    if needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file):
+    if needs_ifd(selection.strategy, complexity_kind, model=model, scores_file=scores_file):
         if scores_file is None:
             from iterit.scoring.api import score_samples
             from iterit.scoring.embedded_model import default_model
@@ -393,14 +383,9 @@ def score_and_select(
     result = select_dataset(
         loaded,
         out,
-        budget=budget,
-        strategy=strategy,
+        selection,
         complexity_kind=complexity_kind,
         scores=scores,
-        diversity=diversity,
-        decay=decay,
-        pool_factor=pool_factor,
-        seed=seed,
         overwrite=overwrite,
         meta=meta_all,
     )

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from iterit.config import SelectionConfig
 from iterit.data import load
 from iterit.errors import DataError
 from iterit.report import build_report, read_selection_log, top_ngrams
@@ -80,7 +81,7 @@ def test_selection_report(tmp_path):
     loaded = load(EXAMPLE)
     ifd = np.random.default_rng(2).uniform(0.2, 1.3, len(loaded))
     out = tmp_path / "sel.jsonl"
-    done = select_dataset(loaded, out, budget=10, scores={"ifd": ifd})
+    done = select_dataset(loaded, out, SelectionConfig(budget=10), scores={"ifd": ifd})
     for source in (out, tmp_path / "sel.jsonl.meta.json", tmp_path / "sel.jsonl.scores.jsonl"):
         rep = build_report(source)
         assert rep.source == str(out)

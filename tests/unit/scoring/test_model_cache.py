@@ -16,6 +16,14 @@ from iterit.errors import ModelError
 from iterit.scoring import model_cache as mc
 
 
+@pytest.fixture
+def calls(monkeypatch) -> list[Path]:
+    """The model files converted, with the conversion replaced by :func:`fake_convert`'s."""
+    seen: list[Path] = []
+    monkeypatch.setattr(mc, "_convert", fake_convert(seen))
+    return seen
+
+
 def fake_convert(calls: list[Path]):
     def convert(gguf: Path, dest: Path) -> None:
         calls.append(gguf)
@@ -31,9 +39,7 @@ def test_the_fingerprint_is_the_content_sha256(tmp_path):
     assert mc.file_fingerprint(f) == hashlib.sha256(b"abc" * 1000).hexdigest()[:32]
 
 
-def test_converted_once_then_read_from_the_cache(tmp_path, monkeypatch):
-    calls: list[Path] = []
-    monkeypatch.setattr(mc, "_convert", fake_convert(calls))
+def test_converted_once_then_read_from_the_cache(tmp_path, calls):
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"weights-1")
     first = mc.cached_gguf(gguf, tmp_path / "cache")
@@ -63,9 +69,7 @@ def test_a_failed_conversion_leaves_no_entry(tmp_path, monkeypatch):
     assert (mc.cached_gguf(gguf, tmp_path / "cache") / "model.safetensors").exists()
 
 
-def test_an_entry_without_its_marker_is_made_again(tmp_path, monkeypatch):
-    calls: list[Path] = []
-    monkeypatch.setattr(mc, "_convert", fake_convert(calls))
+def test_an_entry_without_its_marker_is_made_again(tmp_path, calls):
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"w")
     entry = mc.cached_gguf(gguf, tmp_path / "cache")

@@ -227,4 +227,4 @@ def test_train_refuses_a_scores_file_of_another_variant(samples, tmp_path):
     with pytest.raises(ScoresFileError, match="variant"):
         _initial_scores(TrainConfig(scores=str(path)), samples)
     ok = _initial_scores(TrainConfig(scores=str(path), ifd_variant="loss-ratio"), samples)
-    assert ok[0][0] == 0.5
+    assert ok.complexity[0] == 0.5 and ok.source == "ifd"

@@ -11,6 +11,7 @@ pytest.importorskip("transformers")
 
 import transformers
 
+from iterit.config import LPTraining, ScoringConfig
 from iterit.scoring.signals import lp_complexity
 from iterit.training.learning_percentage import lp_columns, score_learning_percentage
 from tests.helpers.tiny_llama import tiny_model, tiny_tokenizer
@@ -32,17 +33,17 @@ TRAIN = {
 }
 
 
-def _score(items, tok, **kw):
-    """score_learning_percentage of ``items`` with a fresh tiny model on the CPU (``kw``: the
-    epochs, batch sizes and anything else)."""
+def _score(items, tok, callbacks=(), **training):
+    """score_learning_percentage of ``items`` with a fresh tiny model on the CPU
+    (``training``: the epochs, batch sizes and seed)."""
     return score_learning_percentage(
         items,
         tiny_model(tok, seed=3),
         tok,
-        max_length=MAX_LEN,
-        learning_rate=1e-2,
+        scoring=ScoringConfig(max_length=MAX_LEN, progress=False),
+        training=LPTraining(learning_rate=1e-2, **training),
         training_args=TRAIN,
-        **kw,
+        callbacks=callbacks,
     )
 
 
@@ -106,4 +107,6 @@ def test_unscorable_samples_get_nan_and_one_epoch_uses_the_proxy(data):
     assert np.isnan(res.ppl[:, 6]).all() and np.isnan(res.complexity[6])
     np.testing.assert_allclose(res.complexity[:6], lp_complexity(res.lp_proxy[:6]))
     with pytest.raises(ValueError, match="proxy"):
-        score_learning_percentage(items, tiny_model(tok), tok, epochs=1, signal="lp")
+        score_learning_percentage(
+            items, tiny_model(tok), tok, training=LPTraining(epochs=1), signal="lp"
+        )

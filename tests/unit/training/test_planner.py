@@ -15,7 +15,7 @@ from iterit.data.sample import Sample
 from iterit.errors import ConfigError, ShortfallWarning
 from iterit.scoring.signals import ifd_equivalent
 from iterit.selection.overlap import jaccard
-from iterit.training.planner import ScoredPass, SelectionPlanner
+from iterit.training.planner import InitialScores, ScoredPass, SelectionPlanner
 
 N = 40
 
@@ -131,10 +131,21 @@ def test_in_loop_needs_nll_prior_with_initial_scores():
             samples(),
             SelectionConfig(budget=5, rescore="in-loop"),
             seed=0,
-            initial_scores=np.full(N, 0.5),
+            initial=np.full(N, 0.5),
         )
     with pytest.raises(ConfigError, match="shape"):
-        SelectionPlanner(samples(), SelectionConfig(budget=5), seed=0, initial_scores=[0.5])
+        SelectionPlanner(samples(), SelectionConfig(budget=5), seed=0, initial=[0.5])
+    with pytest.raises(ConfigError, match="nll_prior has shape"):
+        given = InitialScores(np.full(N, 0.5), nll_prior=np.ones(N - 1))
+        SelectionPlanner(
+            samples(), SelectionConfig(budget=5, rescore="in-loop"), seed=0, initial=given
+        )
+    # with its nll_prior, in-loop re-scoring takes the given scores
+    given = InitialScores(np.full(N, 0.5), nll_prior=np.ones(N))
+    planner = SelectionPlanner(
+        samples(), SelectionConfig(budget=5, rescore="in-loop"), seed=0, initial=given
+    )
+    assert planner.initial_nll_prior.tolist() == [1.0] * N
 
 
 def test_initial_scores_replace_epoch0_scoring_and_shortfall_warns():
@@ -144,8 +155,7 @@ def test_initial_scores_replace_epoch0_scoring_and_shortfall_warns():
         samples(),
         SelectionConfig(budget=4, iterate=False),
         seed=0,
-        initial_scores=scores,
-        initial_source="learning-percentage",
+        initial=InitialScores(scores, source="learning-percentage"),
     )
     with pytest.warns(ShortfallWarning, match="only 2 valid"):
         r0 = planner.plan(0, None)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from iterit.artifacts.selection_files import read_selection_meta, read_selection_rows
+from iterit.config import SelectionConfig
 from iterit.data import load
 from iterit.errors import ConfigError, DataError, IteritError, OutputExistsError
 from iterit.selection.strategies import select_samples
@@ -39,7 +40,9 @@ def test_select_dataset_writes_the_picks_and_sidecars(tmp_path):
     loaded = load(EXAMPLE)
     ifd = np.random.default_rng(0).uniform(0.2, 1.2, len(loaded))
     out = tmp_path / "sel.jsonl"
-    done = select_dataset(loaded, out, budget=8, scores={"ifd": ifd}, meta={"model": "m"})
+    done = select_dataset(
+        loaded, out, SelectionConfig(budget=8), scores={"ifd": ifd}, meta={"model": "m"}
+    )
     want = select_samples(loaded.samples, 8, complexity=ifd, max_complexity=1.0)
     assert done.selection.indices.tolist() == want.indices.tolist()
     written = [json.loads(line) for line in out.read_text().splitlines()]
@@ -58,7 +61,7 @@ def test_select_dataset_refuses_an_existing_output_and_leaves_nothing(tmp_path):
     out = tmp_path / "sel.jsonl"
     out.write_text("precious\n")
     with pytest.raises(OutputExistsError):
-        select_dataset(loaded, out, budget=3, complexity_kind="none")
+        select_dataset(loaded, out, SelectionConfig(budget=3), complexity_kind="none")
     assert out.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sel.jsonl"]
 
@@ -79,5 +82,5 @@ def test_column_complexity_errors_are_data_errors(tmp_path):
 def test_library_errors_name_no_flags(tmp_path):
     loaded = load(EXAMPLE)
     with pytest.raises(IteritError) as e:
-        select_dataset(loaded, tmp_path / "o.jsonl", budget=3, strategy="best")
+        select_dataset(loaded, tmp_path / "o.jsonl", SelectionConfig(budget=3, strategy="best"))
     assert "--" not in str(e.value)
