@@ -182,6 +182,7 @@ def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str |
         feather.write_feather(pa.table({"text": column}), corpus, compression="uncompressed")
         text_gib = column.nbytes / 2**30
         del column
+        pa.default_memory_pool().release_unused()  # the workers need the memory, not this one
         np.save(corpus.with_suffix(".complexity.npy"), np.random.default_rng(seed).uniform(0, 1, n))
         print(
             f"synthetic corpus: {n} responses, ~{words} words, {text_gib:.2f} GiB of Arrow text"
