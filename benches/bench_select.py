@@ -168,26 +168,34 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
     print(json.dumps(report))
 
 
-def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str | None) -> None:
+def make_corpus(n: int, seed: int, corpus: Path) -> None:
+    """Writes the synthetic corpus and its complexities (in a process of its own, so that the
+    memory the generator used is not held while the contenders run); prints one JSON line."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.feather as feather
 
     from synthetic_corpus import synthetic_arrow
 
+    t_gen, column = timed(synthetic_arrow, n, seed=seed)
+    words = int(pc.sum(pc.count_substring(column, " ")).as_py() or 0) + n
+    feather.write_feather(pa.table({"text": column}), corpus, compression="uncompressed")
+    np.save(corpus.with_suffix(".complexity.npy"), np.random.default_rng(seed).uniform(0, 1, n))
+    print(json.dumps({"seconds": t_gen, "words": words, "text_gib": column.nbytes / 2**30}))
+
+
+def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_select_") as tmp:
         corpus = Path(tmp) / f"synthetic_{n}.arrow"
-        t_gen, column = timed(synthetic_arrow, n, seed=seed)
-        words = int(pc.sum(pc.count_substring(column, " ")).as_py() or 0) + n
-        feather.write_feather(pa.table({"text": column}), corpus, compression="uncompressed")
-        text_gib = column.nbytes / 2**30
-        del column
-        pa.default_memory_pool().release_unused()  # the workers need the memory, not this one
-        np.save(corpus.with_suffix(".complexity.npy"), np.random.default_rng(seed).uniform(0, 1, n))
+        cmd = [sys.executable, __file__, "--make-corpus", "--n", str(n), "--seed", str(seed)]
+        made = subprocess.run(
+            [*cmd, "--corpus", str(corpus)], capture_output=True, text=True, check=True
+        )
+        info = json.loads(made.stdout.strip().splitlines()[-1])
         print(
-            f"synthetic corpus: {n} responses, ~{words} words, {text_gib:.2f} GiB of Arrow text"
-            f" (generated in {t_gen:.1f} s); budget {budget}; {os.cpu_count()} cores;"
-            f" python {platform.python_version()}"
+            f"synthetic corpus: {n} responses, ~{info['words']} words,"
+            f" {info['text_gib']:.2f} GiB of Arrow text (generated in {info['seconds']:.1f} s);"
+            f" budget {budget}; {os.cpu_count()} cores; python {platform.python_version()}"
         )
         runs = [("arrow", baseline)] if baseline else []
         runs.append(("arrow", None))
@@ -252,13 +260,16 @@ def main() -> None:
     parser.add_argument("--baseline", help="with --n, PYTHONPATH of another checkout to compare")
     parser.add_argument("--worker", choices=["arrow", "list"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--make-corpus", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--tiny", action="store_true", help="400 responses, one run: checks that it still runs"
     )
     args = parser.parse_args()
-    if args.worker:
+    if args.make_corpus:
+        make_corpus(args.n, args.seed, args.corpus)
+    elif args.worker:
         run_worker(args.corpus, args.worker, args.budget, args.out)
     elif args.tiny:
         if args.data.is_file():
