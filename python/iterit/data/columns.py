@@ -85,6 +85,29 @@ class ColumnarData:
         blank = pc.match_substring_regex(self.response, f"^[{_python_space()}]*$")
         return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
 
+    @property
+    def samples(self) -> ColumnarData:
+        """What the selection strategies take in place of a list of samples: these columns."""
+        return self
+
+    def response_chars(self) -> np.ndarray:
+        """``len(response)`` (code points) of every record, as float64."""
+        lengths = _compute().utf8_length(self.response)
+        return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    def write(
+        self,
+        indices: np.ndarray,
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        file_type: str | None = None,
+    ) -> Path:
+        """:func:`write_picked`, as :meth:`iterit.data.LoadedData.write` is called."""
+        if file_type is not None and file_type != output_file_type(Path(out), self.file_type):
+            raise DataError(f"cannot write {file_type} here", path=Path(out))
+        return write_picked(self, indices, out, overwrite=overwrite)
+
     def response_words(self) -> np.ndarray:
         """``len(response.split())`` of every record."""
         pc = _compute()
