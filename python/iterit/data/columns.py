@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import mmap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class ColumnarData:
     #: JSON Lines: record ``i`` is the line of bytes ``starts[i]:ends[i]``; ``None`` for parquet.
     starts: np.ndarray | None = None
     ends: np.ndarray | None = None
+    _words: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.n_records
@@ -80,10 +81,8 @@ class ColumnarData:
 
     @property
     def empty(self) -> np.ndarray:
-        """Records whose response is empty or whitespace, as ``str.strip`` sees it."""
-        pc = _compute()
-        blank = pc.match_substring_regex(self.response, f"^[{_python_space()}]*$")
-        return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+        """Records whose response is empty or whitespace, as ``str.strip`` sees it: no word."""
+        return self.response_words() == 0
 
     @property
     def samples(self) -> ColumnarData:
@@ -109,10 +108,14 @@ class ColumnarData:
         return write_picked(self, indices, out, overwrite=overwrite)
 
     def response_words(self) -> np.ndarray:
-        """``len(response.split())`` of every record."""
-        pc = _compute()
-        words = pc.count_substring_regex(self.response, f"[^{_python_space()}]+")
-        return np.asarray(words.to_numpy(zero_copy_only=False), dtype=np.int64)
+        """``len(response.split())`` of every record (counted once: the strategies, the
+        sidecar and the summary all ask; callers get a read-only array)."""
+        if self._words is None:
+            pc = _compute()
+            words = pc.count_substring_regex(self.response, f"[^{_python_space()}]+")
+            self._words = np.asarray(words.to_numpy(zero_copy_only=False), dtype=np.int64)
+            self._words.flags.writeable = False
+        return self._words
 
 
 def _compute() -> Any:
