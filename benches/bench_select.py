@@ -20,7 +20,8 @@ uncompressed Arrow file, and each contender runs in a fresh process (so that eac
 its own): iterit.select on the memory-mapped Arrow column, and on the same texts as a Python
 list of str (what callers had to pass before). Each prints its per-phase times (from the
 progress callback) and its peak RSS, texts included; the picks must be identical. --baseline
-PYTHONPATH runs the list contender once more with another checkout (e.g. the main branch).
+PYTHONPATH runs the Arrow contender once more with another checkout (e.g. the main branch), first,
+so that both builds meet the same machine load as nearly as can be.
 """
 
 from __future__ import annotations
@@ -58,7 +59,16 @@ def timed(fn, *args, **kwargs):
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+    """This process's peak RSS. Linux: VmHWM, which starts afresh at exec; ru_maxrss would also
+    carry the peak of the parent that forked it (here the corpus generator)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # KiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB; macOS: B
 
 
 def read_responses(path: Path, limit: int | None = None) -> list[str]:
@@ -122,6 +132,7 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
     texts = column.to_pylist() if mode == "list" else column
     complexity = np.load(corpus.with_suffix(".complexity.npy"))
     phases: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # peak RSS so far at the end of each phase
     clock = {"phase": None, "since": time.perf_counter()}
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -129,6 +140,7 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
             now = time.perf_counter()
             if clock["phase"] is not None:
                 phases[clock["phase"]] = now - clock["since"]
+                peaks[clock["phase"]] = peak_rss_gib()
             clock.update(phase=phase, since=now)
 
     kwargs = (
@@ -140,12 +152,14 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
     total = time.perf_counter() - start
     if clock["phase"] is not None:
         phases[clock["phase"]] = time.perf_counter() - clock["since"]
+        peaks[clock["phase"]] = peak_rss_gib()
     np.save(out, sel.indices)
     report = {
         "mode": mode,
         "iterit": str(Path(iterit.__file__).parent),
         "seconds": total,
         "phases": phases,
+        "peaks": peaks,
         "peak_rss_gib": peak_rss_gib(),
         "rss_before_gib": rss_before,
         "picks": len(sel),
@@ -154,31 +168,39 @@ def run_worker(corpus: Path, mode: str, budget: int, out: Path) -> None:
     print(json.dumps(report))
 
 
-def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str | None) -> None:
+def make_corpus(n: int, seed: int, corpus: Path) -> None:
+    """Writes the synthetic corpus and its complexities (in a process of its own, so that the
+    memory the generator used is not held while the contenders run); prints one JSON line."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.feather as feather
 
     from synthetic_corpus import synthetic_arrow
 
+    t_gen, column = timed(synthetic_arrow, n, seed=seed)
+    words = int(pc.sum(pc.count_substring(column, " ")).as_py() or 0) + n
+    feather.write_feather(pa.table({"text": column}), corpus, compression="uncompressed")
+    np.save(corpus.with_suffix(".complexity.npy"), np.random.default_rng(seed).uniform(0, 1, n))
+    print(json.dumps({"seconds": t_gen, "words": words, "text_gib": column.nbytes / 2**30}))
+
+
+def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_select_") as tmp:
         corpus = Path(tmp) / f"synthetic_{n}.arrow"
-        t_gen, column = timed(synthetic_arrow, n, seed=seed)
-        words = int(pc.sum(pc.count_substring(column, " ")).as_py() or 0) + n
-        feather.write_feather(pa.table({"text": column}), corpus, compression="uncompressed")
-        text_gib = column.nbytes / 2**30
-        del column
-        np.save(corpus.with_suffix(".complexity.npy"), np.random.default_rng(seed).uniform(0, 1, n))
-        print(
-            f"synthetic corpus: {n} responses, ~{words} words, {text_gib:.2f} GiB of Arrow text"
-            f" (generated in {t_gen:.1f} s); budget {budget}; {os.cpu_count()} cores;"
-            f" python {platform.python_version()}"
+        cmd = [sys.executable, __file__, "--make-corpus", "--n", str(n), "--seed", str(seed)]
+        made = subprocess.run(
+            [*cmd, "--corpus", str(corpus)], capture_output=True, text=True, check=True
         )
-        runs = [("arrow", None)]
+        info = json.loads(made.stdout.strip().splitlines()[-1])
+        print(
+            f"synthetic corpus: {n} responses, ~{info['words']} words,"
+            f" {info['text_gib']:.2f} GiB of Arrow text (generated in {info['seconds']:.1f} s);"
+            f" budget {budget}; {os.cpu_count()} cores; python {platform.python_version()}"
+        )
+        runs = [("arrow", baseline)] if baseline else []
+        runs.append(("arrow", None))
         if with_list:
             runs.append(("list", None))
-        if baseline:
-            runs.append(("list", baseline))
         results = []
         for mode, pythonpath in runs:
             env = dict(os.environ)
@@ -194,13 +216,21 @@ def bench_scale(n: int, budget: int, seed: int, with_list: bool, baseline: str |
             report = json.loads(done.stdout.strip().splitlines()[-1])
             report["indices"] = np.load(out)
             results.append(report)
-        print(f"{'input':30s} {'total s':>8s} {'peak RSS GiB':>13s}  phases (s)")
+        header = f"{'input':30s} {'total s':>8s} {'peak RSS GiB':>13s}"
+        print(f"{header}  phases (s; peak RSS GiB so far)")
         for r in results:
-            phases = ", ".join(f"{p} {t:.1f}" for p, t in r["phases"].items()) or "-"
+            peaks = r.get("peaks", {})
+            phases = ", ".join(
+                f"{p} {t:.1f}" + (f" (peak {peaks[p]:.2f})" if p in peaks else "")
+                for p, t in r["phases"].items()
+            )
+            phases = phases or "-"
             where = (
                 r["mode"] if r["iterit"].startswith(str(ROOT)) else f"{r['mode']} ({r['iterit']})"
             )
             print(f"{where:30s} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f}  {phases}")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average after the runs (1, 5, 15 min): {load}")
         first = results[0]["indices"] if results else None
         same = all(np.array_equal(first, r["indices"]) for r in results)
         n_picks = 0 if first is None else len(first)
@@ -230,13 +260,16 @@ def main() -> None:
     parser.add_argument("--baseline", help="with --n, PYTHONPATH of another checkout to compare")
     parser.add_argument("--worker", choices=["arrow", "list"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--make-corpus", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--tiny", action="store_true", help="400 responses, one run: checks that it still runs"
     )
     args = parser.parse_args()
-    if args.worker:
+    if args.make_corpus:
+        make_corpus(args.n, args.seed, args.corpus)
+    elif args.worker:
         run_worker(args.corpus, args.worker, args.budget, args.out)
     elif args.tiny:
         if args.data.is_file():

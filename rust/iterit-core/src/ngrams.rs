@@ -4,8 +4,10 @@
 //! `n > 1` is interned as the pair (id of its (n-1)-gram prefix, id of its last token): no
 //! string is built per occurrence, and the vocabulary is exact (no hashing collisions). Each
 //! chunk's texts are lowercased and tokenised, their n-grams interned ([`crate::intern`]) and
-//! turned into rows of (column, count); only the rows and the distinct n-grams outlive the
-//! chunk. Columns are numbered by n-gram length, then by first occurrence in text order.
+//! turned into rows of (column, count); only the rows and the distinct n-grams (a key and an
+//! id each) outlive the chunk. Columns are numbered by n-gram length, then by first occurrence
+//! in text order. Document frequencies are counted from the finished rows, where each column
+//! appears at most once per row (docs/design.md, "Scale").
 
 use hashbrown::HashMap;
 use rayon::prelude::*;
@@ -19,7 +21,7 @@ use crate::tfidf::{NgramNames, TfidfOptions, MAX_NGRAM};
 /// Texts per chunk: bounds the memory of the per-occurrence arrays of a chunk. The tests use
 /// tiny chunks, so that small inputs cross chunk boundaries.
 #[cfg(not(test))]
-const CHUNK_TEXTS: usize = 1 << 15;
+const CHUNK_TEXTS: usize = 1 << 14;
 #[cfg(test)]
 const CHUNK_TEXTS: usize = 7;
 /// Texts per parallel task when rows are built.
@@ -76,15 +78,6 @@ impl Ragged {
     }
 }
 
-fn doc_numbers(offsets: &[usize], first_doc: usize) -> Vec<u32> {
-    let mut docs = vec![0u32; offsets[offsets.len() - 1]];
-    split_by_offsets(&mut docs, offsets)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(d, out)| out.fill((first_doc + d) as u32));
-    docs
-}
-
 /// Splits `data` into consecutive mutable pieces `offsets[d]..offsets[d + 1]`.
 pub(crate) fn split_by_offsets<'a, T>(
     mut data: &'a mut [T],
@@ -107,15 +100,8 @@ struct Vocabulary {
 }
 
 impl Vocabulary {
-    /// Ids of the n-grams of every length up to `max_n`, `levels[n - 1]`, of `texts` (the
-    /// chunk that starts at text `first_doc`).
-    fn chunk(
-        &mut self,
-        texts: &[&str],
-        first_doc: usize,
-        analyzer: &Analyzer,
-        max_n: usize,
-    ) -> Result<Vec<Ragged>> {
+    /// Ids of the n-grams of every length up to `max_n`, `levels[n - 1]`, of `texts`.
+    fn chunk(&mut self, texts: &[&str], analyzer: &Analyzer, max_n: usize) -> Result<Vec<Ragged>> {
         let lowered: Vec<_> = texts.par_iter().map(|t| analyzer.lowered(t)).collect();
         let per_doc: Vec<Vec<&str>> = lowered
             .par_iter()
@@ -129,15 +115,13 @@ impl Vocabulary {
         let ids = {
             let flat: Vec<&str> = per_doc.concat();
             drop(per_doc);
-            self.tokens
-                .intern(&flat, &doc_numbers(&offsets, first_doc))?
+            self.tokens.intern(&flat)?
         };
         drop(lowered);
         let mut levels = vec![Ragged { offsets, ids }];
         for n in 2..=max_n {
             let next = next_level(&levels[0], &levels[n - 2], n);
-            let docs = next.docs(first_doc);
-            let ids = self.pairs[n - 2].intern(&next.ids_as_keys, &docs)?;
+            let ids = self.pairs[n - 2].intern(&next.ids_as_keys)?;
             levels.push(Ragged {
                 offsets: next.offsets,
                 ids,
@@ -151,12 +135,6 @@ impl Vocabulary {
 struct NextLevel {
     offsets: Vec<usize>,
     ids_as_keys: Vec<u64>,
-}
-
-impl NextLevel {
-    fn docs(&self, first_doc: usize) -> Vec<u32> {
-        doc_numbers(&self.offsets, first_doc)
-    }
 }
 
 /// Keys of the n-grams of length `n`, given the ids of length `n - 1` and the tokens: an
@@ -313,7 +291,7 @@ pub fn count_ngrams(
     report(progress, Phase::Ngrams, 0, n_docs)?;
     for first in (0..n_docs).step_by(CHUNK_TEXTS) {
         let end = (first + CHUNK_TEXTS).min(n_docs);
-        let levels = vocabulary.chunk(&texts[first..end], first, analyzer, max_n)?;
+        let levels = vocabulary.chunk(&texts[first..end], analyzer, max_n)?;
         rows.append(&levels[min_n - 1..]);
         if first == 0 && end < n_docs {
             // Size the row arrays from the first chunk (plus a tenth), so that they do not
@@ -325,6 +303,17 @@ pub fn count_ngrams(
     }
 
     assemble(vocabulary, rows, n_docs, opts)
+}
+
+/// The number of rows holding each column: its entries, since a row holds a column at most
+/// once. Counted in parallel into shared counters (a sum, so the order does not matter).
+fn document_frequency(columns: &[u32], n_cols: usize) -> Vec<u32> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let df: Vec<AtomicU32> = (0..n_cols).map(|_| AtomicU32::new(0)).collect();
+    columns.par_iter().for_each(|&c| {
+        df[c as usize].fetch_add(1, Ordering::Relaxed);
+    });
+    df.into_iter().map(AtomicU32::into_inner).collect()
 }
 
 /// The counts matrix from the rows and the vocabulary of every chunk: ids become columns
@@ -342,8 +331,9 @@ fn assemble(
         .into_iter()
         .map(|p| p.finish(opts.keep_vocabulary))
         .collect();
-    let mut sizes = vec![tokens.df.len()];
-    sizes.extend(pairs.iter().map(|p| p.df.len()));
+    crate::memory::give_back_freed();
+    let mut sizes = vec![tokens.len];
+    sizes.extend(pairs.iter().map(|p| p.len));
     let mut column_starts = Vec::with_capacity(max_n - min_n + 1);
     let mut n_cols = 0usize;
     for size in &sizes[min_n - 1..] {
@@ -357,13 +347,7 @@ fn assemble(
         )));
     }
     rows.number_columns(&column_starts);
-    let mut document_frequency = Vec::with_capacity(n_cols);
-    if min_n == 1 {
-        document_frequency.extend_from_slice(&tokens.df);
-    }
-    for p in &pairs[(min_n.max(2) - 2)..] {
-        document_frequency.extend_from_slice(&p.df);
-    }
+    let document_frequency = document_frequency(&rows.ids, n_cols);
     let names = opts.keep_vocabulary.then(|| NgramNames {
         tokens: tokens
             .keys

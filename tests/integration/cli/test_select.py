@@ -261,6 +261,11 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path, monkeypatch):
         return Interrupting(got) if indices is not None else got
 
     monkeypatch.setattr(LoadedData, "records", records)
+    # The same interruption where the Arrow column path (iterit.data.columns) parses its picks.
+    from iterit.data import columns
+
+    picked_lines = columns._picked_lines
+    monkeypatch.setattr(columns, "_picked_lines", lambda *a: Interrupting(picked_lines(*a)))
     out = tmp_path / "o.jsonl"
     result = CliRunner().invoke(
         main, ["select", str(EXAMPLE), "--complexity", "none", "--budget", "5", "--out", str(out)]

@@ -1,36 +1,24 @@
 use super::*;
 use proptest::prelude::*;
 
-/// Ids by first occurrence and document frequencies, the obvious way.
-fn sequential<K: Copy + Eq + Hash>(keys: &[K], docs: &[u32]) -> (Vec<u32>, Vec<K>, Vec<u32>) {
+/// Ids by first occurrence, the obvious way.
+fn sequential<K: Copy + Eq + Hash>(keys: &[K]) -> (Vec<u32>, Vec<K>) {
     let mut map = std::collections::HashMap::new();
     let mut distinct = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut df = Vec::new();
     let ids = keys
         .iter()
-        .zip(docs)
-        .map(|(&k, &d)| {
-            let id = *map.entry(k).or_insert_with(|| {
+        .map(|&k| {
+            *map.entry(k).or_insert_with(|| {
                 distinct.push(k);
-                df.push(0);
                 distinct.len() as u32 - 1
-            });
-            if seen.insert((id, d)) {
-                df[id as usize] += 1;
-            }
-            id
+            })
         })
         .collect();
-    (ids, distinct, df)
+    (ids, distinct)
 }
 
 /// The interner fed `keys` in chunks cut at `cuts`.
-fn chunked<K: InternKey>(
-    keys: &[K],
-    docs: &[u32],
-    cuts: &[usize],
-) -> (Vec<u32>, Interned<K::Owned>) {
+fn chunked<K: InternKey>(keys: &[K], cuts: &[usize]) -> (Vec<u32>, Interned<K::Owned>) {
     let mut interner = Interner::new();
     let mut ids = Vec::new();
     let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(keys.len())).collect();
@@ -38,45 +26,33 @@ fn chunked<K: InternKey>(
     bounds.insert(0, 0);
     bounds.push(keys.len());
     for w in bounds.windows(2) {
-        ids.extend(
-            interner
-                .intern(&keys[w[0]..w[1]], &docs[w[0]..w[1]])
-                .unwrap(),
-        );
+        ids.extend(interner.intern(&keys[w[0]..w[1]]).unwrap());
     }
     (ids, interner.finish(true))
-}
-
-fn docs_of(n: usize, per_doc: usize) -> Vec<u32> {
-    (0..n).map(|i| (i / per_doc.max(1)) as u32).collect()
 }
 
 proptest! {
     #[test]
     fn equals_sequential_first_occurrence(
         keys in prop::collection::vec(0u64..50, 0..400),
-        per_doc in 1usize..7,
         cuts in prop::collection::vec(0usize..400, 0..4),
     ) {
-        let docs = docs_of(keys.len(), per_doc);
-        let (ids, interned) = chunked(&keys, &docs, &cuts);
-        let (want_ids, want_keys, want_df) = sequential(&keys, &docs);
+        let (ids, interned) = chunked(&keys, &cuts);
+        let (want_ids, want_keys) = sequential(&keys);
         prop_assert_eq!(ids, want_ids);
+        prop_assert_eq!(interned.len, want_keys.len());
         let got: Vec<u64> = interned.keys.unwrap().into_iter().map(join).collect();
         prop_assert_eq!(got, want_keys);
-        prop_assert_eq!(interned.df, want_df);
     }
 
     #[test]
     fn strings_too(keys in prop::collection::vec("[a-c]{0,3}", 0..200), cuts in prop::collection::vec(0usize..200, 0..3)) {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let docs = docs_of(refs.len(), 3);
-        let (ids, interned) = chunked(&refs, &docs, &cuts);
-        let (want_ids, want_keys, want_df) = sequential(&refs, &docs);
+        let (ids, interned) = chunked(&refs, &cuts);
+        let (want_ids, want_keys) = sequential(&refs);
         prop_assert_eq!(ids, want_ids);
         let got: Vec<&str> = interned.keys.as_ref().unwrap().iter().map(|k| &**k).collect();
         prop_assert_eq!(got, want_keys);
-        prop_assert_eq!(interned.df, want_df);
     }
 }
 
@@ -85,13 +61,12 @@ fn many_distinct_numbers_across_chunks() {
     let keys: Vec<u64> = (0..300_000u64)
         .map(|i| (i * 2_654_435_761) % 40_009)
         .collect();
-    let docs = docs_of(keys.len(), 50);
-    let (ids, interned) = chunked(&keys, &docs, &[70_000, 200_000]);
-    let (want_ids, want_keys, want_df) = sequential(&keys, &docs);
+    let (ids, interned) = chunked(&keys, &[70_000, 200_000]);
+    let (want_ids, want_keys) = sequential(&keys);
     let first_bad = ids.iter().zip(&want_ids).position(|(a, b)| a != b);
     assert!(first_bad.is_none(), "first different id at {first_bad:?}");
     let got: Vec<u64> = interned.keys.unwrap().into_iter().map(join).collect();
-    assert_eq!((got, interned.df), (want_keys, want_df));
+    assert_eq!(got, want_keys);
 }
 
 #[test]
@@ -100,12 +75,10 @@ fn many_distinct_strings_across_chunks() {
         .map(|i| format!("w{}", (i * 2_654_435_761) % 40_009))
         .collect();
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    let docs = docs_of(refs.len(), 50);
-    let (ids, interned) = chunked(&refs, &docs, &[70_000, 200_000]);
-    let (want_ids, want_keys, want_df) = sequential(&refs, &docs);
+    let (ids, interned) = chunked(&refs, &[70_000, 200_000]);
+    let (want_ids, want_keys) = sequential(&refs);
     let first_bad = ids.iter().zip(&want_ids).position(|(a, b)| a != b);
     assert!(first_bad.is_none(), "first different id at {first_bad:?}");
-    assert_eq!(interned.df, want_df);
     let got: Vec<&str> = interned
         .keys
         .as_ref()
@@ -121,18 +94,17 @@ fn independent_of_threads() {
     let keys: Vec<u64> = (0..300_000u64)
         .map(|i| (i * 2_654_435_761) % 7_919)
         .collect();
-    let docs = docs_of(keys.len(), 5);
     let cuts = [100_000, 250_000];
     let run = |t| {
         crate::with_threads(Some(t), || {
-            let (ids, i) = chunked(&keys, &docs, &cuts);
+            let (ids, i) = chunked(&keys, &cuts);
             let keys: Option<Vec<u64>> = i.keys.map(|k| k.into_iter().map(join).collect());
-            (ids, keys, i.df)
+            (ids, keys)
         })
         .unwrap()
     };
     let one = run(1);
     assert_eq!(one, run(4));
-    let (ids, distinct, df) = sequential(&keys, &docs);
-    assert_eq!(one, (ids, Some(distinct), df));
+    let (ids, distinct) = sequential(&keys);
+    assert_eq!(one, (ids, Some(distinct)));
 }
