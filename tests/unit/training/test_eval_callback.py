@@ -94,60 +94,19 @@ def test_on_epoch_end_restores_the_training_mode(fake_nll):
     assert len(cb.rows) == 2  # no model: nothing to evaluate
 
 
-# '# <role> : <content> </s> !' per message ('!': a separator after the end-of-turn token).
-CHAT = (
-    "{% set names = {'user': 'instruction', 'assistant': 'response'} %}"
-    "{% for m in messages %}# {{ names[m['role']] }} : {{ m['content'] }} </s> ! {% endfor %}"
-    "{% if add_generation_prompt %}# response : {% endif %}"
-)
-
-
-def by_hand(model, tok, sample: Sample, turns: str) -> float:
-    """The mean NLL of the trained assistant tokens of a conversation, ids from the template's
-    layout: every turn in one sequence (``all``), or the last turn after the rest as its
-    prompt, with the start token first (``last``, the single-turn reading)."""
-    import torch
-
-    def words(s: str) -> list[int]:
-        return tok(s, add_special_tokens=False)["input_ids"]
-
-    names = {"user": "instruction", "assistant": "response"}
-    msgs = [*sample.messages, ("assistant", sample.response)]
-    ids, scored = ([] if turns == "all" else [tok.bos_token_id]), []
-    for k, (role, content) in enumerate(msgs):
-        ids += words(f"# {names[role]} :")
-        last = k == len(msgs) - 1
-        if role == "assistant" and (turns == "all" or last):
-            scored += range(len(ids), len(ids) + len(words(content)) + 1)
-        ids += [*words(content), tok.eos_token_id, *([] if last else words("!"))]
-    with torch.no_grad():
-        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
-    return float(np.mean([-logp[t - 1, ids[t]] for t in scored]))
-
-
 @pytest.mark.parametrize("turns", ["all", "last"])
 def test_conversations_are_evaluated_on_the_runs_turns(turns):
     """A conversation's evaluation NLL covers the assistant turns the run trains (``turns``),
     as computed by hand; the two choices differ."""
-    import random
+    from tests.helpers.conversations import chat_tokenizer, conversations, nll_by_hand
+    from tests.helpers.word_llama import make_model
 
-    from tests.helpers.word_llama import WORDS, make_model, make_tokenizer
-
-    tok = make_tokenizer()
-    tok.chat_template = CHAT
-    rng = random.Random(2)
-
-    def text() -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 6)))
-
-    convs = [
-        Sample("", text(), messages=(("user", text()), ("assistant", text()), ("user", text())))
-        for _ in range(3)
-    ]
+    tok = chat_tokenizer()
+    convs = [s for s in conversations(6, seed=2) if s.n_turns > 1]
     model = make_model(len(tok)).eval()
     cb = EvalCallback({"chat": convs}, tok, template="chat", max_length=200, turns=turns)
     (row,) = cb.evaluate(model, epoch=1)
-    want = [by_hand(model, tok, s, turns) for s in convs]
+    want = [nll_by_hand(model, tok, s, turns) for s in convs]
     np.testing.assert_allclose(row["record_nll"], want, rtol=1e-5)
     other = "last" if turns == "all" else "all"
-    assert not np.allclose(want, [by_hand(model, tok, s, other) for s in convs])
+    assert not np.allclose(want, [nll_by_hand(model, tok, s, other) for s in convs])
