@@ -54,7 +54,9 @@ def messages_rows(samples: list[Sample]) -> list[dict]:
 def assistant_tokens_by_hand(tok, sample: Sample, turns: str = "all") -> tuple[list[int], list]:
     """The ids and the trained positions of a conversation from :data:`CHAT`'s layout: every
     assistant turn in one sequence (``all``), or the last turn after the rest as its prompt,
-    with the start token first (``last``, the single-turn reading)."""
+    with the start token first (``last``, the single-turn reading, which a conversation with
+    one assistant turn keeps under either choice: docs/ifd.md, "Conversations")."""
+    turns = "last" if sample.n_turns == 1 else turns
 
     def words(s: str) -> list[int]:
         return tok(s, add_special_tokens=False)["input_ids"]
