@@ -15,19 +15,19 @@ from pathlib import Path
 
 from iterit.data import load
 from iterit.scoring import IFDScorer, default_model, load_model
+from iterit.scoring.encoding import conversation_tokens
 from iterit.training.datasets import encode_samples
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharegpt_mini.json"
 
 
 def assistant_tokens(samples, tok) -> int:
-    """Every assistant turn's tokens with its end-of-sequence token: what could be trained."""
+    """Every assistant turn's tokens as the chat template renders them, up to and including its
+    end-of-turn token, before any truncation: what could be trained."""
     total = 0
     for s in samples:
-        for m in s.conversation():
-            if m["role"] == "assistant":
-                text = m["content"] + tok.eos_token
-                total += len(tok(text, add_special_tokens=False)["input_ids"])
+        _, spans = conversation_tokens(tok, s)
+        total += sum(b - a for a, b in spans)
     return total
 
 
@@ -42,6 +42,11 @@ def main() -> None:
     if a.tiny:
         a.data, a.n, a.timed, a.max_length = EXAMPLE, 4, 4, 256
     samples = load(a.data).samples[: a.n]
+    turns_per = [s.n_turns for s in samples]
+    print(
+        f"{len(samples)} records of {a.data.name}: {sum(turns_per) / len(samples):.2f} assistant "
+        f"turns per record (max {max(turns_per)}), max_length {a.max_length}"
+    )
     loaded = load_model(default_model(), dtype="float32")
     tok = loaded.tokenizer
     total = assistant_tokens(samples, tok)
@@ -54,6 +59,7 @@ def main() -> None:
         scorer = IFDScorer(
             loaded.model, tok, template="chat", max_length=a.max_length, turns=turns, progress=False
         )
+        scorer.score(samples[:1])  # warm-up: the first forward pays one-off costs
         t0 = time.perf_counter()
         got = scorer.score(samples[: a.timed])
         per_record[turns] = (time.perf_counter() - t0) / a.timed
