@@ -32,6 +32,7 @@ from iterit.artifacts.selection_files import (
 )
 from iterit.errors import DataError
 from iterit.report.sources import find_run_data, find_run_log, read_selection_log
+from iterit.report.turns import assistant_turns, data_turns, turn_row
 from iterit.selection.overlap import jaccard
 from iterit.selection.reference import ngrams
 from iterit.selection.strategies import response_words
@@ -251,6 +252,7 @@ def selection_report(path: Path, *, top: int = 20) -> Report:
     rep.summary = [
         ("data", str(meta.get("data"))),
         *selection_rows(meta, ifd, words, picks),
+        *turn_row(data_turns(meta), {"selected": picks}),
         *settings_rows(meta),
     ]
     if ifd is not None:
@@ -412,6 +414,8 @@ def run_report(
     words = response_words(data.samples) if data is not None else None
     if words is not None:
         rep.lengths["all"] = words[words > 0]
+        epochs = {f"epoch {r.epoch}": p for r, p in zip(recs, picks, strict=True)}
+        rep.summary += turn_row(assistant_turns(data.samples), epochs)
     _epoch_table(rep, recs, picks, words, mat)
     k = len(recs)
     if k >= 2:

@@ -12,6 +12,7 @@ import numpy as np
 
 from iterit.artifacts.names import selection_run_file, selection_sidecars
 from iterit.report.model import Report, selection_rows, settings_rows
+from iterit.report.turns import assistant_turns, turn_row
 from iterit.selection.strategies import response_words
 
 __all__ = ["format_table", "selection_summary", "terminal_summary"]
@@ -56,6 +57,7 @@ def selection_summary(
     words = response_words(loaded.samples)
     ifd = None if not scores else scores.get("ifd")
     rows = selection_rows(meta, ifd, words, selection.indices)
+    rows += turn_row(assistant_turns(loaded.samples), {"selected": selection.indices})
     rows += settings_rows(meta)
     t = meta.get("total_seconds")
     if t is not None:

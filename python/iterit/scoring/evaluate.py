@@ -47,8 +47,11 @@ def eval_nll(
     template: Any = ScoringConfig.template,
     max_length: int = ScoringConfig.max_length,
     batch_tokens: int | None = None,
+    turns: str = ScoringConfig.turns,
 ) -> EvalNLL:
-    """The token-weighted mean NLL of the responses of ``samples`` given their prompts.
+    """The token-weighted mean NLL of the responses of ``samples`` given their prompts;
+    ``turns``: a conversation's assistant turns evaluated, all (default) or the last (the
+    training run's choice, docs/design.md "IFD").
 
     Runs IFD's batched scorer (its prior pass is computed and not used: evaluation sets are
     small next to training, and the scorer is the one exact batched forward the project has)."""
@@ -61,6 +64,7 @@ def eval_nll(
         template=template,
         max_length=max_length,
         batch_tokens=batch_tokens,  # None: the scorer's default
+        turns=turns,
         progress=False,
     )
     scores = scorer.score(list(samples))

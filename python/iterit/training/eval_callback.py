@@ -25,7 +25,8 @@ class EvalCallback(TrainerCallback):
     """Evaluates ``eval_sets`` (name -> samples) at the end of every epoch; ``rows`` holds one
     dict per epoch and set: ``epoch`` (1-based: epochs trained), ``eval``, ``nll``,
     ``n_tokens``, ``n_samples``, ``seconds``, ``forward_tokens``, and per sample its NLL and
-    response tokens (``record_nll``, ``record_tokens``)."""
+    response tokens (``record_nll``, ``record_tokens``).  A conversation is evaluated on the
+    assistant turns the run trains (``turns``: ``all`` or ``last``, docs/design.md "IFD")."""
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class EvalCallback(TrainerCallback):
         template: Any = "alpaca",
         max_length: int = 1024,
         batch_tokens: int | None = None,
+        turns: str = "all",
         path: str | Path | None = None,
     ) -> None:
         self.eval_sets = {name: list(s) for name, s in eval_sets.items()}
@@ -43,6 +45,7 @@ class EvalCallback(TrainerCallback):
             "template": template,
             "max_length": max_length,
             "batch_tokens": batch_tokens,
+            "turns": turns,
         }
         self.path = Path(path) if path is not None else None
         self.rows: list[dict[str, Any]] = self._read()

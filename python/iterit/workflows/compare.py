@@ -334,7 +334,12 @@ def _eval_callback(
 ) -> Any:
     from iterit.training.eval_callback import EvalCallback
 
-    settings = {"template": cfg.template, "max_length": cfg.max_length, "batch_tokens": None}
+    settings = {
+        "template": cfg.template,
+        "max_length": cfg.max_length,
+        "batch_tokens": None,
+        "turns": cfg.turns,
+    }
     return EvalCallback(eval_sets, tok, **settings, path=path)
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from iterit.cli import main
 from iterit.report import build_report, write_report
-from tests.helpers.cli import EXAMPLE, fail, run
+from tests.helpers.cli import EXAMPLE, ROOT, fail, run
 from tests.helpers.report import PNG, run_dir
 
 pytest.importorskip("matplotlib")
@@ -31,6 +31,15 @@ def test_report_command_on_a_selection(tmp_path):
     # A missing output folder is created, like every other command's.
     run("report", out, "--out", tmp_path / "no" / "rep", "--quiet")
     assert (tmp_path / "no" / "rep" / "report.html").is_file()
+
+
+def test_select_and_report_show_assistant_turns_of_conversations(tmp_path):
+    data, out = ROOT / "examples" / "sharegpt_mini.json", tmp_path / "sel.jsonl"
+    chosen = run("select", data, "--complexity", "length", "--budget", "3", "--out", out).output
+    text = run("report", out, "--out", tmp_path / "rep").output
+    for printed in (chosen, text):
+        assert "assistant turns per sample: all / selected" in printed
+        assert "mean 1.38, max 2 / mean 1.67, max 2" in printed
 
 
 def test_report_command_on_a_run(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
@@ -48,7 +49,12 @@ def test_rows_per_epoch_and_set_with_the_scoring_settings(tmp_path, fake_nll):
         {"epoch": 1, "eval": "b", "nll": 3.0, "n_tokens": 20, "n_samples": 2, "seconds": 0.1235,
          "forward_tokens": 7, "record_nll": [3.0, 3.0], "record_tokens": [10, 10]},
     ]  # fmt: skip
-    assert fake_nll[0][2] == {"template": "plain", "max_length": 64, "batch_tokens": None}
+    assert fake_nll[0][2] == {
+        "template": "plain",
+        "max_length": 64,
+        "batch_tokens": None,
+        "turns": "all",
+    }
     on_disk = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert on_disk == rows
 
@@ -86,3 +92,21 @@ def test_on_epoch_end_restores_the_training_mode(fake_nll):
     assert [r["epoch"] for r in cb.rows] == [3, 3] and model.training
     cb.on_epoch_end(None, SimpleNamespace(epoch=4.0), None, model=None)
     assert len(cb.rows) == 2  # no model: nothing to evaluate
+
+
+@pytest.mark.parametrize("turns", ["all", "last"])
+def test_conversations_are_evaluated_on_the_runs_turns(turns):
+    """A conversation's evaluation NLL covers the assistant turns the run trains (``turns``),
+    as computed by hand; the two choices differ."""
+    from tests.helpers.conversations import chat_tokenizer, conversations, nll_by_hand
+    from tests.helpers.word_llama import make_model
+
+    tok = chat_tokenizer()
+    convs = [s for s in conversations(6, seed=2) if s.n_turns > 1]
+    model = make_model(len(tok)).eval()
+    cb = EvalCallback({"chat": convs}, tok, template="chat", max_length=200, turns=turns)
+    (row,) = cb.evaluate(model, epoch=1)
+    want = [nll_by_hand(model, tok, s, turns) for s in convs]
+    np.testing.assert_allclose(row["record_nll"], want, rtol=1e-5)
+    other = "last" if turns == "all" else "all"
+    assert not np.allclose(want, [nll_by_hand(model, tok, s, other) for s in convs])

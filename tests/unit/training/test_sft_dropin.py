@@ -182,3 +182,47 @@ def test_config_fields_do_not_clash_and_default_to_the_device_precision():
     assert ours and all(n.startswith("iterit_") for n in ours)
     cfg = IterITSFTConfig(output_dir="x", use_cpu=True, report_to="none")
     assert cfg.bf16 in (False, True) and cfg.iterit_turns == "all"
+
+
+@pytest.mark.parametrize(
+    ("variant", "turns"), [("superfiltering", "all"), ("loss-ratio", "last"), ("iterit", "last")]
+)
+def test_ifd_variant_and_turns_of_the_config_reach_epoch_0_scores(tmp_path, tok, variant, turns):
+    """The epoch-0 selection's scores are IFDScorer's with the config's IFD variant and turns:
+    the settings reach the scorer (different settings give different scores here)."""
+    import numpy as np
+
+    from iterit.scoring import IFDScorer
+    from iterit.training import IterITSFTConfig, IterITSFTTrainer
+
+    ds = datasets.Dataset.from_list(conversations())
+    ours = IterITSFTTrainer(
+        model=make_model(len(tok)),
+        args=args(
+            tmp_path,
+            IterITSFTConfig,
+            iterit_budget=2,
+            iterit_pool_factor=4.0,
+            iterit_ifd_variant=variant,
+            iterit_turns=turns,
+            bf16=False,  # scored as IFDScorer scores below, without autocast
+        ),
+        train_dataset=ds,
+        processing_class=tok,
+    )
+    samples = ours.iterit.samples
+    ours.state.epoch = 0.0
+    ours.iterit.on_epoch_begin(ours.args, ours.state, ours.control, model=ours.model)
+    record = ours.iterit.records[0]
+
+    def ifd(**settings):
+        scorer = IFDScorer(
+            ours.model, tok, template="chat", max_length=40, progress=False, **settings
+        )
+        return scorer.score(samples).ifd
+
+    want, default = ifd(ifd_variant=variant, turns=turns), ifd()
+    picks, pool = np.asarray(record.picks), ours.iterit.pool
+    np.testing.assert_allclose(np.asarray(record.ifd, dtype=float), want[picks], rtol=1e-6)
+    np.testing.assert_allclose(ours.iterit.pool_scores, want[pool], rtol=1e-6)
+    assert not np.allclose(want, default, equal_nan=True)
