@@ -101,11 +101,12 @@ class ColumnarData:
         *,
         overwrite: bool = False,
         file_type: str | None = None,
+        progress: bool = False,
     ) -> Path:
         """:func:`write_picked`, as :meth:`iterit.data.LoadedData.write` is called."""
         if file_type is not None and file_type != output_file_type(Path(out), self.file_type):
             raise DataError(f"cannot write {file_type} here", path=Path(out))
-        return write_picked(self, indices, out, overwrite=overwrite)
+        return write_picked(self, indices, out, overwrite=overwrite, progress=progress)
 
     def response_words(self) -> np.ndarray:
         """``len(response.split())`` of every record (counted once: the strategies, the
@@ -237,10 +238,16 @@ def _scan_lines(buffer: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_picked(
-    data: ColumnarData, indices: np.ndarray, out: str | Path, *, overwrite: bool = False
+    data: ColumnarData,
+    indices: np.ndarray,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
 ) -> Path:
     """The records at ``indices`` (in that order) written to ``out`` in ``data``'s file type,
-    or the one ``out``'s extension names (JSON Lines, JSON or parquet), atomically."""
+    or the one ``out``'s extension names (JSON Lines, JSON or parquet), atomically;
+    ``progress``: a bar while many JSON Lines records are written."""
     out = Path(out)
     idx = np.asarray(indices, dtype=np.int64)
     kind = output_file_type(out, data.file_type)
@@ -266,7 +273,7 @@ def write_picked(
             return out
     if kind not in ("jsonl", "json"):
         raise DataError(f"cannot write {kind} from a {data.file_type} file here", path=out)
-    return write_json_records(records, out, kind=kind, overwrite=overwrite)
+    return write_json_records(records, out, kind=kind, overwrite=overwrite, progress=progress)
 
 
 def _picked_lines(data: ColumnarData, idx: np.ndarray) -> list[dict[str, Any]]:

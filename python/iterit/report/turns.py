@@ -12,8 +12,14 @@ import numpy as np
 __all__ = ["assistant_turns", "data_turns", "turn_row", "turns_cell"]
 
 
-def assistant_turns(samples: Sequence[Any]) -> np.ndarray:
-    """Each sample's assistant turns (``Sample.n_turns``; 1 for a one-turn sample)."""
+def assistant_turns(samples: Sequence[Any]) -> np.ndarray | None:
+    """Each sample's assistant turns (``Sample.n_turns``; 1 for a one-turn sample); ``None``
+    for data read as columns (:class:`iterit.data.columns.ColumnarData`: one-turn formats
+    only, so there is no turns row to show)."""
+    from iterit.data.columns import ColumnarData
+
+    if isinstance(samples, ColumnarData):
+        return None
     return np.asarray([s.n_turns for s in samples], dtype=np.int64)
 
 
