@@ -7,6 +7,7 @@ from pathlib import Path
 
 from iterit.artifacts import SELECTION_LOG
 from iterit.artifacts.run_files import read_selection_log_lines
+from iterit.config import ScoringConfig
 from iterit.training.datasets import ResponseOnlyCollator, TokenizedSamples
 from tests.helpers.shared import shared_file
 from tests.helpers.tiny_llama import tiny_model
@@ -48,6 +49,8 @@ def training_args(out, **kw):
 
 
 MAX_LEN = 96
+#: How the helpers' trainers score and tokenise: one config for the dataset and the trainer.
+SCORING = ScoringConfig(max_length=MAX_LEN, progress=False)
 
 
 def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, peft_config=None, **kw):
@@ -58,14 +61,13 @@ def make_trainer(out, samples, tok, config, *, model_seed=1, score_fn=None, peft
     trainer = IterITTrainer(
         model=tiny_model(tok, model_seed),
         args=training_args(out, **kw),
-        train_dataset=TokenizedSamples(samples, tok, max_length=MAX_LEN),
+        train_dataset=TokenizedSamples(samples, tok, SCORING),
         data_collator=ResponseOnlyCollator(tok.pad_token_id),
         processing_class=tok,
         samples=samples,
         selection_config=config,
+        scoring_config=SCORING,
         score_fn=score_fn,
-        max_length=MAX_LEN,
-        progress=False,
         peft_config=peft_config,
     )
     return trainer, trainer.iterit

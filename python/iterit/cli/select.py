@@ -5,6 +5,7 @@ calls it and prints the summary table."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
@@ -109,33 +110,32 @@ def select_command(
     if strategy == "ifd" and complexity_kind == "none":
         raise click.UsageError("--strategy ifd needs a complexity (not --complexity none)")
     ifd = needs_ifd(strategy, complexity_kind, model=model, scores_file=scores_file)
-    columns = functools.partial(
-        columns_for_selection,
-        data,
-        data_format=data_format,
-        fields=fields,
-        split=split,
-        strategy=strategy,
-        complexity_kind=complexity_kind,
-        diversity=settings["diversity"],
-        ifd=ifd,
-    )
-    loaded, count = _load_checked(data, out, budget, overwrite, data_format, fields, split, columns)
-    if ifd and scores_file is not None and model is None and settings["allow_other_model_scores"]:
-        raise click.UsageError("--allow-other-model-scores needs --model (the scores' model)")
-    scoring = options.scoring_config(settings, options.score_cache(cache, no_cache))
     selection = SelectionConfig(
-        budget=count,
+        budget=budget,
         strategy=strategy,
         diversity=settings["diversity"],
         decay=settings["decay"],
         pool_factor=settings["pool_factor"],
         seed=settings["seed"],
     )
+    columns = functools.partial(
+        columns_for_selection,
+        data,
+        selection,
+        data_format=data_format,
+        fields=fields,
+        split=split,
+        complexity_kind=complexity_kind,
+        ifd=ifd,
+    )
+    loaded, count = _load_checked(data, out, budget, overwrite, data_format, fields, split, columns)
+    if ifd and scores_file is not None and model is None and settings["allow_other_model_scores"]:
+        raise click.UsageError("--allow-other-model-scores needs --model (the scores' model)")
+    scoring = options.scoring_config(settings, options.score_cache(cache, no_cache))
     result = score_and_select(
         loaded,
         out,
-        selection,
+        dataclasses.replace(selection, budget=count),
         complexity_kind=complexity_kind,
         scores_file=scores_file,
         model=model,

@@ -192,15 +192,13 @@ def _complexity_times_diversity(
     idx: np.ndarray,
     complexity: np.ndarray | None,
     m: int,
-    *,
     pool_factor: float | None,
     diversity: str,
-    decay: float,
-    ngram_range: tuple[int, int],
-    variant: str,
-    progress: Progress | None = None,
+    **greedy: Any,
 ) -> _Picks:
-    """The method: the pool by complexity, then the greedy selector on the pool's texts."""
+    """The method: the pool by complexity, then the greedy selector on the pool's texts
+    (``greedy``: :func:`iterit.selection.selector.select`'s decay, n-gram range, TF-IDF
+    variant and progress)."""
     from iterit.selection.selector import select
 
     if complexity is None or pool_factor is None:
@@ -216,11 +214,8 @@ def _complexity_times_diversity(
         texts,
         None if complexity is None else complexity[pool],
         min(m, pool.shape[0]),
-        decay=decay,
-        ngram_range=ngram_range,
-        variant=variant,
         max_complexity=None,
-        progress=progress,
+        **greedy,
     )
     picks = pool[np.asarray(sel.indices, dtype=np.int64)]
     scores = np.asarray(sel.scores, dtype=np.float64)
@@ -271,17 +266,9 @@ def select_samples(
     elif strategy == "random":
         picked = _random(idx, m, seed)
     else:
+        greedy = {"ngram_range": ngram_range, "variant": variant, "progress": progress}
         picked = _complexity_times_diversity(
-            samples,
-            idx,
-            c,
-            m,
-            pool_factor=pool_factor,
-            diversity=diversity,
-            decay=decay,
-            ngram_range=ngram_range,
-            variant=variant,
-            progress=progress,
+            samples, idx, c, m, pool_factor, diversity, decay=decay, **greedy
         )
     picks = np.asarray(picked.indices, dtype=np.int64)
     if picks.shape[0] < m:

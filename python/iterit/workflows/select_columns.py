@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from iterit.config import SelectionConfig
 from iterit.data.columns import ColumnarData, read_columns
 
 __all__ = ["columns_for_selection"]
@@ -16,16 +17,15 @@ __all__ = ["columns_for_selection"]
 
 def columns_for_selection(
     path: Path,
+    selection: SelectionConfig,
     *,
     data_format: str,
     fields: dict[str, Any] | None,
     split: str | None,
-    strategy: str,
     complexity_kind: str,
-    diversity: str,
     ifd: bool,
 ) -> ColumnarData | None:
-    """``path``'s Arrow columns when the selection can run on them, else ``None`` (load the
+    """``path``'s Arrow columns when ``selection`` can run on them, else ``None`` (load the
     records). It cannot when IFD is read or scored (per record, from the samples), when the
     complexity is a field of the records, when diversity is measured on more than the response,
     or for what :func:`~iterit.data.columns.read_columns` leaves to the record path (another
@@ -33,6 +33,6 @@ def columns_for_selection(
     reports)."""
     if ifd or split is not None or data_format != "auto" or complexity_kind.startswith("column:"):
         return None
-    if strategy == "iterit" and diversity not in ("response", "none"):
+    if selection.strategy == "iterit" and selection.diversity not in ("response", "none"):
         return None
     return read_columns(path, fields)

@@ -18,12 +18,16 @@ from tests.helpers.cli import EXAMPLE
 
 pytest.importorskip("pyarrow")
 
-ELIGIBLE = {"data_format": "auto", "fields": None, "split": None, "diversity": "response"}
+ELIGIBLE = {"data_format": "auto", "fields": None, "split": None}
+
+
+def _selection(strategy: str = "iterit", diversity: str = "response") -> SelectionConfig:
+    return SelectionConfig(budget=7, strategy=strategy, diversity=diversity)
 
 
 def _columns(path: Path, strategy: str = "iterit", kind: str = "none", **over) -> ColumnarData:
     got = columns_for_selection(
-        path, **{**ELIGIBLE, **over}, strategy=strategy, complexity_kind=kind, ifd=False
+        path, _selection(strategy), **{**ELIGIBLE, **over}, complexity_kind=kind, ifd=False
     )
     assert isinstance(got, ColumnarData)
     return got
@@ -74,9 +78,9 @@ def test_same_picks_and_files_as_the_record_path(
 
 
 def test_only_selections_that_need_no_records_use_columns(tmp_path: Path) -> None:
-    def columns(**over):
-        args = {**ELIGIBLE, "strategy": "iterit", "complexity_kind": "none", "ifd": False}
-        return columns_for_selection(EXAMPLE, **{**args, **over})
+    def columns(strategy="iterit", diversity="response", **over):
+        args = {**ELIGIBLE, "complexity_kind": "none", "ifd": False}
+        return columns_for_selection(EXAMPLE, _selection(strategy, diversity), **{**args, **over})
 
     assert isinstance(columns(), ColumnarData)
     assert columns(ifd=True) is None
@@ -88,6 +92,6 @@ def test_only_selections_that_need_no_records_use_columns(tmp_path: Path) -> Non
     gz = tmp_path / "d.jsonl.gz"
     gz.write_bytes(b"")
     assert (
-        columns_for_selection(gz, **ELIGIBLE, strategy="iterit", complexity_kind="none", ifd=False)
+        columns_for_selection(gz, _selection(), **ELIGIBLE, complexity_kind="none", ifd=False)
         is None
     )
