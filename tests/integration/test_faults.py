@@ -27,6 +27,10 @@ from tests.helpers.processes import default_sigint
 from tests.helpers.shared import ROOT
 
 SELECT = ["--complexity", "none", "--budget", "5"]
+#: How ``iterit select`` reads the data in these tests: a selection that needs only the texts
+#: reads them as Arrow columns and writes its picks by position (iterit.data.columns); a named
+#: format takes the record path (iterit.data.readers).  Both must survive the same faults.
+READERS = {"columns": [], "records": ["--format", "alpaca"]}
 
 
 def _selection_files(out: Path) -> dict[str, bytes]:
@@ -46,8 +50,11 @@ def _previous_selection(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
 
 
 def _interrupt_records(monkeypatch, fault: BaseException) -> None:
-    """Make writing the selected records fail after two of them."""
+    """Make writing the selected records fail after two of them, on either reading path."""
+    from iterit.data import columns
+
     original = LoadedData.records
+    picked_lines = columns._picked_lines
 
     class Failing(list):
         def __iter__(self):
@@ -61,6 +68,7 @@ def _interrupt_records(monkeypatch, fault: BaseException) -> None:
         return Failing(got) if indices is not None else got
 
     monkeypatch.setattr(LoadedData, "records", records)
+    monkeypatch.setattr(columns, "_picked_lines", lambda *a: Failing(picked_lines(*a)))
 
 
 # ------------------------------------------------------------------ output sets: defect 1
@@ -75,10 +83,12 @@ def _interrupt_records(monkeypatch, fault: BaseException) -> None:
     ],
     ids=["enospc", "sigint", "sigterm"],
 )
-def test_failed_overwrite_keeps_the_whole_previous_selection(tmp_path, monkeypatch, fault):
+@pytest.mark.parametrize("reader", list(READERS))
+def test_failed_overwrite_keeps_the_whole_previous_selection(tmp_path, monkeypatch, fault, reader):
     out, before = _previous_selection(tmp_path)
     _interrupt_records(monkeypatch, fault)
-    args = ["select", EXAMPLE, "--complexity", "none", "--budget", "7", "--out", out]
+    args = ["select", EXAMPLE, *READERS[reader], "--complexity", "none", "--budget", "7"]
+    args += ["--out", out]
     if isinstance(fault, OSError):
         assert "No space left" in fail(*args, "--overwrite")
     else:
@@ -91,21 +101,22 @@ def test_failed_overwrite_keeps_the_whole_previous_selection(tmp_path, monkeypat
 _SLOW_WRITER = textwrap.dedent(
     """
     import sys, time
-    from iterit.data import LoadedData
+    from iterit.data import LoadedData, columns
     from iterit.cli import main
-    original = LoadedData.records
-    def records(self, indices=None):
-        got = original(self, indices)
-        if indices is None:
-            return got
-        def slow():
-            for k, item in enumerate(got):
+    class Slow(list):
+        def __iter__(self):
+            for k, item in enumerate(list.__iter__(self)):
                 if k == 1:
                     print("WRITING", file=sys.stderr, flush=True)
                     time.sleep(30)
                 yield item
-        return slow()
+    original = LoadedData.records
+    def records(self, indices=None):
+        got = original(self, indices)
+        return got if indices is None else Slow(got)
     LoadedData.records = records
+    picked_lines = columns._picked_lines
+    columns._picked_lines = lambda *a: Slow(picked_lines(*a))
     main(sys.argv[1:])
     """
 )
@@ -135,9 +146,11 @@ def _wait_for(proc: subprocess.Popen, marker: str, timeout: float = 60.0) -> Non
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_signal_while_writing_keeps_the_previous_selection(tmp_path, sig):
+@pytest.mark.parametrize("reader", list(READERS))
+def test_signal_while_writing_keeps_the_previous_selection(tmp_path, sig, reader):
     out, before = _previous_selection(tmp_path)
-    args = ["select", EXAMPLE, "--complexity", "none", "--budget", "7", "--out", out]
+    args = ["select", EXAMPLE, *READERS[reader], "--complexity", "none", "--budget", "7"]
+    args += ["--out", out]
     proc = _start(_SLOW_WRITER, *args, "--overwrite")
     _wait_for(proc, "WRITING")
     proc.send_signal(sig)
