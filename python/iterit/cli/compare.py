@@ -17,6 +17,7 @@ from iterit.artifacts.names import (
     COMPARE_SCORES,
 )
 from iterit.cli import options
+from iterit.cli.params import choice
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
 from iterit.config import COMPARE_ARMS, DATA_FORMATS
 
@@ -46,7 +47,7 @@ __all__ = ["compare_command"]
 )
 @click.option(
     "--eval-format",
-    type=click.Choice(["auto", *DATA_FORMATS], case_sensitive=False),
+    type=choice(["auto", *DATA_FORMATS]),
     default="auto",
     show_default=True,
     help="Record format of every --eval file (auto: detected per file).",
@@ -79,7 +80,7 @@ __all__ = ["compare_command"]
 @options.schedule_options
 @click.option(
     "--save-strategy",
-    type=click.Choice(["epoch", "no"], case_sensitive=False),
+    type=choice(["epoch", "no"]),
     default="epoch",
     show_default=True,
     help="epoch: checkpoint every epoch, so an interrupted arm resumes.",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from iterit.cli.options import F, apply_options
-from iterit.cli.params import config_option
+from iterit.cli.params import choice, config_option
 from iterit.config import DTYPES, IFD_VARIANTS, TEMPLATES, TURNS, ScoringConfig
 from iterit.scoring.embedded_model import DEFAULT_HUB_MODEL
 
@@ -52,13 +52,13 @@ def model_options(func: F) -> F:
             config_option(
                 ScoringConfig,
                 "template",
-                click.Choice(list(TEMPLATES), case_sensitive=False),
+                choice(TEMPLATES),
                 help="Prompt template used for scoring.",
             ),
             config_option(
                 ScoringConfig,
                 "ifd_variant",
-                click.Choice(list(IFD_VARIANTS), case_sensitive=False),
+                choice(IFD_VARIANTS),
                 help="How IFD counts tokens: iterit (start and end tokens, ratio of "
                 "perplexities), superfiltering (as Superfiltering's scripts), loss-ratio "
                 "(iterit's tokens, ratio of mean losses); see docs/ifd.md.",
@@ -66,7 +66,7 @@ def model_options(func: F) -> F:
             config_option(
                 ScoringConfig,
                 "turns",
-                click.Choice(list(TURNS), case_sensitive=False),
+                choice(TURNS),
                 help="Which assistant turns of a conversation are scored and trained (with "
                 "--template chat): all of them, or the last one only; see docs/ifd.md.",
             ),
@@ -92,7 +92,7 @@ def model_options(func: F) -> F:
             config_option(
                 ScoringConfig,
                 "dtype",
-                click.Choice(list(DTYPES), case_sensitive=False),
+                choice(DTYPES),
                 help="Dtype the model runs in. auto: bfloat16 on CUDA and on CPUs with native "
                 "bfloat16 (AVX512-BF16, AMX, Arm BF16), float32 elsewhere. Training keeps "
                 "float32 weights under auto and mixes precision in bfloat16 where auto picks it.",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from iterit.cli.params import BUDGET, FRACTION, Budget, FiniteFloatRange, config_option
+from iterit.cli.params import BUDGET, FRACTION, Budget, FiniteFloatRange, choice, config_option
 from iterit.config import (
     DATA_FORMATS,
     DIVERSITY,
@@ -112,7 +112,7 @@ def data_options(func: F) -> F:
             click.option(
                 "--format",
                 "data_format",
-                type=click.Choice(["auto", *DATA_FORMATS], case_sensitive=False),
+                type=choice(["auto", *DATA_FORMATS]),
                 default=TrainConfig.data_format,
                 show_default=True,
                 help="Record format; auto detects it from the first record.",
@@ -140,7 +140,7 @@ def diversity_option(func: F) -> F:
     return config_option(
         SelectionConfig,
         "diversity",
-        click.Choice(list(DIVERSITY), case_sensitive=False),
+        choice(DIVERSITY),
         help="Text whose n-grams measure diversity (none: complexity alone).",
     )(func)
 
@@ -408,7 +408,7 @@ def schedule_options(func: F) -> F:
             config_option(
                 TrainConfig,
                 "lr_scheduler",
-                click.Choice(LR_SCHEDULERS, case_sensitive=False),
+                choice(LR_SCHEDULERS),
                 help="Learning-rate schedule over all epochs.",
             ),
             config_option(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["BUDGET", "FRACTION", "Budget", "FiniteFloatRange", "config_option"]
+__all__ = ["BUDGET", "FRACTION", "Budget", "FiniteFloatRange", "choice", "config_option"]
 
 
 class Budget(click.ParamType):
@@ -58,6 +58,11 @@ class FiniteFloatRange(click.FloatRange):
 
 #: A share in [0, 1): decay, dropout, warm-up ratio, EMA weight.
 FRACTION = FiniteFloatRange(min=0.0, max=1.0, max_open=True)
+
+
+def choice(values: Any) -> click.Choice:
+    """The choice type of every option with a list of names (case-insensitive)."""
+    return click.Choice(list(values), case_sensitive=False)
 
 
 def config_option(config: type, field: str, kind: Any = None, *, help: str, **kwargs: Any) -> Any:

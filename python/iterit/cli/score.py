@@ -13,6 +13,7 @@ import numpy as np
 
 from iterit.cli import options
 from iterit.cli.model_options import model_options
+from iterit.cli.params import choice
 from iterit.config import SCORE_METRICS
 
 __all__ = ["score_command"]
@@ -30,7 +31,7 @@ __all__ = ["score_command"]
 @model_options
 @click.option(
     "--metric",
-    type=click.Choice(list(SCORE_METRICS), case_sensitive=False),
+    type=choice(SCORE_METRICS),
     default=SCORE_METRICS[0],
     show_default=True,
     help="ifd: instruction-following difficulty with --model as is. learning-percentage: "

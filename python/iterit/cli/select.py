@@ -18,6 +18,7 @@ import click
 from iterit.artifacts.names import selection_sidecars
 from iterit.cli import options
 from iterit.cli.model_options import model_options
+from iterit.cli.params import choice
 from iterit.config import STRATEGIES, SelectionConfig, resolve_budget
 from iterit.data import LoadedData, output_file_type
 from iterit.errors import ConfigError
@@ -51,7 +52,7 @@ def _complexity_kind(value: str) -> str:
 @options.selection_options
 @click.option(
     "--strategy",
-    type=click.Choice(list(STRATEGIES), case_sensitive=False),
+    type=choice(STRATEGIES),
     default=SelectionConfig.strategy,
     show_default=True,
     help="iterit: complexity pool, then complexity x diversity; ifd: top IFD only; longest: "

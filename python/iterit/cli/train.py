@@ -15,7 +15,7 @@ import click
 from iterit.artifacts.epoch_records import RunSummary
 from iterit.artifacts.names import SELECTION_LOG, SELECTION_SUMMARY
 from iterit.cli import options
-from iterit.cli.params import FRACTION, config_option
+from iterit.cli.params import FRACTION, choice, config_option
 from iterit.cli.train_config import missing_training, run_inputs_options, train_config
 from iterit.config import (
     RESCORE,
@@ -45,7 +45,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 @config_option(
     SelectionConfig,
     "strategy",
-    click.Choice(STRATEGIES, case_sensitive=False),
+    choice(STRATEGIES),
     help="iterit: re-score the pool each epoch, select complex and diverse samples; ifd: the "
     "same by IFD alone (= --diversity none); random / longest: static baselines, no scoring.",
 )
@@ -69,7 +69,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 @config_option(
     SelectionConfig,
     "rescore",
-    click.Choice(RESCORE, case_sensitive=False),
+    choice(RESCORE),
     help="How epochs after the first get their complexity. ifd: re-score the pool with the "
     "model being trained; in-loop: no re-scoring, each trained sample's training loss "
     "(smoothed across epochs) on IFD's scale, exp(loss_ema - nll_prior); pool samples not "
@@ -96,7 +96,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 @click.option(
     "--trainer",
     "trainer_kind",
-    type=click.Choice(TRAINERS, case_sensitive=False),
+    type=choice(TRAINERS),
     default=TrainConfig.trainer,
     show_default=True,
     help="transformers.Trainer or trl.SFTTrainer (both: response-only loss).",
@@ -104,7 +104,7 @@ def _resume_value(value: str | None) -> str | bool | None:
 @config_option(
     TrainConfig,
     "save_strategy",
-    click.Choice(SAVE_STRATEGIES, case_sensitive=False),
+    choice(SAVE_STRATEGIES),
     help="When checkpoints are written: every epoch, every --save-steps steps, or never.",
 )
 @click.option("--save-steps", type=click.IntRange(min=1), default=None)

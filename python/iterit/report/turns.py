@@ -49,7 +49,8 @@ def data_turns(meta: Mapping[str, Any]) -> np.ndarray | None:
     from iterit.data import load
 
     data = meta.get("data")
-    if not data or not Path(data).exists():
+    # Alpaca records are one turn each: no turns row, so the data file need not be read again.
+    if not data or meta.get("format") == "alpaca" or not Path(data).exists():
         return None
     try:
         loaded = load(data, format=meta.get("format", "auto"), fields=meta.get("fields"))
