@@ -111,6 +111,9 @@ fn unsafe_as_uninit<T>(slice: &mut [T]) -> &mut [std::mem::MaybeUninit<T>] {
     unsafe { &mut *(slice as *mut [T] as *mut [std::mem::MaybeUninit<T>]) }
 }
 
+/// How many keys ahead a bucket pass prefetches table slots, and entries.
+const SLOT_AHEAD: usize = 16;
+const ENTRY_AHEAD: usize = 8;
 /// Positions per task in the parallel passes over a chunk's keys.
 const BLOCK: usize = 1 << 16;
 const BUCKET_BITS: u32 = 10;
@@ -170,6 +173,12 @@ struct Entry<O> {
 
 /// Marks an id not numbered yet; the rest of the value is a position in the chunk.
 const PENDING: u32 = 1 << 31;
+/// The share of keys seen before from which a chunk is first looked up where it lies
+/// ([`Interner::known`]), and only its new keys are grouped by bucket: where most keys are
+/// new, looking them all up first costs more than it saves.
+const KNOWN_FIRST: f64 = 0.75;
+/// A key not seen in an earlier chunk (see [`Interner::known`]).
+const UNKNOWN: u32 = u32::MAX;
 
 /// The distinct keys whose hash falls in one bucket, by local index.
 struct Bucket<O> {
@@ -207,6 +216,11 @@ pub(crate) struct Interner<O> {
     buckets: Vec<Bucket<O>>,
     len: usize,
     state: FixedState,
+    /// `len` after the previous chunk.
+    len_before: usize,
+    /// The share of the previous chunk's keys seen in earlier chunks: it decides how the next
+    /// chunk is interned (which never changes the ids, only the time taken).
+    known_share: f64,
 }
 
 /// The number of distinct keys, and the keys by id when asked for.
@@ -221,6 +235,8 @@ impl<O: Send + Sync> Interner<O> {
             buckets: (0..N_BUCKETS).map(|_| Bucket::default()).collect(),
             len: 0,
             state: FixedState::with_seed(SEED),
+            len_before: 0,
+            known_share: 0.0,
         }
     }
 
@@ -233,6 +249,78 @@ impl<O: Send + Sync> Interner<O> {
                 PENDING - 1
             )));
         }
+        if self.len == 0 || self.known_share < KNOWN_FIRST {
+            let ids = self.intern_new(keys)?;
+            // First occurrences are the keys new in this chunk.
+            let new = self.len - self.len_before;
+            self.len_before = self.len;
+            self.known_share = 1.0 - new as f64 / n.max(1) as f64;
+            return Ok(ids);
+        }
+        let mut ids = self.known(keys);
+        let missing: Vec<u32> = (0..n as u32)
+            .into_par_iter()
+            .filter(|&p| ids[p as usize] == UNKNOWN)
+            .collect();
+        self.known_share = 1.0 - missing.len() as f64 / n.max(1) as f64;
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        // The keys not seen before, in chunk order: numbered by first occurrence among them,
+        // which is their first occurrence in the chunk.
+        let new_keys: Vec<K> = missing.par_iter().map(|&p| keys[p as usize]).collect();
+        let new_ids = self.intern_new(&new_keys)?;
+        self.len_before = self.len;
+        let log = new_write_log(n);
+        let out = DisjointWrites::new(unsafe_as_uninit(&mut ids), &log);
+        missing.par_iter().zip(new_ids).for_each(|(&p, id)| unsafe {
+            // SAFETY: positions in `missing` are distinct and < n.
+            out.write(p as usize, id)
+        });
+        Ok(ids)
+    }
+
+    /// The id of every key seen in an earlier chunk, [`UNKNOWN`] for the others: read-only
+    /// lookups, in parallel where they lie. In a large corpus most occurrences are of keys
+    /// seen before (all but a few of the words), and these skip the regrouping by bucket.
+    fn known<K: InternKey<Owned = O>>(&self, keys: &[K]) -> Vec<u32> {
+        let (state, buckets) = (&self.state, &self.buckets);
+        let mut ids = vec![UNKNOWN; keys.len()];
+        ids.par_chunks_mut(BLOCK)
+            .zip(keys.par_chunks(BLOCK))
+            .for_each(|(out, ks)| {
+                let hashes: Vec<u64> = ks.iter().map(|k| state.hash_one(k)).collect();
+                for (j, (&key, &h)) in ks.iter().zip(&hashes).enumerate() {
+                    // See `bucket_passes`: the same two stages of prefetching.
+                    if let Some(&far) = hashes.get(j + SLOT_AHEAD) {
+                        buckets[bucket_of(far)].table.prefetch(table_hash(far));
+                    }
+                    if let Some(&near) = hashes.get(j + ENTRY_AHEAD) {
+                        let b = &buckets[bucket_of(near)];
+                        if let Some(e) = b
+                            .table
+                            .likely(table_hash(near))
+                            .and_then(|l| b.entries.get(l as usize))
+                        {
+                            crate::memory::prefetch(e);
+                        }
+                    }
+                    let b = &buckets[bucket_of(h)];
+                    let entries = &b.entries;
+                    if let Some(l) = b
+                        .table
+                        .find(table_hash(h), |l| key.is(&entries[l as usize].key))
+                    {
+                        out[j] = entries[l as usize].id;
+                    }
+                }
+            });
+        ids
+    }
+
+    /// Ids of `keys`, through the buckets (keys new to the interner, or the first chunk).
+    fn intern_new<K: InternKey<Owned = O>>(&mut self, keys: &[K]) -> Result<Vec<u32>> {
+        let n = keys.len();
         let grouped = self.group(keys);
         let passes = self.bucket_passes(&grouped)?;
         let Grouped { order, starts, .. } = grouped;
@@ -338,11 +426,26 @@ impl<O: Send + Sync> Interner<O> {
                     firsts: Vec::new(),
                 };
                 let Bucket { table, entries } = bucket;
-                for ((&p, &key), &h) in order[range.clone()]
+                let ahead = &hashes[range.clone()];
+                for (j, ((&p, &key), &h)) in order[range.clone()]
                     .iter()
                     .zip(&keys[range.clone()])
-                    .zip(&hashes[range])
+                    .zip(ahead)
+                    .enumerate()
                 {
+                    // Two stages of prefetching: the table slot of a key far ahead, then the
+                    // entry named by the (by now loaded) slot of a key nearer ahead. A lookup
+                    // is two dependent reads at random places in memory otherwise.
+                    if let Some(&far) = ahead.get(j + SLOT_AHEAD) {
+                        table.prefetch(table_hash(far));
+                    }
+                    if let Some(&near) = ahead.get(j + ENTRY_AHEAD) {
+                        if let Some(l) = table.likely(table_hash(near)) {
+                            if let Some(e) = entries.get(l as usize) {
+                                crate::memory::prefetch(e);
+                            }
+                        }
+                    }
                     let h = table_hash(h);
                     let id = match table.find(h, |l| key.is(&entries[l as usize].key)) {
                         Some(l) => entries[l as usize].id,

@@ -282,14 +282,12 @@ pub fn select_counts(
     check_options(opts)?;
     let counts = weights.counts;
     check_complexity(complexity, counts.n_rows)?;
-    let mut view = CountRows {
-        weights,
-        columns: counts
-            .document_frequency
-            .iter()
-            .map(|&df| [df, 0])
-            .collect(),
-    };
+    let columns = counts
+        .document_frequency
+        .par_iter()
+        .map(|&df| [df, 0])
+        .collect();
+    let mut view = CountRows { weights, columns };
     lazy_greedy(&mut view, counts.n_rows, complexity, opts, progress)
 }
 
@@ -363,6 +361,12 @@ impl Rows for CountRows<'_> {
         let scale = self.weights.scale(r);
         acc.clear();
         for k in s..e {
+            // The state of the column a few entries ahead, requested now: these reads go to
+            // random places in an array larger than the cache, and out-of-order execution
+            // alone keeps too few of them in flight.
+            if let Some(&ahead) = counts.indices.get(k + crate::tfidf::PREFETCH_AHEAD) {
+                crate::memory::prefetch(&self.columns[ahead as usize]);
+            }
             let [df, decays] = self.columns[counts.indices[k] as usize];
             let w = self
                 .weights
@@ -376,7 +380,11 @@ impl Rows for CountRows<'_> {
         let counts = self.weights.counts;
         let (s, e) = counts.row_bounds(r);
         for &c in &counts.indices[s..e] {
-            self.columns[c as usize][1] += 1;
+            // The solo column stands for n-grams of one row each: the picked row's, never
+            // scored again. It stays undecayed for the rows that share it (`share_columns`).
+            if Some(c) != counts.solo_column {
+                self.columns[c as usize][1] += 1;
+            }
         }
     }
 }

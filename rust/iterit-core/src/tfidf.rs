@@ -139,6 +139,9 @@ impl TfidfMatrix {
     }
 }
 
+/// How many entries ahead a pass over a row asks for a column's document frequency.
+pub(crate) const PREFETCH_AHEAD: usize = 16;
+
 /// The idf of a document frequency `df` among `n` documents.
 fn idf(variant: Variant, n: f64, df: u32) -> f64 {
     match variant {
@@ -194,7 +197,13 @@ impl<'a> Weights<'a> {
     ) -> (f64, f64) {
         let (s, e) = self.counts.row_bounds(r);
         idfs.clear();
-        idfs.extend((s..e).map(|k| self.idf_of(k)));
+        idfs.extend((s..e).map(|k| {
+            // See crate::memory::prefetch: document frequencies are read at random.
+            if let Some(&ahead) = self.counts.indices.get(k + PREFETCH_AHEAD) {
+                crate::memory::prefetch(&self.counts.document_frequency[ahead as usize]);
+            }
+            self.idf_of(k)
+        }));
         let scale = match self.variant {
             Variant::Sklearn => {
                 acc.clear();
@@ -431,6 +440,45 @@ mod tests {
             assert_eq!(
                 crate::select(&m.rows(), None, &select).unwrap(),
                 crate::select_counts(&w, None, &select, &Silent).unwrap()
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Shared columns (`Counts::share_columns`) change what the selector keeps per
+        /// column, never a weight or a pick: the same selection as on the stored weights.
+        #[test]
+        fn shared_columns_select_as_the_stored_weights(
+            texts in proptest::collection::vec("(aa|bb|cc|dd|ee)( (aa|bb|cc|dd|ee)){0,12}|", 1..40),
+            budget in 1usize..12,
+            decay in 0.0f64..0.9,
+            sklearn: bool,
+            complexity_seed: u64,
+        ) {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let variant = if sklearn { Variant::Sklearn } else { Variant::Paper };
+            let opts = TfidfOptions { ngram_range: (1, 3), variant, keep_vocabulary: false };
+            let m = tfidf(&refs, &Analyzer::ascii(), &opts).unwrap();
+            let mut counts = count_ngrams(&refs, &Analyzer::ascii(), &opts, &Silent).unwrap();
+            let before = counts.document_frequency.clone();
+            counts.share_columns();
+            let solo = counts.solo_column.unwrap();
+            let n_shared = before.iter().filter(|&&df| df >= 2).count();
+            proptest::prop_assert_eq!(solo as usize, n_shared);
+            proptest::prop_assert_eq!(counts.document_frequency.len(), n_shared + 1);
+            for (k, &c) in counts.indices.iter().enumerate() {
+                let df_then = before[m.indices[k] as usize];
+                proptest::prop_assert_eq!(counts.document_frequency[c as usize], df_then);
+                proptest::prop_assert_eq!(c == solo, df_then == 1);
+            }
+            let c: Vec<f64> = (0..refs.len() as u64)
+                .map(|i| ((i ^ complexity_seed) % 5) as f64 * 0.25)
+                .collect();
+            let select = crate::SelectOptions { budget, decay, max_complexity: Some(0.9) };
+            let w = Weights::new(&counts, variant);
+            proptest::prop_assert_eq!(
+                crate::select(&m.rows(), Some(&c), &select).unwrap(),
+                crate::select_counts(&w, Some(&c), &select, &Silent).unwrap()
             );
         }
     }

@@ -56,14 +56,38 @@ impl Table {
         }
     }
 
-    /// Adds local index `local` (not present yet) under hash `h`; `hash_of(l)` gives the hash
-    /// of any local index already present, to move them when the table grows.
+    /// Starts loading the slot where the probe of `h` begins (see [`crate::memory::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        let n = self.slots.len();
+        if n > 0 {
+            crate::memory::prefetch(&self.slots[start_and_tag(h, n).0]);
+        }
+    }
+
+    /// The local index in the first slot of `h`'s probe when its tag matches: most likely the
+    /// entry `find` will compare, so that a caller can prefetch it.
+    #[inline]
+    pub fn likely(&self, h: u64) -> Option<u32> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let (i, tag) = start_and_tag(h, n);
+        let s = self.slots[i];
+        (s != EMPTY && s & !LOCAL_MASK == tag).then_some(s & LOCAL_MASK)
+    }
+
+    /// Adds local index `local` under hash `h`; locals are added in order, 0 first (`local`
+    /// is the number of locals added before it). `hash_of(l)` gives the hash of any local
+    /// index already present, to move them when the table grows.
     pub fn insert(&mut self, h: u64, local: u32, hash_of: impl Fn(u32) -> u64) -> Result<()> {
         if local >= MAX_LOCAL {
             return Err(Error::Capacity(format!(
                 "more than {MAX_LOCAL} distinct n-grams in one interner bucket"
             )));
         }
+        debug_assert_eq!(local as usize, self.len, "locals are added in order");
         if (self.len + 1) * 8 > self.slots.len() * 7 {
             self.grow(&hash_of);
         }
@@ -75,11 +99,11 @@ impl Table {
     fn grow(&mut self, hash_of: &impl Fn(u32) -> u64) {
         let n = (self.slots.len() + self.slots.len() / 2).max(MIN_SLOTS);
         let mut slots = vec![EMPTY; n];
-        for &s in &self.slots {
-            if s != EMPTY {
-                let local = s & LOCAL_MASK;
-                place(&mut slots, hash_of(local), local);
-            }
+        // The table holds local indices 0..len (every one added, none removed). Visiting
+        // them in that order reads the caller's entries front to back, where visiting the
+        // slots would read them at random.
+        for local in 0..self.len as u32 {
+            place(&mut slots, hash_of(local), local);
         }
         self.slots = slots;
     }

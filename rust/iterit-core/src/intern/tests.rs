@@ -108,3 +108,42 @@ fn independent_of_threads() {
     let (ids, distinct) = sequential(&keys);
     assert_eq!(one, (ids, Some(distinct)));
 }
+
+#[test]
+fn known_keys_looked_up_first_give_the_same_ids() {
+    // Chunk by chunk, the path each takes: the first by buckets; the second too (nothing
+    // was known before it); the third mostly known, so looked up first with some new keys
+    // (some of them twice); the fourth all new, yet looked up first; the fifth by buckets.
+    let chunks: Vec<Vec<u64>> = vec![
+        (0..1000).collect(),
+        (0..2000)
+            .map(|i| if i % 20 == 0 { 5000 + i } else { i % 1000 })
+            .collect(),
+        (0..2000)
+            .map(|i| if i % 10 == 0 { 7000 + i / 20 } else { i % 900 })
+            .collect(),
+        (0..600).map(|i| 10_000 + i / 2).collect(),
+        (0..600)
+            .map(|i| if i % 2 == 0 { i } else { 20_000 + i })
+            .collect(),
+    ];
+    let mut interner = Interner::new();
+    let (mut ids, mut shares) = (Vec::new(), Vec::new());
+    for chunk in &chunks {
+        ids.extend(interner.intern(chunk).unwrap());
+        shares.push(interner.known_share);
+    }
+    assert!(shares[0] == 0.0 && shares[1] > KNOWN_FIRST && shares[2] > KNOWN_FIRST);
+    assert!(shares[3] == 0.0 && shares[4] == 0.5, "{shares:?}");
+    let all: Vec<u64> = chunks.concat();
+    let (want_ids, want_keys) = sequential(&all);
+    assert_eq!(ids, want_ids);
+    let got: Vec<u64> = interner
+        .finish(true)
+        .keys
+        .unwrap()
+        .into_iter()
+        .map(join)
+        .collect();
+    assert_eq!(got, want_keys);
+}
