@@ -27,9 +27,9 @@ import numpy as np
 
 from iterit.data.files import detect_file_type, import_pyarrow, output_file_type
 from iterit.data.formats import detect_format
-from iterit.data.writers import write_json_records
+from iterit.data.writers import parquet_table, write_json_records, write_parquet_table
 from iterit.errors import DataError
-from iterit.utils.atomic import atomic_path, check_output
+from iterit.utils.atomic import check_output
 
 __all__ = ["ColumnarData", "read_columns", "write_picked"]
 
@@ -256,21 +256,12 @@ def write_picked(
         pa, pq = import_pyarrow(out)
         picked = pq.read_table(data.path).take(pa.array(idx, type=pa.int64()))
         if kind == "parquet":
-            with atomic_path(out, overwrite=overwrite) as tmp:
-                pq.write_table(picked, tmp)
-            return out
+            return write_parquet_table(picked, out, overwrite=overwrite)
         records = picked.to_pylist()
     else:
         records = _picked_lines(data, idx)
         if kind == "parquet":
-            pa, pq = import_pyarrow(out)
-            try:
-                table = pa.Table.from_pylist(records)
-            except (pa.ArrowException, TypeError, ValueError) as e:
-                raise DataError(f"cannot write these records as parquet: {e}", path=out) from e
-            with atomic_path(out, overwrite=overwrite) as tmp:
-                pq.write_table(table, tmp)
-            return out
+            return write_parquet_table(parquet_table(records, out), out, overwrite=overwrite)
     if kind not in ("jsonl", "json"):
         raise DataError(f"cannot write {kind} from a {data.file_type} file here", path=out)
     return write_json_records(records, out, kind=kind, overwrite=overwrite, progress=progress)

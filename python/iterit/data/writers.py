@@ -21,7 +21,13 @@ from iterit.utils.progress import progress as iter_progress
 if TYPE_CHECKING:  # pragma: no cover
     from iterit.data.readers import LoadedData
 
-__all__ = ["write_hf", "write_json_records", "write_parquet"]
+__all__ = [
+    "parquet_table",
+    "write_hf",
+    "write_json_records",
+    "write_parquet",
+    "write_parquet_table",
+]
 
 
 def _json_default(value: Any) -> Any:
@@ -72,21 +78,34 @@ def write_json_records(
     return out
 
 
+def parquet_table(records: list[dict[str, Any]], out: Path) -> Any:
+    """``records`` as an Arrow table for ``out``; a :class:`DataError` naming ``out`` when
+    their values do not make one."""
+    pa, _ = import_pyarrow(out)
+    try:
+        return pa.Table.from_pylist(records)
+    except (pa.ArrowException, TypeError, ValueError) as e:
+        raise DataError(f"cannot write these records as parquet: {e}", path=out) from e
+
+
+def write_parquet_table(table: Any, out: Path, *, overwrite: bool) -> Path:
+    """An Arrow table written to ``out`` as parquet, atomically."""
+    _, pq = import_pyarrow(out)
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        pq.write_table(table, tmp)
+    return out
+
+
 def write_parquet(data: LoadedData, idx: np.ndarray, out: Path, *, overwrite: bool) -> Path:
     """The records at ``idx`` as parquet, keeping the input table's schema when it has one."""
-    pa, pq = import_pyarrow(out)
+    pa, _ = import_pyarrow(out)
     if data._table is not None:
         table = data._table.take(pa.array(idx, type=pa.int64()))
     elif data._hf is not None:
         table = data._hf.select(idx.tolist()).flatten_indices().data.table
     else:
-        try:
-            table = pa.Table.from_pylist(data.records(idx))
-        except (pa.ArrowException, TypeError, ValueError) as e:
-            raise DataError(f"cannot write these records as parquet: {e}", path=out) from e
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        pq.write_table(table, tmp)
-    return out
+        table = parquet_table(data.records(idx), out)
+    return write_parquet_table(table, out, overwrite=overwrite)
 
 
 def write_hf(data: LoadedData, idx: np.ndarray, out: Path, *, overwrite: bool) -> Path:

@@ -216,8 +216,6 @@ pub(crate) struct Interner<O> {
     buckets: Vec<Bucket<O>>,
     len: usize,
     state: FixedState,
-    /// `len` after the previous chunk.
-    len_before: usize,
     /// The share of the previous chunk's keys seen in earlier chunks: it decides how the next
     /// chunk is interned (which never changes the ids, only the time taken).
     known_share: f64,
@@ -235,7 +233,6 @@ impl<O: Send + Sync> Interner<O> {
             buckets: (0..N_BUCKETS).map(|_| Bucket::default()).collect(),
             len: 0,
             state: FixedState::with_seed(SEED),
-            len_before: 0,
             known_share: 0.0,
         }
     }
@@ -250,11 +247,11 @@ impl<O: Send + Sync> Interner<O> {
             )));
         }
         if self.len == 0 || self.known_share < KNOWN_FIRST {
+            // Ids below `before` are of keys seen in earlier chunks.
+            let before = self.len as u32;
             let ids = self.intern_new(keys)?;
-            // First occurrences are the keys new in this chunk.
-            let new = self.len - self.len_before;
-            self.len_before = self.len;
-            self.known_share = 1.0 - new as f64 / n.max(1) as f64;
+            let known = ids.par_iter().filter(|&&id| id < before).count();
+            self.known_share = known as f64 / n.max(1) as f64;
             return Ok(ids);
         }
         let mut ids = self.known(keys);
@@ -262,7 +259,7 @@ impl<O: Send + Sync> Interner<O> {
             .into_par_iter()
             .filter(|&p| ids[p as usize] == UNKNOWN)
             .collect();
-        self.known_share = 1.0 - missing.len() as f64 / n.max(1) as f64;
+        self.known_share = (n - missing.len()) as f64 / n.max(1) as f64;
         if missing.is_empty() {
             return Ok(ids);
         }
@@ -270,7 +267,6 @@ impl<O: Send + Sync> Interner<O> {
         // which is their first occurrence in the chunk.
         let new_keys: Vec<K> = missing.par_iter().map(|&p| keys[p as usize]).collect();
         let new_ids = self.intern_new(&new_keys)?;
-        self.len_before = self.len;
         let log = new_write_log(n);
         let out = DisjointWrites::new(unsafe_as_uninit(&mut ids), &log);
         missing.par_iter().zip(new_ids).for_each(|(&p, id)| unsafe {
@@ -297,13 +293,7 @@ impl<O: Send + Sync> Interner<O> {
                     }
                     if let Some(&near) = hashes.get(j + ENTRY_AHEAD) {
                         let b = &buckets[bucket_of(near)];
-                        if let Some(e) = b
-                            .table
-                            .likely(table_hash(near))
-                            .and_then(|l| b.entries.get(l as usize))
-                        {
-                            crate::memory::prefetch(e);
-                        }
+                        prefetch_entry(&b.table, &b.entries, table_hash(near));
                     }
                     let b = &buckets[bucket_of(h)];
                     let entries = &b.entries;
@@ -440,11 +430,7 @@ impl<O: Send + Sync> Interner<O> {
                         table.prefetch(table_hash(far));
                     }
                     if let Some(&near) = ahead.get(j + ENTRY_AHEAD) {
-                        if let Some(l) = table.likely(table_hash(near)) {
-                            if let Some(e) = entries.get(l as usize) {
-                                crate::memory::prefetch(e);
-                            }
-                        }
+                        prefetch_entry(table, entries, table_hash(near));
                     }
                     let h = table_hash(h);
                     let id = match table.find(h, |l| key.is(&entries[l as usize].key)) {
@@ -545,6 +531,15 @@ impl<O: Send + Sync> Interner<O> {
             })
         });
         Interned { len: n, keys }
+    }
+}
+
+/// Prefetches the entry a lookup of table hash `h` most likely compares (the one its first
+/// slot names), once that slot is in the cache.
+#[inline(always)]
+fn prefetch_entry<O>(table: &Table, entries: &[Entry<O>], h: u64) {
+    if let Some(e) = table.likely(h).and_then(|l| entries.get(l as usize)) {
+        crate::memory::prefetch(e);
     }
 }
 

@@ -37,3 +37,15 @@ pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = x;
 }
+
+/// How many entries ahead a pass over a row asks for the column state it will read.
+const AHEAD: usize = 16;
+
+/// Prefetches `table[indices[k + AHEAD]]`, the state of the column a pass over `indices` will
+/// read [`AHEAD`] steps after entry `k` (nothing past the end).
+#[inline(always)]
+pub(crate) fn prefetch_ahead<T>(table: &[T], indices: &[u32], k: usize) {
+    if let Some(&ahead) = indices.get(k + AHEAD) {
+        prefetch(&table[ahead as usize]);
+    }
+}

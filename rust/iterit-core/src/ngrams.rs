@@ -84,23 +84,27 @@ impl Counts {
         if self.solo_column.is_some() {
             return;
         }
-        let mut dense = Vec::with_capacity(self.n_cols);
-        let mut shared_df = Vec::new();
-        for &df in &self.document_frequency {
-            dense.push(shared_df.len() as u32);
-            if df >= 2 {
-                shared_df.push(df);
-            }
-        }
+        let mut shared_df: Vec<u32> = self
+            .document_frequency
+            .iter()
+            .copied()
+            .filter(|&df| df >= 2)
+            .collect();
         // Columns in one row only take the number after the last shared column.
         let solo = shared_df.len() as u32;
         shared_df.push(1);
-        let df = &self.document_frequency;
-        dense.par_iter_mut().zip(df).for_each(|(d, &f)| {
-            if f < 2 {
-                *d = solo;
-            }
-        });
+        let mut next_shared = 0u32;
+        let dense: Vec<u32> = self
+            .document_frequency
+            .iter()
+            .map(|&df| {
+                if df < 2 {
+                    return solo;
+                }
+                next_shared += 1;
+                next_shared - 1
+            })
+            .collect();
         self.indices
             .par_iter_mut()
             .for_each(|c| *c = dense[*c as usize]);

@@ -361,12 +361,8 @@ impl Rows for CountRows<'_> {
         let scale = self.weights.scale(r);
         acc.clear();
         for k in s..e {
-            // The state of the column a few entries ahead, requested now: these reads go to
-            // random places in an array larger than the cache, and out-of-order execution
-            // alone keeps too few of them in flight.
-            if let Some(&ahead) = counts.indices.get(k + crate::tfidf::PREFETCH_AHEAD) {
-                crate::memory::prefetch(&self.columns[ahead as usize]);
-            }
+            // Column states are read at random (see crate::memory::prefetch).
+            crate::memory::prefetch_ahead(&self.columns, &counts.indices, k);
             let [df, decays] = self.columns[counts.indices[k] as usize];
             let w = self
                 .weights

@@ -139,9 +139,6 @@ impl TfidfMatrix {
     }
 }
 
-/// How many entries ahead a pass over a row asks for a column's document frequency.
-pub(crate) const PREFETCH_AHEAD: usize = 16;
-
 /// The idf of a document frequency `df` among `n` documents.
 fn idf(variant: Variant, n: f64, df: u32) -> f64 {
     match variant {
@@ -198,10 +195,9 @@ impl<'a> Weights<'a> {
         let (s, e) = self.counts.row_bounds(r);
         idfs.clear();
         idfs.extend((s..e).map(|k| {
-            // See crate::memory::prefetch: document frequencies are read at random.
-            if let Some(&ahead) = self.counts.indices.get(k + PREFETCH_AHEAD) {
-                crate::memory::prefetch(&self.counts.document_frequency[ahead as usize]);
-            }
+            // Document frequencies are read at random (see crate::memory::prefetch).
+            let counts = self.counts;
+            crate::memory::prefetch_ahead(&counts.document_frequency, &counts.indices, k);
             self.idf_of(k)
         }));
         let scale = match self.variant {
