@@ -29,7 +29,7 @@ pub mod text;
 pub mod tfidf;
 
 pub use error::{Error, Result};
-pub use ngrams::{count_ngrams, Counts};
+pub use ngrams::{count_ngrams, count_shared_ngrams, Counts};
 pub use progress::{Phase, Progress, Silent};
 pub use select::{select, select_counts, CsrRows, SelectOptions, Selection};
 pub use text::{Analyzer, CodePoints, Lowercase, WordChars};

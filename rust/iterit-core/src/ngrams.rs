@@ -18,6 +18,9 @@ use crate::progress::{report, Phase, Progress};
 use crate::text::Analyzer;
 use crate::tfidf::{NgramNames, TfidfOptions, MAX_NGRAM};
 
+mod shared;
+pub use shared::count_shared_ngrams;
+
 /// Texts per chunk: bounds the memory of the per-occurrence arrays of a chunk. The tests use
 /// tiny chunks, so that small inputs cross chunk boundaries.
 #[cfg(not(test))]
@@ -148,25 +151,16 @@ struct Vocabulary {
 }
 
 impl Vocabulary {
+    fn new(max_n: usize) -> Self {
+        Self {
+            tokens: Interner::new(),
+            pairs: (2..=max_n).map(|_| Interner::new()).collect(),
+        }
+    }
+
     /// Ids of the n-grams of every length up to `max_n`, `levels[n - 1]`, of `texts`.
     fn chunk(&mut self, texts: &[&str], analyzer: &Analyzer, max_n: usize) -> Result<Vec<Ragged>> {
-        let lowered: Vec<_> = texts.par_iter().map(|t| analyzer.lowered(t)).collect();
-        let per_doc: Vec<Vec<&str>> = lowered
-            .par_iter()
-            .map(|t| analyzer.words.tokens(t))
-            .collect();
-        let mut offsets = Vec::with_capacity(texts.len() + 1);
-        offsets.push(0);
-        for doc in &per_doc {
-            offsets.push(offsets.last().copied().unwrap_or(0) + doc.len());
-        }
-        let ids = {
-            let flat: Vec<&str> = per_doc.concat();
-            drop(per_doc);
-            self.tokens.intern(&flat)?
-        };
-        drop(lowered);
-        let mut levels = vec![Ragged { offsets, ids }];
+        let mut levels = vec![self.token_ids(texts, analyzer)?];
         for n in 2..=max_n {
             let next = next_level(&levels[0], &levels[n - 2], n);
             let ids = self.pairs[n - 2].intern(&next.ids_as_keys)?;
@@ -176,6 +170,39 @@ impl Vocabulary {
             });
         }
         Ok(levels)
+    }
+
+    /// The token ids of each of `texts`, lowercased and tokenised.
+    fn token_ids(&mut self, texts: &[&str], analyzer: &Analyzer) -> Result<Ragged> {
+        let lowered: Vec<_> = texts.par_iter().map(|t| analyzer.lowered(t)).collect();
+        // Tokens of a block of texts in one vector (not one per text), with each text's count.
+        let blocks: Vec<(Vec<&str>, Vec<usize>)> = lowered
+            .par_chunks(ROW_BLOCK)
+            .map(|block| {
+                let mut tokens = Vec::new();
+                let mut lens = Vec::with_capacity(block.len());
+                for t in block {
+                    let before = tokens.len();
+                    analyzer.words.for_each_token(t, |token| tokens.push(token));
+                    lens.push(tokens.len() - before);
+                }
+                (tokens, lens)
+            })
+            .collect();
+        let mut offsets = Vec::with_capacity(texts.len() + 1);
+        offsets.push(0);
+        for len in blocks.iter().flat_map(|(_, lens)| lens) {
+            offsets.push(offsets.last().copied().unwrap_or(0) + len);
+        }
+        let ids = {
+            let mut flat: Vec<&str> = Vec::with_capacity(offsets.last().copied().unwrap_or(0));
+            for (tokens, _) in blocks {
+                flat.extend_from_slice(&tokens);
+            }
+            self.tokens.intern(&flat)?
+        };
+        drop(lowered);
+        Ok(Ragged { offsets, ids })
     }
 }
 
@@ -211,8 +238,17 @@ fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> NextLevel {
     }
 }
 
-/// A block of rows built in parallel: ids, counts, row lengths, per-length lengths.
-type RowBlock = (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>);
+/// A block of rows built in parallel.
+#[derive(Default)]
+struct RowBlock {
+    ids: Vec<u32>,
+    /// Counts as stored ([`BIG_COUNT`] for a large one), and the large ones by entry.
+    small: Vec<u8>,
+    big: Vec<(usize, u32)>,
+    /// Entries per row, and per row and length.
+    lens: Vec<u32>,
+    level_lens: Vec<u32>,
+}
 
 /// Rows under construction: per text, the (id, count) pairs of each n-gram length in the
 /// range, each length's ids increasing. Ids become columns once every length's size is known.
@@ -234,48 +270,62 @@ impl Rows {
             .into_par_iter()
             .step_by(ROW_BLOCK)
             .map(|start| {
-                let (mut ids, mut counts, mut lens, mut level_lens) =
-                    (vec![], vec![], vec![], vec![]);
+                let mut b = RowBlock::default();
                 let mut scratch = Vec::new();
                 for d in start..(start + ROW_BLOCK).min(n_docs) {
-                    let before = ids.len();
+                    let before = b.ids.len();
                     for level in levels {
                         scratch.clear();
                         scratch.extend_from_slice(level.doc(d));
                         scratch.sort_unstable();
-                        let level_start = ids.len();
-                        for &id in &scratch {
-                            if ids.len() > level_start && ids.last() == Some(&id) {
-                                *counts.last_mut().expect("pushed with its id") += 1;
+                        let level_start = b.ids.len();
+                        let mut k = 0;
+                        while k < scratch.len() {
+                            let id = scratch[k];
+                            let run = scratch[k..].iter().take_while(|&&x| x == id).count();
+                            if run >= usize::from(BIG_COUNT) {
+                                b.big.push((b.ids.len(), run as u32));
+                                b.small.push(BIG_COUNT);
                             } else {
-                                ids.push(id);
-                                counts.push(1u32);
+                                b.small.push(run as u8);
                             }
+                            b.ids.push(id);
+                            k += run;
                         }
-                        level_lens.push((ids.len() - level_start) as u32);
+                        b.level_lens.push((b.ids.len() - level_start) as u32);
                     }
-                    lens.push((ids.len() - before) as u32);
+                    b.lens.push((b.ids.len() - before) as u32);
                 }
-                (ids, counts, lens, level_lens)
+                b
             })
             .collect();
-        for (ids, counts, lens, level_lens) in blocks {
-            let base = self.ids.len();
-            self.ids.extend_from_slice(&ids);
-            for (j, &c) in counts.iter().enumerate() {
-                if c >= u32::from(BIG_COUNT) {
-                    self.overflow.insert(base + j, c);
-                    self.small.push(BIG_COUNT);
-                } else {
-                    self.small.push(c as u8);
-                }
+        // Copied into place in parallel: the arrays hold every chunk's entries.
+        let old = self.ids.len();
+        let mut bounds = vec![0usize];
+        for b in &blocks {
+            bounds.push(bounds.last().copied().unwrap_or(0) + b.ids.len());
+        }
+        let new = old + bounds.last().copied().unwrap_or(0);
+        self.ids.resize(new, 0);
+        self.small.resize(new, 0);
+        split_by_offsets(&mut self.ids[old..], &bounds)
+            .into_par_iter()
+            .zip(split_by_offsets(&mut self.small[old..], &bounds))
+            .zip(&blocks)
+            .for_each(|((ids, small), b)| {
+                ids.copy_from_slice(&b.ids);
+                small.copy_from_slice(&b.small);
+            });
+        for (b, base) in blocks.iter().zip(bounds) {
+            for &(j, c) in &b.big {
+                self.overflow.insert(old + base + j, c);
             }
             let mut end = self.ends.last().copied().unwrap_or(0);
-            for len in lens {
+            for &len in &b.lens {
                 end += len as usize;
                 self.ends.push(end);
             }
-            self.level_lens.extend_from_slice(&level_lens);
+            self.level_lens.extend_from_slice(&b.level_lens);
         }
     }
 
@@ -285,8 +335,18 @@ impl Rows {
         self.small.reserve_exact(more);
     }
 
-    /// Turns each length's ids into columns (`starts[level]` plus the id), in place.
-    fn number_columns(&mut self, starts: &[usize]) {
+    /// After the first chunk: sizes the row arrays for `n_docs` rows (plus a tenth), so that
+    /// they do not grow by doubling: that slack would be the largest allocation of all.
+    fn reserve_after_first(&mut self, first_docs: usize, n_docs: usize) {
+        if first_docs < n_docs {
+            let expected = self.ids.len() as f64 * n_docs as f64 / first_docs as f64 * 1.1;
+            self.reserve(expected as usize);
+        }
+    }
+
+    /// Turns each length's ids into columns (`starts[level]` plus the id), in place; an id
+    /// of an n-gram of one text only ([`shared::LOCAL`] set) becomes column `solo`.
+    fn number_columns(&mut self, starts: &[usize], solo: u32) {
         let n_levels = starts.len();
         let n_rows = self.ends.len();
         let block_starts: Vec<usize> = (0..n_rows).step_by(ROW_BLOCK).collect();
@@ -304,7 +364,11 @@ impl Rows {
                 for r in first_row..(first_row + ROW_BLOCK).min(n_rows) {
                     for (level, start) in starts.iter().enumerate() {
                         for _ in 0..level_lens[r * n_levels + level] {
-                            ids[k] += *start as u32;
+                            ids[k] = if ids[k] & shared::LOCAL == 0 {
+                                ids[k] + *start as u32
+                            } else {
+                                solo
+                            };
                             k += 1;
                         }
                     }
@@ -321,56 +385,62 @@ pub fn count_ngrams(
     opts: &TfidfOptions,
     progress: &dyn Progress,
 ) -> Result<Counts> {
-    let (min_n, max_n) = opts.ngram_range;
-    if min_n < 1 || min_n > max_n || max_n > MAX_NGRAM {
-        return Err(Error::InvalidArgument(format!(
-            "ngram_range must satisfy 1 <= min <= max <= {MAX_NGRAM}, got ({min_n}, {max_n})"
-        )));
-    }
+    let (min_n, max_n) = check_input(opts, texts.len())?;
     let n_docs = texts.len();
-    if n_docs > u32::MAX as usize {
-        return Err(Error::Capacity(format!("more than {} texts", u32::MAX)));
-    }
-    let mut vocabulary = Vocabulary {
-        tokens: Interner::new(),
-        pairs: (2..=max_n).map(|_| Interner::new()).collect(),
-    };
+    let mut vocabulary = Vocabulary::new(max_n);
     let mut rows = Rows::default();
     report(progress, Phase::Ngrams, 0, n_docs)?;
     for first in (0..n_docs).step_by(CHUNK_TEXTS) {
         let end = (first + CHUNK_TEXTS).min(n_docs);
         let levels = vocabulary.chunk(&texts[first..end], analyzer, max_n)?;
         rows.append(&levels[min_n - 1..]);
-        if first == 0 && end < n_docs {
-            // Size the row arrays from the first chunk (plus a tenth), so that they do not
-            // grow by doubling: that slack would be the largest allocation of all.
-            let expected = rows.ids.len() as f64 * n_docs as f64 / end as f64 * 1.1;
-            rows.reserve(expected as usize);
+        if first == 0 {
+            rows.reserve_after_first(end, n_docs);
         }
         report(progress, Phase::Ngrams, end, n_docs)?;
     }
 
-    assemble(vocabulary, rows, n_docs, opts)
+    assemble(vocabulary, rows, n_docs, opts, false)
+}
+
+/// The n-gram lengths of `opts` once checked, and a check of the number of texts.
+fn check_input(opts: &TfidfOptions, n_docs: usize) -> Result<(usize, usize)> {
+    let (min_n, max_n) = opts.ngram_range;
+    if min_n < 1 || min_n > max_n || max_n > MAX_NGRAM {
+        return Err(Error::InvalidArgument(format!(
+            "ngram_range must satisfy 1 <= min <= max <= {MAX_NGRAM}, got ({min_n}, {max_n})"
+        )));
+    }
+    if n_docs > u32::MAX as usize {
+        return Err(Error::Capacity(format!("more than {} texts", u32::MAX)));
+    }
+    Ok((min_n, max_n))
 }
 
 /// The number of rows holding each column: its entries, since a row holds a column at most
 /// once. Counted in parallel into shared counters (a sum, so the order does not matter).
-fn document_frequency(columns: &[u32], n_cols: usize) -> Vec<u32> {
+/// Column `skip` (the solo column, held many times by a row) is not counted.
+fn document_frequency(columns: &[u32], n_cols: usize, skip: Option<u32>) -> Vec<u32> {
     use std::sync::atomic::{AtomicU32, Ordering};
     let df: Vec<AtomicU32> = (0..n_cols).map(|_| AtomicU32::new(0)).collect();
     columns.par_iter().for_each(|&c| {
-        df[c as usize].fetch_add(1, Ordering::Relaxed);
+        if Some(c) != skip {
+            df[c as usize].fetch_add(1, Ordering::Relaxed);
+        }
     });
     df.into_iter().map(AtomicU32::into_inner).collect()
 }
 
 /// The counts matrix from the rows and the vocabulary of every chunk: ids become columns
-/// (n-gram length first), and the vocabulary is kept when asked for.
+/// (n-gram length first), and the vocabulary is kept when asked for. With `solo_entries`
+/// (the rows of [`count_shared_ngrams`]) the n-grams of one text only, which have no id, are
+/// one more column, and the columns are shared ([`Counts::share_columns`]).
 fn assemble(
     vocabulary: Vocabulary,
     mut rows: Rows,
     n_docs: usize,
     opts: &TfidfOptions,
+    solo_entries: bool,
 ) -> Result<Counts> {
     let (min_n, max_n) = opts.ngram_range;
     let tokens = vocabulary.tokens.finish(opts.keep_vocabulary);
@@ -388,15 +458,21 @@ fn assemble(
         column_starts.push(n_cols);
         n_cols += size;
     }
+    let solo = solo_entries.then_some(n_cols as u32);
+    n_cols += usize::from(solo_entries);
     if n_cols > u32::MAX as usize {
         return Err(Error::Capacity(format!(
             "{n_cols} distinct n-grams exceed {}",
             u32::MAX
         )));
     }
-    rows.number_columns(&column_starts);
-    let document_frequency = document_frequency(&rows.ids, n_cols);
-    let names = opts.keep_vocabulary.then(|| NgramNames {
+    rows.number_columns(&column_starts, solo.unwrap_or(u32::MAX));
+    let mut document_frequency = document_frequency(&rows.ids, n_cols, solo);
+    if let Some(solo) = solo {
+        // It stands for n-grams of one text each.
+        document_frequency[solo as usize] = 1;
+    }
+    let names = (opts.keep_vocabulary && !solo_entries).then(|| NgramNames {
         tokens: tokens
             .keys
             .unwrap_or_default()
@@ -420,7 +496,7 @@ fn assemble(
     let mut indptr = Vec::with_capacity(n_docs + 1);
     indptr.push(0i64);
     indptr.extend(rows.ends.iter().map(|&e| e as i64));
-    Ok(Counts {
+    let mut counts = Counts {
         n_rows: n_docs,
         n_cols,
         indptr,
@@ -430,5 +506,9 @@ fn assemble(
         document_frequency,
         names,
         solo_column: None,
-    })
+    };
+    if solo_entries {
+        counts.share_columns();
+    }
+    Ok(counts)
 }

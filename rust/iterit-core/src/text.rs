@@ -61,10 +61,19 @@ impl WordChars {
     /// Calls `emit` with every token of `text`, in order.
     #[inline]
     pub fn for_each_token<'t>(&self, text: &'t str, mut emit: impl FnMut(&'t str)) {
+        let bytes = text.as_bytes();
         let mut start = 0usize;
         let mut run_chars = 0usize;
-        for (i, ch) in text.char_indices() {
-            if self.contains(ch) {
+        let mut i = 0usize;
+        while i < bytes.len() {
+            // ASCII bytes (most of most texts) are their own code points: no decoding.
+            let (word, width) = if bytes[i] < 0x80 {
+                (self.contains(char::from(bytes[i])), 1)
+            } else {
+                let ch = text[i..].chars().next().expect("i is a char boundary");
+                (self.contains(ch), ch.len_utf8())
+            };
+            if word {
                 if run_chars == 0 {
                     start = i;
                 }
@@ -75,6 +84,7 @@ impl WordChars {
                 }
                 run_chars = 0;
             }
+            i += width;
         }
         if run_chars >= 2 {
             emit(&text[start..]);

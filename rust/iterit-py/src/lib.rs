@@ -348,10 +348,9 @@ fn select_candidates(
         ),
     };
     let sub_c = complexity.map(|_| &*sub_c);
-    let mut counts = iterit_core::count_ngrams(&sub_texts, analyzer, opts, progress)?;
+    let counts = iterit_core::count_shared_ngrams(&sub_texts, analyzer, opts, progress)?;
     drop(sub_texts);
     iterit_core::progress::report(progress, Phase::Tfidf, 0, counts.n_rows)?;
-    counts.share_columns();
     let weights = Weights::new(&counts, opts.variant);
     iterit_core::progress::report(progress, Phase::Tfidf, counts.n_rows, counts.n_rows)?;
     let mut s = iterit_core::select_counts(&weights, sub_c, sel, progress)?;
