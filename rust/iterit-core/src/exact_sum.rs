@@ -166,6 +166,38 @@ impl NonNegativeSum {
         }
     }
 
+    /// Adds `times` terms equal to a finite `x >= 0`, exactly as `times` calls of
+    /// [`NonNegativeSum::add`] would, in the time of one.
+    #[inline]
+    pub fn add_times(&mut self, x: f64, times: u32) {
+        debug_assert!(x.is_finite() && x >= 0.0, "NonNegativeSum::add_times({x})");
+        let bits = x.to_bits();
+        let biased = (bits >> 52) as u32 & 0x7ff;
+        let fraction = bits & ((1 << 52) - 1);
+        let (mantissa, shift) = if biased == 0 {
+            (fraction, 0)
+        } else {
+            (fraction | (1 << 52), biased - 1)
+        };
+        if mantissa == 0 || times == 0 {
+            return;
+        }
+        let chunk = (shift / CHUNK_BITS) as usize;
+        // Under 2^(53 + 32 + 31) bits: four chunks hold it (the last one at index 66 at most),
+        // and each chunk grows by under 2^32, as with any add, so the carries can wait.
+        let wide = (u128::from(mantissa) * u128::from(times)) << (shift % CHUNK_BITS);
+        self.chunks[chunk] += (wide as u64) & CHUNK_MASK;
+        self.chunks[chunk + 1] += ((wide >> 32) as u64) & CHUNK_MASK;
+        self.chunks[chunk + 2] += ((wide >> 64) as u64) & CHUNK_MASK;
+        self.chunks[chunk + 3] += (wide >> 96) as u64;
+        self.lo = self.lo.min(chunk);
+        self.hi = self.hi.max(chunk + 4);
+        self.adds += 1;
+        if self.adds == ADDS_BEFORE_CARRY {
+            self.carry();
+        }
+    }
+
     /// Moves every chunk's overflow into the next chunk; afterwards each chunk is < 2^32.
     fn carry(&mut self) {
         let mut carry = 0u64;
@@ -306,6 +338,50 @@ mod tests {
             acc.clear();
             acc.add(0.5);
             prop_assert_eq!(acc.value(), 0.5);
+        }
+
+        #[test]
+        fn adding_times_equals_adding_each(
+            terms in prop::collection::vec(
+                (
+                    prop_oneof![
+                        0.0f64..1.0,
+                        (0.0f64..1.0, -1074i32..990).prop_map(|(m, e)| m * 2f64.powi(e)),
+                        (0u64..1 << 52).prop_map(f64::from_bits),
+                        Just(f64::MIN_POSITIVE),
+                    ],
+                    prop_oneof![0u32..5, Just(u32::MAX), any::<u32>()],
+                ),
+                0..12,
+            )
+        ) {
+            let mut once = NonNegativeSum::new();
+            let mut exact = ExactSum::new();
+            for &(x, times) in &terms {
+                once.add_times(x, times);
+                // times copies of x, exactly: the product rounded, and its rounding error
+                // (exact by fma: the product's low bits sit within 32 bits of x's last bit).
+                // Exponents stay below 990 so that the product is finite.
+                let big = x * f64::from(times);
+                let small = x.mul_add(f64::from(times), -big);
+                exact.add(big);
+                exact.add(small);
+            }
+            prop_assert_eq!(once.value().to_bits(), exact.value().to_bits(), "{:?}", terms);
+        }
+
+        #[test]
+        fn adding_a_few_times_equals_adding_each(
+            terms in prop::collection::vec((0.0f64..1e6, 0u32..20), 0..12)
+        ) {
+            let (mut once, mut each) = (NonNegativeSum::new(), NonNegativeSum::new());
+            for &(x, times) in &terms {
+                once.add_times(x, times);
+                for _ in 0..times {
+                    each.add(x);
+                }
+            }
+            prop_assert_eq!(once.value().to_bits(), each.value().to_bits());
         }
 
         #[test]

@@ -50,6 +50,10 @@ pub struct Counts {
     /// After [`Counts::share_columns`]: the one column that stands for every column held by a
     /// single row.
     pub solo_column: Option<u32>,
+    /// From [`count_shared_ngrams`], per row: how many n-grams of that text only occur in it
+    /// once. They are not stored as entries: each would be the solo column with a count of 1
+    /// (docs/design.md, "Scale"). Empty otherwise.
+    pub solo_once: Vec<u32>,
 }
 
 impl Counts {
@@ -64,6 +68,13 @@ impl Counts {
             BIG_COUNT => self.overflow[&k],
             c => u32::from(c),
         }
+    }
+
+    /// The n-grams of row `r`'s text only that occur in it once and are not stored (see
+    /// [`Counts::solo_once`]).
+    #[inline]
+    pub fn solo_once(&self, r: usize) -> u32 {
+        self.solo_once.get(r).copied().unwrap_or(0)
     }
 
     #[inline]
@@ -248,6 +259,8 @@ struct RowBlock {
     /// Entries per row, and per row and length.
     lens: Vec<u32>,
     level_lens: Vec<u32>,
+    /// Per row: n-grams with an id local to it that occur once, not stored.
+    solo_once: Vec<u32>,
 }
 
 /// Rows under construction: per text, the (id, count) pairs of each n-gram length in the
@@ -260,6 +273,8 @@ struct Rows {
     overflow: HashMap<usize, u32>,
     /// Entries of each length in each row: `level_lens[row * n_levels + level]`.
     level_lens: Vec<u32>,
+    /// See [`Counts::solo_once`].
+    solo_once: Vec<u32>,
 }
 
 impl Rows {
@@ -274,6 +289,7 @@ impl Rows {
                 let mut scratch = Vec::new();
                 for d in start..(start + ROW_BLOCK).min(n_docs) {
                     let before = b.ids.len();
+                    let mut solo_once = 0;
                     for level in levels {
                         scratch.clear();
                         scratch.extend_from_slice(level.doc(d));
@@ -283,6 +299,11 @@ impl Rows {
                         while k < scratch.len() {
                             let id = scratch[k];
                             let run = scratch[k..].iter().take_while(|&&x| x == id).count();
+                            k += run;
+                            if run == 1 && id & shared::LOCAL != 0 {
+                                solo_once += 1;
+                                continue;
+                            }
                             if run >= usize::from(BIG_COUNT) {
                                 b.big.push((b.ids.len(), run as u32));
                                 b.small.push(BIG_COUNT);
@@ -290,11 +311,11 @@ impl Rows {
                                 b.small.push(run as u8);
                             }
                             b.ids.push(id);
-                            k += run;
                         }
                         b.level_lens.push((b.ids.len() - level_start) as u32);
                     }
                     b.lens.push((b.ids.len() - before) as u32);
+                    b.solo_once.push(solo_once);
                 }
                 b
             })
@@ -326,6 +347,7 @@ impl Rows {
                 self.ends.push(end);
             }
             self.level_lens.extend_from_slice(&b.level_lens);
+            self.solo_once.extend_from_slice(&b.solo_once);
         }
     }
 
@@ -506,6 +528,11 @@ fn assemble(
         document_frequency,
         names,
         solo_column: None,
+        solo_once: if solo_entries {
+            rows.solo_once
+        } else {
+            Vec::new()
+        },
     };
     if solo_entries {
         counts.share_columns();

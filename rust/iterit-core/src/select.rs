@@ -369,6 +369,14 @@ impl Rows for CountRows<'_> {
                 .weight_from(counts.count(k), self.weights.idf_by_df(df), scale);
             acc.add(alpha_by_decays[decays as usize] * w);
         }
+        // The n-grams of this text only, once each (never decayed: alpha 1).
+        let once = counts.solo_once(r);
+        if once > 0 {
+            let w = self
+                .weights
+                .weight_from(1, self.weights.idf_by_df(1), scale);
+            acc.add_times(w, once);
+        }
         acc.value()
     }
 

@@ -200,6 +200,9 @@ impl<'a> Weights<'a> {
             crate::memory::prefetch_ahead(&counts.document_frequency, &counts.indices, k);
             self.idf_of(k)
         }));
+        // N-grams of this text only, once each, not stored: count 1, document frequency 1.
+        let once = self.counts.solo_once(r);
+        let idf_once = if once > 0 { self.idf_by_df(1) } else { 0.0 };
         let scale = match self.variant {
             Variant::Sklearn => {
                 acc.clear();
@@ -207,14 +210,19 @@ impl<'a> Weights<'a> {
                     let w = f64::from(self.counts.count(k)) * idf;
                     acc.add(w * w);
                 }
+                acc.add_times(idf_once * idf_once, once);
                 acc.value().sqrt()
             }
-            Variant::Paper => (s..e).map(|k| u64::from(self.counts.count(k))).sum::<u64>() as f64,
+            Variant::Paper => {
+                let stored: u64 = (s..e).map(|k| u64::from(self.counts.count(k))).sum();
+                (stored + u64::from(once)) as f64
+            }
         };
         acc.clear();
         for (k, &idf) in (s..e).zip(idfs.iter()) {
             acc.add(self.weight_from(self.counts.count(k), idf, scale));
         }
+        acc.add_times(self.weight_from(1, idf_once, scale), once);
         (scale, acc.value())
     }
 
