@@ -3,7 +3,8 @@
 //! * [`text`]: lowercasing and tokenisation with caller-supplied tables, so that the Python
 //!   binding can hand over exactly the `str.lower` and `\w` of the running interpreter
 //!   (docs/design.md, "TF-IDF").
-//! * [`ngrams`]: n-gram counts (token ids, never a string per occurrence), a chunk at a time.
+//! * [`ngrams`]: n-gram counts (token ids, never a string per occurrence), a chunk at a time;
+//!   for selection, without interning the n-grams of one text ([`count_shared_ngrams`]).
 //! * [`tfidf`]: TF-IDF weights from counts, recomputed on demand or stored.
 //! * [`progress`]: phase progress reported to the caller.
 //! * [`select`]: the lazy greedy selector with decay (docs/design.md, "Greedy selection").

@@ -282,10 +282,9 @@ pub fn select_counts(
     check_options(opts)?;
     let counts = weights.counts;
     check_complexity(complexity, counts.n_rows)?;
-    let columns = counts
-        .document_frequency
-        .par_iter()
-        .map(|&df| [df, 0])
+    let columns = (0..counts.document_frequency.len())
+        .into_par_iter()
+        .map(|c| [weights.idf_number(c), 0])
         .collect();
     let mut view = CountRows { weights, columns };
     lazy_greedy(&mut view, counts.n_rows, complexity, opts, progress)
@@ -340,11 +339,11 @@ impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
     }
 }
 
-/// Weights recomputed from counts; each column's document frequency and decay count sit side
-/// by side, so that scoring an entry reads one place in the column arrays.
+/// Weights recomputed from counts; each column's idf (by its place in a small table) and decay
+/// count sit side by side, so that scoring an entry reads one place in the column arrays.
 struct CountRows<'a> {
     weights: &'a Weights<'a>,
-    /// `[document frequency, times decayed]` per column.
+    /// `[place of its idf (Weights::idf_number), times decayed]` per column.
     columns: Vec<[u32; 2]>,
 }
 
@@ -363,18 +362,16 @@ impl Rows for CountRows<'_> {
         for k in s..e {
             // Column states are read at random (see crate::memory::prefetch).
             crate::memory::prefetch_ahead(&self.columns, &counts.indices, k);
-            let [df, decays] = self.columns[counts.indices[k] as usize];
-            let w = self
-                .weights
-                .weight_from(counts.count(k), self.weights.idf_by_df(df), scale);
+            let [idf, decays] = self.columns[counts.indices[k] as usize];
+            let w =
+                self.weights
+                    .weight_from(counts.count(k), self.weights.idf_numbered(idf), scale);
             acc.add(alpha_by_decays[decays as usize] * w);
         }
         // The n-grams of this text only, once each (never decayed: alpha 1).
         let once = counts.solo_once(r);
         if once > 0 {
-            let w = self
-                .weights
-                .weight_from(1, self.weights.idf_by_df(1), scale);
+            let w = self.weights.weight_from(1, self.weights.idf_once(), scale);
             acc.add_times(w, once);
         }
         acc.value()

@@ -151,8 +151,14 @@ fn idf(variant: Variant, n: f64, df: u32) -> f64 {
 pub struct Weights<'a> {
     pub counts: &'a Counts,
     variant: Variant,
-    /// `idf_by_df[df]`: idf depends on the column through its document frequency only.
-    idf_by_df: Vec<f64>,
+    /// idf depends on a column through its document frequency only: `idfs` holds the idf of
+    /// each document frequency that occurs, and `idf_number[column]` the place of the
+    /// column's. Scoring an entry then reads one 4-byte value at random and a table that
+    /// stays in the cache, not an idf per document frequency up to the number of rows.
+    idfs: Vec<f64>,
+    idf_number: Vec<u32>,
+    /// The idf of a document frequency of 1 (see [`Counts::solo_once`]).
+    idf_once: f64,
     /// Per row: the L2 norm of its unnormalised weights (sklearn), or its total count (paper).
     scale: Vec<f64>,
     /// Per row: the (correctly rounded) sum of its weights.
@@ -163,14 +169,22 @@ impl<'a> Weights<'a> {
     /// Computes each row's norm (or total) and weight sum, in one pass over its entries.
     pub fn new(counts: &'a Counts, variant: Variant) -> Self {
         let n = counts.n_rows as f64;
-        let idf_by_df: Vec<f64> = (0..=counts.n_rows as u32)
-            .into_par_iter()
-            .map(|df| idf(variant, n, df))
-            .collect();
+        let df = &counts.document_frequency;
+        let mut number_of_df = vec![u32::MAX; df.iter().max().map_or(0, |&m| m as usize + 1)];
+        let mut idfs = Vec::new();
+        for &d in df {
+            if number_of_df[d as usize] == u32::MAX {
+                number_of_df[d as usize] = idfs.len() as u32;
+                idfs.push(idf(variant, n, d));
+            }
+        }
+        let idf_number = df.par_iter().map(|&d| number_of_df[d as usize]).collect();
         let mut w = Self {
             counts,
             variant,
-            idf_by_df,
+            idfs,
+            idf_number,
+            idf_once: idf(variant, n, 1),
             scale: Vec::new(),
             sums: Vec::new(),
         };
@@ -197,12 +211,12 @@ impl<'a> Weights<'a> {
         idfs.extend((s..e).map(|k| {
             // Document frequencies are read at random (see crate::memory::prefetch).
             let counts = self.counts;
-            crate::memory::prefetch_ahead(&counts.document_frequency, &counts.indices, k);
+            crate::memory::prefetch_ahead(&self.idf_number, &counts.indices, k);
             self.idf_of(k)
         }));
         // N-grams of this text only, once each, not stored: count 1, document frequency 1.
         let once = self.counts.solo_once(r);
-        let idf_once = if once > 0 { self.idf_by_df(1) } else { 0.0 };
+        let idf_once = if once > 0 { self.idf_once } else { 0.0 };
         let scale = match self.variant {
             Variant::Sklearn => {
                 acc.clear();
@@ -210,7 +224,9 @@ impl<'a> Weights<'a> {
                     let w = f64::from(self.counts.count(k)) * idf;
                     acc.add(w * w);
                 }
-                acc.add_times(idf_once * idf_once, once);
+                if once > 0 {
+                    acc.add_times(idf_once * idf_once, once);
+                }
                 acc.value().sqrt()
             }
             Variant::Paper => {
@@ -222,20 +238,34 @@ impl<'a> Weights<'a> {
         for (k, &idf) in (s..e).zip(idfs.iter()) {
             acc.add(self.weight_from(self.counts.count(k), idf, scale));
         }
-        acc.add_times(self.weight_from(1, idf_once, scale), once);
+        if once > 0 {
+            acc.add_times(self.weight_from(1, idf_once, scale), once);
+        }
         (scale, acc.value())
     }
 
     #[inline]
     fn idf_of(&self, k: usize) -> f64 {
         let col = self.counts.indices[k] as usize;
-        self.idf_by_df[self.counts.document_frequency[col] as usize]
+        self.idfs[self.idf_number[col] as usize]
     }
 
-    /// The idf of a document frequency.
+    /// The place of column `col`'s idf among [`Weights::idf_numbered`]'s.
     #[inline]
-    pub fn idf_by_df(&self, df: u32) -> f64 {
-        self.idf_by_df[df as usize]
+    pub fn idf_number(&self, col: usize) -> u32 {
+        self.idf_number[col]
+    }
+
+    /// The idf numbered `i` (see [`Weights::idf_number`]).
+    #[inline]
+    pub fn idf_numbered(&self, i: u32) -> f64 {
+        self.idfs[i as usize]
+    }
+
+    /// The idf of the n-grams of one text (document frequency 1).
+    #[inline]
+    pub fn idf_once(&self) -> f64 {
+        self.idf_once
     }
 
     /// A weight from its count, idf and row scale: the one formula of both variants.

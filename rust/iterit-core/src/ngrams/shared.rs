@@ -11,14 +11,16 @@
 //!    its hash in a bit set of "seen" and, when already seen, in one of "seen again".
 //! 2. An n-gram gets an interned id only if its prefix has one and its hash is marked "seen
 //!    again"; any other n-gram gets an id local to its text ([`LOCAL`] set), numbered by its
-//!    exact key within the text, and counts towards the solo column.
+//!    exact key within the text, and counts towards the solo column; one that occurs once in
+//!    its text is not stored at all, only counted in [`Counts::solo_once`].
 //!
 //! No n-gram of two texts is missed: both texts marked its hash, and its prefix, in both texts
 //! too, has an id by the same argument (tokens always have one). Hashes only err the other way:
 //! an n-gram of one text whose hash collides with another's is interned like a shared one,
 //! and [`Counts::share_columns`] still finds its document frequency of 1 from the rows. So the
 //! counts equal [`super::count_ngrams`]' after `share_columns`, up to the numbering of shared
-//! columns, which no weight or pick depends on.
+//! columns and the solo entries of count 1 kept as a number per row, on which no weight or
+//! pick depends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
