@@ -90,6 +90,19 @@ pub fn exact_sum(terms: impl IntoIterator<Item = f64>) -> f64 {
     acc.value()
 }
 
+/// A finite `x >= 0` as `mantissa * 2^(shift - 1074)`; `None` for zero.
+#[inline]
+fn integer_and_shift(x: f64) -> Option<(u64, u32)> {
+    let bits = x.to_bits();
+    let biased = (bits >> 52) as u32 & 0x7ff;
+    let fraction = bits & ((1 << 52) - 1);
+    if biased == 0 {
+        (fraction != 0).then_some((fraction, 0))
+    } else {
+        Some((fraction | (1 << 52), biased - 1))
+    }
+}
+
 const CHUNK_BITS: u32 = 32;
 const CHUNK_MASK: u64 = (1 << CHUNK_BITS) - 1;
 /// Bit 0 of the accumulator has the value 2^-1074 (the smallest subnormal); finite doubles
@@ -141,29 +154,15 @@ impl NonNegativeSum {
     #[inline]
     pub fn add(&mut self, x: f64) {
         debug_assert!(x.is_finite() && x >= 0.0, "NonNegativeSum::add({x})");
-        let bits = x.to_bits();
-        let biased = (bits >> 52) as u32 & 0x7ff;
-        let fraction = bits & ((1 << 52) - 1);
-        // x = mantissa * 2^(shift - 1074)
-        let (mantissa, shift) = if biased == 0 {
-            if fraction == 0 {
-                return;
-            }
-            (fraction, 0)
-        } else {
-            (fraction | (1 << 52), biased - 1)
+        let Some((mantissa, shift)) = integer_and_shift(x) else {
+            return;
         };
         let chunk = (shift / CHUNK_BITS) as usize;
         let wide = u128::from(mantissa) << (shift % CHUNK_BITS);
         self.chunks[chunk] += (wide as u64) & CHUNK_MASK;
         self.chunks[chunk + 1] += ((wide >> 32) as u64) & CHUNK_MASK;
         self.chunks[chunk + 2] += (wide >> 64) as u64;
-        self.lo = self.lo.min(chunk);
-        self.hi = self.hi.max(chunk + 3);
-        self.adds += 1;
-        if self.adds == ADDS_BEFORE_CARRY {
-            self.carry();
-        }
+        self.added(chunk, chunk + 3);
     }
 
     /// Adds `times` terms equal to a finite `x >= 0`, exactly as `times` calls of
@@ -171,17 +170,9 @@ impl NonNegativeSum {
     #[inline]
     pub fn add_times(&mut self, x: f64, times: u32) {
         debug_assert!(x.is_finite() && x >= 0.0, "NonNegativeSum::add_times({x})");
-        let bits = x.to_bits();
-        let biased = (bits >> 52) as u32 & 0x7ff;
-        let fraction = bits & ((1 << 52) - 1);
-        let (mantissa, shift) = if biased == 0 {
-            (fraction, 0)
-        } else {
-            (fraction | (1 << 52), biased - 1)
-        };
-        if mantissa == 0 || times == 0 {
+        let Some((mantissa, shift)) = integer_and_shift(x).filter(|_| times > 0) else {
             return;
-        }
+        };
         let chunk = (shift / CHUNK_BITS) as usize;
         // Under 2^(53 + 32 + 31) bits: four chunks hold it (the last one at index 66 at most),
         // and each chunk grows by under 2^32, as with any add, so the carries can wait.
@@ -190,8 +181,15 @@ impl NonNegativeSum {
         self.chunks[chunk + 1] += ((wide >> 32) as u64) & CHUNK_MASK;
         self.chunks[chunk + 2] += ((wide >> 64) as u64) & CHUNK_MASK;
         self.chunks[chunk + 3] += (wide >> 96) as u64;
-        self.lo = self.lo.min(chunk);
-        self.hi = self.hi.max(chunk + 4);
+        self.added(chunk, chunk + 4);
+    }
+
+    /// Records an add to chunks `lo..hi`, and propagates the carries when they might
+    /// otherwise overflow.
+    #[inline]
+    fn added(&mut self, lo: usize, hi: usize) {
+        self.lo = self.lo.min(lo);
+        self.hi = self.hi.max(hi);
         self.adds += 1;
         if self.adds == ADDS_BEFORE_CARRY {
             self.carry();

@@ -223,9 +223,8 @@ struct NextLevel {
     ids_as_keys: Vec<u64>,
 }
 
-/// Keys of the n-grams of length `n`, given the ids of length `n - 1` and the tokens: an
-/// n-gram is the pair (its (n-1)-gram prefix, its last token).
-fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> NextLevel {
+/// Where each text's n-grams of length `n` start among a chunk's, from its tokens.
+fn level_offsets(tokens: &Ragged, n: usize) -> Vec<usize> {
     let n_docs = tokens.offsets.len() - 1;
     let mut offsets = Vec::with_capacity(n_docs + 1);
     offsets.push(0usize);
@@ -233,6 +232,14 @@ fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> NextLevel {
         let len = (tokens.offsets[d + 1] - tokens.offsets[d]).saturating_sub(n - 1);
         offsets.push(offsets[d] + len);
     }
+    offsets
+}
+
+/// Keys of the n-grams of length `n`, given the ids of length `n - 1` and the tokens: an
+/// n-gram is the pair (its (n-1)-gram prefix, its last token).
+fn next_level(tokens: &Ragged, prev: &Ragged, n: usize) -> NextLevel {
+    let offsets = level_offsets(tokens, n);
+    let n_docs = offsets.len() - 1;
     let mut keys = vec![0u64; offsets[n_docs]];
     split_by_offsets(&mut keys, &offsets)
         .into_par_iter()

@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::{
-    assemble, check_input, split_by_offsets, Counts, Ragged, Rows, Vocabulary, CHUNK_TEXTS,
+    assemble, check_input, level_offsets, split_by_offsets, Counts, Ragged, Rows, Vocabulary,
+    CHUNK_TEXTS,
 };
 use crate::error::Result;
 use crate::progress::{report, Phase, Progress};
@@ -40,7 +41,9 @@ pub(crate) const LOCAL: u32 = 1 << 31;
 /// A position whose n-gram is interned once the chunk's keys are collected.
 const TO_INTERN: u32 = u32::MAX;
 /// Bits of the "seen" set per n-gram occurrence expected (rounded up to a power of two): at
-/// least 4, so that under a tenth of the n-grams of one text are interned for a collision.
+/// least 4, so that a collision interns at most about a fifth of the n-grams of one text (a
+/// tenth on the 1M benchmark corpus, whose n-grams repeat; its two sets take 128 MiB). Fewer
+/// bits or more were no faster there (1, 2, 8 tried).
 const BITS_PER_OCCURRENCE: f64 = 4.0;
 /// The tests use tiny sets, so that hashes collide often.
 const MIN_BITS_LOG2: u32 = if cfg!(test) { 6 } else { 12 };
@@ -150,9 +153,9 @@ fn mark_chunk(tokens: &Ragged, max_n: usize, seen: &Seen) {
     );
 }
 
-/// The ids of the n-grams of length `n` of a chunk, from those of length `n - 1` (`prev`, with
-/// their hashes `prev_hashes`, replaced by this length's): interned ids for the n-grams that
-/// may be shared, local ids for the others.
+/// The ids of the n-grams of length `n` of a chunk, from those of length `n - 1` (`prev`, whose
+/// hashes `hashes` holds on entry, and this length's on return): interned ids for the n-grams
+/// that may be shared, local ids for the others.
 fn next_level(
     vocabulary: &mut Vocabulary,
     tokens: &Ragged,
@@ -161,13 +164,8 @@ fn next_level(
     n: usize,
     seen: &Seen,
 ) -> Result<Ragged> {
-    let n_docs = tokens.offsets.len() - 1;
-    let mut offsets = Vec::with_capacity(n_docs + 1);
-    offsets.push(0usize);
-    for d in 0..n_docs {
-        let len = (tokens.offsets[d + 1] - tokens.offsets[d]).saturating_sub(n - 1);
-        offsets.push(offsets[d] + len);
-    }
+    let offsets = level_offsets(tokens, n);
+    let n_docs = offsets.len() - 1;
     let total = offsets[n_docs];
     let mut next_hashes = vec![0u64; total];
     split_by_offsets(&mut next_hashes, &offsets)
