@@ -368,12 +368,7 @@ impl Rows for CountRows<'_> {
                     .weight_from(counts.count(k), self.weights.idf_numbered(idf), scale);
             acc.add(alpha_by_decays[decays as usize] * w);
         }
-        // The n-grams of this text only, once each (never decayed: alpha 1).
-        let once = counts.solo_once(r);
-        if once > 0 {
-            let w = self.weights.weight_from(1, self.weights.idf_once(), scale);
-            acc.add_times(w, once);
-        }
+        self.weights.add_unstored(r, scale, acc);
         acc.value()
     }
 

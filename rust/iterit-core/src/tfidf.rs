@@ -216,7 +216,6 @@ impl<'a> Weights<'a> {
         }));
         // N-grams of this text only, once each, not stored: count 1, document frequency 1.
         let once = self.counts.solo_once(r);
-        let idf_once = if once > 0 { self.idf_once } else { 0.0 };
         let scale = match self.variant {
             Variant::Sklearn => {
                 acc.clear();
@@ -225,7 +224,7 @@ impl<'a> Weights<'a> {
                     acc.add(w * w);
                 }
                 if once > 0 {
-                    acc.add_times(idf_once * idf_once, once);
+                    acc.add_times(self.idf_once * self.idf_once, once);
                 }
                 acc.value().sqrt()
             }
@@ -238,9 +237,7 @@ impl<'a> Weights<'a> {
         for (k, &idf) in (s..e).zip(idfs.iter()) {
             acc.add(self.weight_from(self.counts.count(k), idf, scale));
         }
-        if once > 0 {
-            acc.add_times(self.weight_from(1, idf_once, scale), once);
-        }
+        self.add_unstored(r, scale, acc);
         (scale, acc.value())
     }
 
@@ -262,10 +259,14 @@ impl<'a> Weights<'a> {
         self.idfs[i as usize]
     }
 
-    /// The idf of the n-grams of one text (document frequency 1).
+    /// Adds to `acc` the weights of row `r`'s n-grams that are not stored (see
+    /// [`Counts::solo_once`]): never decayed, so the same in every diversity of the row.
     #[inline]
-    pub fn idf_once(&self) -> f64 {
-        self.idf_once
+    pub(crate) fn add_unstored(&self, r: usize, scale: f64, acc: &mut NonNegativeSum) {
+        let once = self.counts.solo_once(r);
+        if once > 0 {
+            acc.add_times(self.weight_from(1, self.idf_once, scale), once);
+        }
     }
 
     /// A weight from its count, idf and row scale: the one formula of both variants.
