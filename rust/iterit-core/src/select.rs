@@ -11,6 +11,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{self, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 
 use rayon::prelude::*;
 
@@ -252,22 +253,22 @@ pub fn select<P: Index, I: Index>(
     let n_rows = rows.n_rows();
     check_complexity(complexity, n_rows)?;
     if canonical {
-        let mut view = RowView {
+        let view = RowView {
             bounds: |r: usize| rows.row_bounds(r),
             col: |k: usize| rows.indices[k].to_usize().unwrap_or(0),
             data: rows.data,
-            decays: vec![0; rows.n_cols],
+            decays: zeros(rows.n_cols),
         };
-        lazy_greedy(&mut view, n_rows, complexity, opts, &Silent)
+        lazy_greedy(&view, n_rows, complexity, opts, &Silent)
     } else {
         let (indptr, indices, data) = canonicalise(rows);
-        let mut view = RowView {
+        let view = RowView {
             bounds: |r| (indptr[r], indptr[r + 1]),
             col: |k| indices[k],
             data: &data,
-            decays: vec![0; rows.n_cols],
+            decays: zeros(rows.n_cols),
         };
-        lazy_greedy(&mut view, n_rows, complexity, opts, &Silent)
+        lazy_greedy(&view, n_rows, complexity, opts, &Silent)
     }
 }
 
@@ -284,20 +285,36 @@ pub fn select_counts(
     check_complexity(complexity, counts.n_rows)?;
     let columns = (0..counts.document_frequency.len())
         .into_par_iter()
-        .map(|c| [weights.idf_number(c), 0])
+        .map(|c| [AtomicU32::new(weights.idf_number(c)), AtomicU32::new(0)])
         .collect();
-    let mut view = CountRows { weights, columns };
-    lazy_greedy(&mut view, counts.n_rows, complexity, opts, progress)
+    let view = CountRows { weights, columns };
+    lazy_greedy(&view, counts.n_rows, complexity, opts, progress)
 }
 
 /// Rows of non-negative weights and the decay state of their columns, whatever stores them.
-/// A column decayed `k` times has `alpha = alpha_by_decays[k]`.
+/// A column decayed `k` times has `alpha = alpha_by_decays[k]`. The state is atomic so that a
+/// second thread may score rows while the greedy's thread owns the heap ([`PairScorer`]); it is
+/// only changed while no row is being scored, so relaxed loads and stores (plain moves on
+/// x86-64 and ARM) suffice, the hand-over between the threads ordering them.
 trait Rows: Sync {
     /// The row's diversity before any decay (every alpha is 1): its weights' sum.
     fn initial_diversity(&self, r: usize, acc: &mut NonNegativeSum) -> f64;
     fn diversity(&self, r: usize, alpha_by_decays: &[f64], acc: &mut NonNegativeSum) -> f64;
     /// Decays every column of row `r` once more.
-    fn decay(&mut self, r: usize);
+    fn decay(&self, r: usize);
+}
+
+fn zeros(n: usize) -> Vec<AtomicU32> {
+    (0..n).map(|_| AtomicU32::new(0)).collect()
+}
+
+/// One more decay of a column (only the greedy's thread writes, while no row is scored).
+#[inline]
+fn add_decay(decays: &AtomicU32) {
+    decays.store(
+        decays.load(atomic::Ordering::Relaxed) + 1,
+        atomic::Ordering::Relaxed,
+    );
 }
 
 /// Row access independent of the index types, resolved at compile time.
@@ -305,7 +322,7 @@ struct RowView<'a, B, C> {
     bounds: B,
     col: C,
     data: &'a [f64],
-    decays: Vec<u32>,
+    decays: Vec<AtomicU32>,
 }
 
 impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
@@ -326,15 +343,16 @@ impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
         let (s, e) = (self.bounds)(r);
         acc.clear();
         for k in s..e {
-            acc.add(alpha_by_decays[self.decays[(self.col)(k)] as usize] * self.data[k]);
+            let decays = self.decays[(self.col)(k)].load(atomic::Ordering::Relaxed);
+            acc.add(alpha_by_decays[decays as usize] * self.data[k]);
         }
         acc.value()
     }
 
-    fn decay(&mut self, r: usize) {
+    fn decay(&self, r: usize) {
         let (s, e) = (self.bounds)(r);
         for k in s..e {
-            self.decays[(self.col)(k)] += 1;
+            add_decay(&self.decays[(self.col)(k)]);
         }
     }
 }
@@ -344,7 +362,7 @@ impl<B: Fn(usize) -> (usize, usize) + Sync, C: Fn(usize) -> usize + Sync> Rows
 struct CountRows<'a> {
     weights: &'a Weights<'a>,
     /// `[place of its idf (Weights::idf_number), times decayed]` per column.
-    columns: Vec<[u32; 2]>,
+    columns: Vec<[AtomicU32; 2]>,
 }
 
 impl Rows for CountRows<'_> {
@@ -362,7 +380,11 @@ impl Rows for CountRows<'_> {
         for k in s..e {
             // Column states are read at random (see crate::memory::prefetch).
             crate::memory::prefetch_ahead(&self.columns, &counts.indices, k);
-            let [idf, decays] = self.columns[counts.indices[k] as usize];
+            let [idf, decays] = &self.columns[counts.indices[k] as usize];
+            let (idf, decays) = (
+                idf.load(atomic::Ordering::Relaxed),
+                decays.load(atomic::Ordering::Relaxed),
+            );
             let w =
                 self.weights
                     .weight_from(counts.count(k), self.weights.idf_numbered(idf), scale);
@@ -372,14 +394,14 @@ impl Rows for CountRows<'_> {
         acc.value()
     }
 
-    fn decay(&mut self, r: usize) {
+    fn decay(&self, r: usize) {
         let counts = self.weights.counts;
         let (s, e) = counts.row_bounds(r);
         for &c in &counts.indices[s..e] {
             // The solo column stands for n-grams of one row each: the picked row's, never
             // scored again. It stays undecayed for the rows that share it (`share_columns`).
             if Some(c) != counts.solo_column {
-                self.columns[c as usize][1] += 1;
+                add_decay(&self.columns[c as usize][1]);
             }
         }
     }
@@ -387,9 +409,117 @@ impl Rows for CountRows<'_> {
 
 /// Picks between two progress reports.
 const REPORT_EVERY: usize = 1024;
+/// Candidates from which a second thread scores rows ([`PairScorer`]): below, a selection
+/// takes less time than starting the thread. The tests use it from one candidate on.
+const HELPER_MIN_CANDIDATES: usize = if cfg!(test) { 1 } else { 1 << 14 };
+/// Spins of a waiting thread between two yields of its time slice.
+const SPINS_BEFORE_YIELD: u32 = 1 << 10;
+
+/// Scores rows for the greedy: two stale rows at once, the greedy's thread one and a helper
+/// thread the other, when the pool has two threads or more (docs/design.md, "Scale"). Which
+/// rows are scored, and so `n_evaluations`, does not depend on the helper or the thread count.
+///
+/// The threads hand over through atomics, spinning rather than sleeping: a row is scored in
+/// microseconds, about the time it takes to wake a sleeping thread.
+struct PairScorer<'a, R> {
+    view: &'a R,
+    alpha_by_decays: &'a [f64],
+    helper: Option<&'a Handover>,
+}
+
+/// What the greedy's thread and the helper exchange.
+#[derive(Default)]
+struct Handover {
+    /// The row to score plus one; 0 for none.
+    row: AtomicUsize,
+    /// The helper's result (its bits), valid once `ready`.
+    diversity: AtomicU64,
+    ready: AtomicBool,
+    /// The helper panicked (the greedy's thread then panics too, instead of waiting forever).
+    failed: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// Spins until `done()` holds, yielding the time slice now and then.
+fn spin_until(mut done: impl FnMut() -> bool) {
+    let mut spins = 0u32;
+    while !done() {
+        std::hint::spin_loop();
+        spins += 1;
+        if spins == SPINS_BEFORE_YIELD {
+            spins = 0;
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Handover {
+    /// The helper thread: scores each row it is handed until told to stop.
+    fn serve<R: Rows>(&self, view: &R, alpha_by_decays: &[f64]) {
+        let mut acc = NonNegativeSum::new();
+        loop {
+            let mut row = 0;
+            spin_until(|| {
+                row = self.row.load(atomic::Ordering::Acquire);
+                row != 0 || self.stop.load(atomic::Ordering::Relaxed)
+            });
+            if row == 0 {
+                return;
+            }
+            self.row.store(0, atomic::Ordering::Relaxed);
+            let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                view.diversity(row - 1, alpha_by_decays, &mut acc)
+            }));
+            match scored {
+                Ok(d) => self.diversity.store(d.to_bits(), atomic::Ordering::Relaxed),
+                Err(_) => self.failed.store(true, atomic::Ordering::Relaxed),
+            }
+            self.ready.store(true, atomic::Ordering::Release);
+            if self.failed.load(atomic::Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+}
+
+/// Tells the helper to stop however the greedy ends (an error included), so that the scope
+/// that runs it can join it.
+struct StopOnDrop<'a>(&'a Handover);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, atomic::Ordering::Relaxed);
+    }
+}
+
+impl<R: Rows> PairScorer<'_, R> {
+    fn one(&self, r: usize, acc: &mut NonNegativeSum) -> f64 {
+        self.view.diversity(r, self.alpha_by_decays, acc)
+    }
+
+    /// The diversities of rows `a` and `b` in the current state (no decay until it returns).
+    fn two(&self, a: usize, b: usize, acc: &mut NonNegativeSum) -> (f64, f64) {
+        let Some(h) = self.helper else {
+            return (self.one(a, acc), self.one(b, acc));
+        };
+        h.ready.store(false, atomic::Ordering::Relaxed);
+        // Release: the helper sees every decay made before it is handed the row.
+        h.row.store(b + 1, atomic::Ordering::Release);
+        let da = self.one(a, acc);
+        spin_until(|| h.ready.load(atomic::Ordering::Acquire));
+        assert!(
+            !h.failed.load(atomic::Ordering::Relaxed),
+            "the greedy's helper thread panicked"
+        );
+        (
+            da,
+            f64::from_bits(h.diversity.load(atomic::Ordering::Relaxed)),
+        )
+    }
+}
 
 fn lazy_greedy<R: Rows>(
-    view: &mut R,
+    view: &R,
     n_rows: usize,
     complexity: Option<&[f64]>,
     opts: &SelectOptions,
@@ -397,14 +527,13 @@ fn lazy_greedy<R: Rows>(
 ) -> Result<Selection> {
     let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
     let max_c = complexity.and(opts.max_complexity);
-    let shared: &R = view;
     let initial: Vec<Entry> = (0..n_rows)
         .into_par_iter()
         .filter(|&r| is_candidate(c_of(r), max_c))
         .map_init(NonNegativeSum::new, |acc, r| {
             let c = c_of(r);
             Entry {
-                score: c * shared.initial_diversity(r, acc),
+                score: c * view.initial_diversity(r, acc),
                 complexity: c,
                 row: r,
                 stamp: 0,
@@ -412,8 +541,7 @@ fn lazy_greedy<R: Rows>(
         })
         .collect();
     let n_candidates = initial.len();
-    let mut n_evaluations = n_candidates as u64;
-    let mut heap = BinaryHeap::from(initial);
+    let heap = BinaryHeap::from(initial);
     let target = opts.budget.min(n_candidates);
     // alpha of a column decayed k times is the k-fold product, rounded after each factor as a
     // running product would be; no column is decayed more often than there are picks.
@@ -422,7 +550,35 @@ fn lazy_greedy<R: Rows>(
     for k in 0..target {
         alpha_by_decays.push(alpha_by_decays[k] * opts.decay);
     }
+    let with_helper = rayon::current_num_threads() > 1 && n_candidates >= HELPER_MIN_CANDIDATES;
+    let handover = Handover::default();
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&handover);
+        if with_helper {
+            let alpha_by_decays = &alpha_by_decays;
+            let handover = &handover;
+            scope.spawn(move || handover.serve(view, alpha_by_decays));
+        }
+        let scorer = PairScorer {
+            view,
+            alpha_by_decays: &alpha_by_decays,
+            helper: with_helper.then_some(&handover),
+        };
+        greedy_picks(&scorer, heap, n_candidates, target, opts, progress)
+    })
+}
 
+/// The lazy greedy's loop over the heap of initial scores (see the module documentation).
+fn greedy_picks<R: Rows>(
+    scorer: &PairScorer<'_, R>,
+    mut heap: BinaryHeap<Entry>,
+    n_candidates: usize,
+    target: usize,
+    opts: &SelectOptions,
+    progress: &dyn Progress,
+) -> Result<Selection> {
+    let view = scorer.view;
+    let mut n_evaluations = n_candidates as u64;
     let mut indices = Vec::with_capacity(target);
     let mut scores = Vec::with_capacity(target);
     let mut acc = NonNegativeSum::new();
@@ -432,8 +588,27 @@ fn lazy_greedy<R: Rows>(
         let picked = indices.len();
         let score = if top.stamp == picked {
             top.score
+        } else if heap.peek().is_some_and(|next| next.stamp != picked) {
+            // The next one is stale too, and nearly always needs scoring before the next pick
+            // (all but 1.2% of them on the 1M benchmark corpus): both are scored at once and
+            // go back with their fresh scores. The picks stay those of scoring one at a time:
+            // any upper bounds in the heap give them, and fresh scores are upper bounds.
+            // The next one is rescored where it lies (one sift down, instead of a pop and a
+            // push).
+            let mut next = heap.peek_mut().expect("peeked");
+            let (d_top, d_next) = scorer.two(top.row, next.row, &mut acc);
+            n_evaluations += 2;
+            next.score = next.complexity * d_next;
+            next.stamp = picked;
+            drop(next);
+            heap.push(Entry {
+                score: top.complexity * d_top,
+                stamp: picked,
+                ..top
+            });
+            continue;
         } else {
-            let fresh = top.complexity * view.diversity(top.row, &alpha_by_decays, &mut acc);
+            let fresh = top.complexity * scorer.one(top.row, &mut acc);
             n_evaluations += 1;
             if fresh != top.score {
                 // Still an upper bound for later; equal means it is the maximum right now.

@@ -115,8 +115,14 @@ proptest! {
         budget in 1usize..30,
     ) {
         let opts = SelectOptions { budget, decay, max_complexity: Some(1.0) };
-        let got = run(&rows, n_cols, c.as_deref(), &opts);
+        // Two threads: stale rows are scored in pairs, one of them by the helper thread.
+        let got = crate::with_threads(Some(2), || run(&rows, n_cols, c.as_deref(), &opts))
+            .unwrap();
         let want = naive(&rows, n_cols, c.as_deref(), &opts);
+        // One thread scores the same rows (the same count) by itself.
+        let alone = crate::with_threads(Some(1), || run(&rows, n_cols, c.as_deref(), &opts))
+            .unwrap();
+        prop_assert_eq!(&got, &alone);
         prop_assert_eq!(&got.indices, &want.indices);
         prop_assert_eq!(got.scores.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                         want.scores.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
@@ -280,4 +286,48 @@ fn thread_count_does_not_change_picks() {
     let one = crate::with_threads(Some(1), || run(&rows, 97, None, &opts)).unwrap();
     let three = crate::with_threads(Some(3), || run(&rows, 97, None, &opts)).unwrap();
     assert_eq!(one, three);
+}
+
+/// Rows of one weight each, whose scoring panics for one row.
+struct PanicsOn {
+    row: usize,
+    decays: Vec<AtomicU32>,
+}
+
+impl Rows for PanicsOn {
+    fn initial_diversity(&self, r: usize, _: &mut NonNegativeSum) -> f64 {
+        1.0 + r as f64
+    }
+    fn diversity(&self, r: usize, alpha_by_decays: &[f64], _: &mut NonNegativeSum) -> f64 {
+        assert_ne!(r, self.row, "scoring row {r} failed");
+        let decays = self.decays[r % 2].load(atomic::Ordering::Relaxed);
+        (1.0 + r as f64) * alpha_by_decays[decays as usize]
+    }
+    fn decay(&self, r: usize) {
+        add_decay(&self.decays[r % 2]);
+    }
+}
+
+#[test]
+fn a_panic_in_either_scoring_thread_ends_the_greedy() {
+    let opts = SelectOptions {
+        budget: 5,
+        decay: 0.5,
+        max_complexity: None,
+    };
+    // Row 7 is scored second of its pair (by the helper), row 8 first (by the greedy's
+    // thread): either way the call panics instead of waiting forever, and without the panic
+    // the same greedy completes.
+    for row in [7, 8, usize::MAX] {
+        let view = PanicsOn {
+            row,
+            decays: zeros(2),
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::with_threads(Some(2), || lazy_greedy(&view, 10, None, &opts, &Silent))
+                .unwrap()
+                .unwrap()
+        }));
+        assert_eq!(outcome.is_err(), row != usize::MAX, "row {row}");
+    }
 }
