@@ -8,6 +8,8 @@
 //! stale picks exactly the samples, in exactly the order, that re-scoring every candidate at
 //! every step would, including tie-breaking (larger score, then larger complexity, then smaller
 //! index), because sums are correctly rounded and so bit-identical however they are ordered.
+//! Two stale rows at the top of the heap are re-scored at once, on two threads where the pool
+//! has them ([`PairScorer`]).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -416,7 +418,8 @@ const HELPER_MIN_CANDIDATES: usize = if cfg!(test) { 1 } else { 1 << 14 };
 const SPINS_BEFORE_YIELD: u32 = 1 << 10;
 
 /// Scores rows for the greedy: two stale rows at once, the greedy's thread one and a helper
-/// thread the other, when the pool has two threads or more (docs/design.md, "Scale"). Which
+/// thread the other, when the pool has two threads or more (docs/design.md, "Greedy
+/// selection"). Which
 /// rows are scored, and so `n_evaluations`, does not depend on the helper or the thread count.
 ///
 /// The threads hand over through atomics, spinning rather than sleeping: a row is scored in
@@ -550,15 +553,19 @@ fn lazy_greedy<R: Rows>(
     for k in 0..target {
         alpha_by_decays.push(alpha_by_decays[k] * opts.decay);
     }
-    let with_helper = rayon::current_num_threads() > 1 && n_candidates >= HELPER_MIN_CANDIDATES;
+    let wants_helper = rayon::current_num_threads() > 1 && n_candidates >= HELPER_MIN_CANDIDATES;
     let handover = Handover::default();
     std::thread::scope(|scope| {
         let _stop = StopOnDrop(&handover);
-        if with_helper {
-            let alpha_by_decays = &alpha_by_decays;
-            let handover = &handover;
-            scope.spawn(move || handover.serve(view, alpha_by_decays));
-        }
+        let with_helper = wants_helper && {
+            let (alpha_by_decays, handover) = (&alpha_by_decays, &handover);
+            // A thread that cannot start (a process limit) leaves the greedy's thread to
+            // score both rows: the same work, one thread.
+            std::thread::Builder::new()
+                .name("iterit-greedy".into())
+                .spawn_scoped(scope, move || handover.serve(view, alpha_by_decays))
+                .is_ok()
+        };
         let scorer = PairScorer {
             view,
             alpha_by_decays: &alpha_by_decays,
