@@ -47,7 +47,10 @@ def run_two_ranks(
     the template's ``{root}`` the repository and ``{out}`` the folder ``out``; each rank writes
     ``rank<r>.json`` there, returned as (rank 0's, rank 1's)."""
     path = out / "two_ranks.py"
-    path.write_text(script.format(root=str(ROOT), out=str(out)))
+    # Each rank leaves the process group before it exits, as a program should: a gloo group
+    # left to the interpreter's teardown aborts the process now and then, its work done.
+    done = "\nfrom iterit.utils.distributed import shutdown\nshutdown()\n"
+    path.write_text(script.format(root=str(ROOT), out=str(out)) + done)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run(

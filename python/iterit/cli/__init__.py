@@ -119,7 +119,13 @@ else:
 
         def invoke(self, ctx: click.Context) -> Any:
             try:
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+                # Done on every rank: leave the process group (under torchrun) before the
+                # process exits, which torch.distributed asks for (see shutdown).
+                from iterit.utils.distributed import shutdown
+
+                shutdown()
+                return result
             except KeyboardInterrupt:
                 # Ctrl-C exits as the shell's convention has it (128 + SIGINT), not click's 1.
                 click.echo("Interrupted.", err=True)

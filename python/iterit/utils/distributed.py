@@ -17,6 +17,7 @@ __all__ = [
     "is_main_process",
     "launched_world_size",
     "rank",
+    "shutdown",
     "world_size",
 ]
 
@@ -96,3 +97,17 @@ def all_reduce_max(value: int) -> int:
     box = torch.tensor([int(value)], dtype=torch.int64, device=device)
     d.all_reduce(box, op=d.ReduceOp.MAX)
     return int(box.item())
+
+
+def shutdown() -> None:
+    """Destroys the default process group, if one was started, as ``torch.distributed`` asks of
+    every process before it exits: a gloo group left to the interpreter's teardown can abort
+    the process (SIGABRT, "terminate called without an active exception") after its work is
+    done. Call it once the last collective has run on every rank, never after an error (the
+    other ranks may still wait in a collective: destroying the group could hang)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    d = torch.distributed
+    if d.is_available() and d.is_initialized():
+        d.destroy_process_group()

@@ -92,3 +92,18 @@ def test_a_launchers_environment_before_the_group_exists(monkeypatch, env, size,
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert d.launched_world_size() == size and d.is_main_process() is main
+
+
+def test_shutdown_leaves_a_running_group_and_is_a_no_op_without_one(tmp_path):
+    torch = pytest.importorskip("torch")
+    d.shutdown()  # no group: nothing to do
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        assert torch.distributed.is_initialized()
+        d.shutdown()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
