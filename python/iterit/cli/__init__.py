@@ -120,12 +120,6 @@ else:
         def invoke(self, ctx: click.Context) -> Any:
             try:
                 result = super().invoke(ctx)
-                # Done on every rank: leave the process group (under torchrun) before the
-                # process exits, which torch.distributed asks for (see shutdown).
-                from iterit.utils.distributed import shutdown
-
-                shutdown()
-                return result
             except KeyboardInterrupt:
                 # Ctrl-C exits as the shell's convention has it (128 + SIGINT), not click's 1.
                 click.echo("Interrupted.", err=True)
@@ -135,6 +129,12 @@ else:
                     raise  # the whole traceback, for a bug report
                 # The one place where an error becomes the single `Error: ...` line.
                 raise click.ClickException(_one_line(e)) from None
+            # Done on every rank: leave the process group (under torchrun) before the process
+            # exits, which torch.distributed asks for (see shutdown); never after an error.
+            from iterit.utils.distributed import shutdown
+
+            shutdown()
+            return result
 
         def main(self, *args: Any, **kwargs: Any) -> Any:
             _quiet_other_ranks()

@@ -22,15 +22,19 @@ __all__ = [
 ]
 
 
-def dist() -> Any:
-    """``torch.distributed`` when a process group of more than one process is running."""
+def _started() -> Any:
+    """``torch.distributed`` when a process group was started (of any size), else None."""
     torch = sys.modules.get("torch")  # never import torch just to learn there is no group
     if torch is None:
         return None
     d = torch.distributed
-    if d.is_available() and d.is_initialized() and d.get_world_size() > 1:
-        return d
-    return None
+    return d if d.is_available() and d.is_initialized() else None
+
+
+def dist() -> Any:
+    """``torch.distributed`` when a process group of more than one process is running."""
+    d = _started()
+    return d if d is not None and d.get_world_size() > 1 else None
 
 
 def rank() -> int:
@@ -105,9 +109,6 @@ def shutdown() -> None:
     the process (SIGABRT, "terminate called without an active exception") after its work is
     done. Call it once the last collective has run on every rank, never after an error (the
     other ranks may still wait in a collective: destroying the group could hang)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    d = torch.distributed
-    if d.is_available() and d.is_initialized():
+    d = _started()
+    if d is not None:
         d.destroy_process_group()
