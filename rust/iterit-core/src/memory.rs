@@ -22,6 +22,25 @@ pub(crate) fn give_back_freed() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn give_back_freed() {}
 
+/// `n` values made by `make`, written in parallel into memory just allocated.
+///
+/// For a large array that is read before it is written (a bit set tested before it is set):
+/// `vec![0; n]` or a `collect` of zeros asks for zeroed memory, which is mapped lazily, and
+/// the first access of each page faults. When that access is a read, the kernel maps a shared
+/// page of zeros, and the write that follows faults again and flushes that page from every
+/// core's TLB (an interrupt to the other cores per page; on a virtual machine, a trip through
+/// the hypervisor each). Here every page is first touched by a write: one fault each, no flush.
+pub(crate) fn written<T: Send>(n: usize, make: impl Fn() -> T + Sync + Send) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut values = Vec::with_capacity(n);
+    (0..n)
+        .into_par_iter()
+        .with_min_len(1 << 12)
+        .map(|_| make())
+        .collect_into_vec(&mut values);
+    values
+}
+
 /// Asks the CPU to start loading `x` into the cache: a hint, with no effect on any value.
 /// The core's hot loops read arrays larger than the cache at random positions known some
 /// steps ahead; out-of-order execution alone keeps too few of those reads in flight.

@@ -446,18 +446,52 @@ fn check_input(opts: &TfidfOptions, n_docs: usize) -> Result<(usize, usize)> {
     Ok((min_n, max_n))
 }
 
+/// Columns below this number are counted by each task in an array of its own. The tests use
+/// a few, and tiny tasks, so that small inputs take both ways and several tasks.
+const PRIVATE_COLUMNS: usize = if cfg!(test) { 3 } else { 1 << 15 };
+/// Entries per task when document frequencies are counted, at least.
+const DF_TASK: usize = if cfg!(test) { 5 } else { 1 << 20 };
+
 /// The number of rows holding each column: its entries, since a row holds a column at most
-/// once. Counted in parallel into shared counters (a sum, so the order does not matter).
-/// Column `skip` (the solo column, held many times by a row) is not counted.
+/// once. Column `skip` (the solo column, held many times by a row) is not counted.
+///
+/// Tasks count into shared atomic counters (a sum, so the order does not matter), except for
+/// the lowest-numbered columns, which each task counts in an array of its own, added up at the
+/// end. Columns are numbered by first occurrence, so those are the words every text holds:
+/// counting them in shared counters would move their cache lines from core to core with almost
+/// every entry.
 fn document_frequency(columns: &[u32], n_cols: usize, skip: Option<u32>) -> Vec<u32> {
     use std::sync::atomic::{AtomicU32, Ordering};
     let df: Vec<AtomicU32> = (0..n_cols).map(|_| AtomicU32::new(0)).collect();
-    columns.par_iter().for_each(|&c| {
-        if Some(c) != skip {
-            df[c as usize].fetch_add(1, Ordering::Relaxed);
+    let private = PRIVATE_COLUMNS.min(n_cols);
+    let per_task = columns
+        .len()
+        .div_ceil(rayon::current_num_threads())
+        .max(DF_TASK);
+    let heads: Vec<Vec<u32>> = columns
+        .par_chunks(per_task)
+        .map(|part| {
+            let mut head = vec![0u32; private];
+            for &c in part {
+                if (c as usize) < private {
+                    head[c as usize] += 1;
+                } else if Some(c) != skip {
+                    df[c as usize].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            head
+        })
+        .collect();
+    let mut df: Vec<u32> = df.into_iter().map(AtomicU32::into_inner).collect();
+    for head in heads {
+        for (d, h) in df.iter_mut().zip(head) {
+            *d += h;
         }
-    });
-    df.into_iter().map(AtomicU32::into_inner).collect()
+    }
+    if let Some(skip) = skip.filter(|&s| (s as usize) < private) {
+        df[skip as usize] = 0;
+    }
+    df
 }
 
 /// The counts matrix from the rows and the vocabulary of every chunk: ids become columns
@@ -545,4 +579,30 @@ fn assemble(
         counts.share_columns();
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    proptest::proptest! {
+        /// Counted in shared counters, in each task's own (the lowest columns) or both, and
+        /// over one task or several: the plain count, the skipped column at 0.
+        #[test]
+        fn document_frequency_is_the_plain_count(
+            columns in proptest::collection::vec(0u32..9, 0..60),
+            skip in proptest::option::of(0u32..9),
+            threads in 1usize..4,
+        ) {
+            let mut plain = vec![0u32; 9];
+            for &c in &columns {
+                if Some(c) != skip {
+                    plain[c as usize] += 1;
+                }
+            }
+            let counted = crate::with_threads(Some(threads), || {
+                super::document_frequency(&columns, 9, skip)
+            })
+            .unwrap();
+            proptest::prop_assert_eq!(counted, plain);
+        }
+    }
 }
