@@ -10,8 +10,8 @@
 //! 1. Tokens are interned (exactly, as always) and kept; each n-gram of length 2 or more marks
 //!    its hash in a bit set of "seen" and, when already seen, in one of "seen again".
 //! 2. An n-gram gets an interned id only if its prefix has one and its hash is marked "seen
-//!    again"; any other n-gram gets an id local to its text ([`LOCAL`] set), numbered by its
-//!    exact key within the text, and counts towards the solo column; one that occurs once in
+//!    again"; any other n-gram gets an id local to its text ([`LOCAL`] set), numbered by the
+//!    first occurrence of its exact key within the text, and counts towards the solo column; one that occurs once in
 //!    its text is not stored at all, only counted in [`Counts::solo_once`].
 //!
 //! No n-gram of two texts is missed: both texts marked its hash, and its prefix, in both texts
@@ -126,6 +126,53 @@ impl Seen {
     }
 }
 
+/// Numbers the distinct keys of one text by first occurrence: a small
+/// open-addressing table, cleared from text to text. It gives the n-grams of one text their
+/// local ids in a few nanoseconds each, where sorting them to number
+/// them took about twice as long. (Rows are still built by sorting: the greedy scores rows
+/// whose columns are increasing faster, 0.4 s of 3 on the 1M benchmark corpus, than rows in
+/// the order of their text.)
+#[derive(Default)]
+struct FirstOccurrence {
+    /// Per slot: 0 for free, else the key's number plus one.
+    slots: Vec<u32>,
+    /// Keys by number.
+    keys: Vec<u64>,
+    shift: u32,
+}
+
+impl FirstOccurrence {
+    /// Starts a text of at most `n` keys.
+    fn clear(&mut self, n: usize) {
+        // At most half full, so that probes stay short.
+        let bits = (2 * n).next_power_of_two().trailing_zeros().max(4);
+        self.slots.clear();
+        self.slots.resize(1 << bits, 0);
+        self.shift = 64 - bits;
+        self.keys.clear();
+    }
+
+    /// The number of `key` among the text's distinct keys, in order of first occurrence.
+    #[inline]
+    fn number(&mut self, key: u64) -> u32 {
+        let mask = self.slots.len() - 1;
+        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                let number = self.keys.len() as u32;
+                self.keys.push(key);
+                self.slots[i] = number + 1;
+                return number;
+            }
+            if self.keys[(s - 1) as usize] == key {
+                return s - 1;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
 /// Marks the hashes of every n-gram of length 2 to `max_n` of each text of `tokens`.
 fn mark_chunk(tokens: &Ragged, max_n: usize, seen: &Seen) {
     let n_docs = tokens.offsets.len() - 1;
@@ -199,28 +246,20 @@ fn next_level(
     let to_intern: Vec<usize> = split_by_offsets(&mut ids, &offsets)
         .into_par_iter()
         .enumerate()
-        .map_init(Vec::new, |local, (d, out)| {
+        .map_init(FirstOccurrence::default, |local, (d, out)| {
             let (toks, prefixes) = (tokens.doc(d), prev.doc(d));
             let again = &again[offsets[d]..offsets[d + 1]];
-            local.clear();
+            local.clear(out.len());
             let mut n_intern = 0;
             for p in 0..out.len() {
                 let (token, prefix) = (toks[p + n - 1], prefixes[p]);
-                if prefix & LOCAL == 0 && again[p] {
-                    out[p] = TO_INTERN;
+                out[p] = if prefix & LOCAL == 0 && again[p] {
                     n_intern += 1;
+                    TO_INTERN
                 } else {
                     // Exact within the text: the prefix's id (interned or local) and the token.
-                    local.push(((u64::from(prefix) << 32) | u64::from(token), p as u32));
-                }
-            }
-            local.sort_unstable();
-            let mut number = 0u32;
-            for (i, &(key, p)) in local.iter().enumerate() {
-                if i > 0 && local[i - 1].0 != key {
-                    number += 1;
-                }
-                out[p as usize] = LOCAL | number;
+                    LOCAL | local.number((u64::from(prefix) << 32) | u64::from(token))
+                };
             }
             n_intern
         })
@@ -343,6 +382,7 @@ mod tests {
     use super::*;
     use crate::progress::Silent;
     use crate::tfidf::{Variant, Weights};
+    use proptest::prelude::prop_oneof;
 
     /// Per row, its entries as (document frequency, count), sorted: what weights depend on
     /// (the n-grams of one text that occur once in it included).
@@ -362,6 +402,29 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Numbers by first occurrence, whatever the keys (few distinct or all distinct) and
+        /// however the table's size changes from text to text.
+        #[test]
+        fn first_occurrence_numbers_as_a_list_would(
+            texts in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![0u64..5, proptest::num::u64::ANY], 0..80),
+                1..6,
+            ),
+        ) {
+            let mut table = FirstOccurrence::default();
+            for keys in &texts {
+                table.clear(keys.len());
+                let mut seen: Vec<u64> = Vec::new();
+                for &k in keys {
+                    let expected = seen.iter().position(|&s| s == k).unwrap_or_else(|| {
+                        seen.push(k);
+                        seen.len() - 1
+                    });
+                    proptest::prop_assert_eq!(table.number(k), expected as u32);
+                }
+            }
+        }
+
         /// Counting without interning the n-grams of one text gives the entries, weights and
         /// picks of counting everything and then sharing the columns, whether hashes collide
         /// all the time (a tiny bit set) or seldom.
