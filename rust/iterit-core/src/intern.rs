@@ -150,16 +150,95 @@ pub(crate) fn join([hi, lo]: [u32; 2]) -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
+/// A token as the interner keeps it: up to [`INLINE_BYTES`] bytes in place (most words), so
+/// that telling whether a text's token is this one reads the entry alone, not a string
+/// elsewhere in memory; a longer one boxed.
+pub(crate) enum OwnedToken {
+    Inline { len: u8, words: [u64; 2] },
+    Boxed(Box<str>),
+}
+
+/// The longest token kept in place.
+const INLINE_BYTES: usize = 16;
+
+/// Bytes `b` (at most [`INLINE_BYTES`]) as two little-endian words, zero-padded. Read with
+/// overlapping loads rather than copied byte by byte or through a call to `memcpy`.
+#[inline]
+fn inline_words(b: &[u8]) -> [u64; 2] {
+    let n = b.len();
+    debug_assert!(n <= INLINE_BYTES);
+    let word = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8 bytes"));
+    let half = |s: &[u8]| u64::from(u32::from_le_bytes(s.try_into().expect("4 bytes")));
+    match n {
+        0 => [0, 0],
+        1..=3 => [
+            u64::from(b[0])
+                | u64::from(b[n / 2]) << (8 * (n / 2))
+                | u64::from(b[n - 1]) << (8 * (n - 1)),
+            0,
+        ],
+        4..=7 => [half(&b[..4]) | half(&b[n - 4..]) << (8 * (n - 4)), 0],
+        // Bytes 8..n are the high ones of the last eight, shifted down.
+        _ => [
+            word(&b[..8]),
+            word(&b[n - 8..])
+                .checked_shr(8 * (INLINE_BYTES - n) as u32)
+                .unwrap_or(0),
+        ],
+    }
+}
+
+impl OwnedToken {
+    /// The token's bytes: `buf` holds them when they are kept in place.
+    fn bytes<'a>(&'a self, buf: &'a mut [u8; INLINE_BYTES]) -> &'a [u8] {
+        match self {
+            OwnedToken::Inline { len, words } => {
+                buf[..8].copy_from_slice(&words[0].to_le_bytes());
+                buf[8..].copy_from_slice(&words[1].to_le_bytes());
+                &buf[..usize::from(*len)]
+            }
+            OwnedToken::Boxed(s) => s.as_bytes(),
+        }
+    }
+
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            OwnedToken::Boxed(s) => s.into(),
+            inline => {
+                let mut buf = [0; INLINE_BYTES];
+                // Made from a &str, whole.
+                String::from_utf8(inline.bytes(&mut buf).to_vec()).expect("a token is UTF-8")
+            }
+        }
+    }
+}
+
 impl InternKey for &str {
-    type Owned = Box<str>;
-    fn to_owned_key(self) -> Box<str> {
-        self.into()
+    type Owned = OwnedToken;
+    fn to_owned_key(self) -> OwnedToken {
+        if self.len() <= INLINE_BYTES {
+            OwnedToken::Inline {
+                len: self.len() as u8,
+                words: inline_words(self.as_bytes()),
+            }
+        } else {
+            OwnedToken::Boxed(self.into())
+        }
     }
-    fn is(self, owned: &Box<str>) -> bool {
-        self == &**owned
+    #[inline]
+    fn is(self, owned: &OwnedToken) -> bool {
+        match owned {
+            OwnedToken::Inline { len, words } => {
+                self.len() == usize::from(*len) && inline_words(self.as_bytes()) == *words
+            }
+            OwnedToken::Boxed(s) => self == &**s,
+        }
     }
-    fn hash_owned(owned: &Box<str>, state: &FixedState) -> u64 {
-        state.hash_one(&**owned)
+    fn hash_owned(owned: &OwnedToken, state: &FixedState) -> u64 {
+        let mut buf = [0; INLINE_BYTES];
+        // The hash of the &str it was made from: str hashes its bytes and a terminator.
+        let bytes = owned.bytes(&mut buf);
+        state.hash_one(std::str::from_utf8(bytes).expect("a token is UTF-8"))
     }
 }
 

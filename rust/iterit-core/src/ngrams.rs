@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::intern::Interner;
+use crate::intern::{Interner, OwnedToken};
 use crate::progress::{report, Phase, Progress};
 use crate::text::Analyzer;
 use crate::tfidf::{NgramNames, TfidfOptions, MAX_NGRAM};
@@ -156,7 +156,7 @@ pub(crate) fn split_by_offsets<'a, T>(
 
 /// The interners of every n-gram length, kept across chunks.
 struct Vocabulary {
-    tokens: Interner<Box<str>>,
+    tokens: Interner<OwnedToken>,
     /// `pairs[n - 2]` interns the n-grams of length `n >= 2` as (prefix id, token id).
     pairs: Vec<Interner<[u32; 2]>>,
 }
@@ -540,7 +540,7 @@ fn assemble(
             .keys
             .unwrap_or_default()
             .into_iter()
-            .map(String::from)
+            .map(OwnedToken::into_string)
             .collect(),
         pairs: pairs
             .into_iter()

@@ -32,6 +32,34 @@ fn chunked<K: InternKey>(keys: &[K], cuts: &[usize]) -> (Vec<u32>, Interned<K::O
 }
 
 proptest! {
+    /// A token kept in place or boxed is the token it was made from, and no other: the same
+    /// string, equality and hash (which growing tables rely on), whatever its length.
+    #[test]
+    fn owned_tokens_are_their_tokens(
+        a in "(\\PC|\\x00){0,20}",
+        b in "(\\PC|\\x00){0,20}",
+    ) {
+        let state = FixedState::with_seed(SEED);
+        let (a, b) = (a.as_str(), b.as_str());
+        let owned = a.to_owned_key();
+        prop_assert!(a.is(&owned));
+        prop_assert_eq!(b.is(&owned), a == b);
+        prop_assert_eq!(<&str>::hash_owned(&owned, &state), state.hash_one(a));
+        prop_assert_eq!(owned.into_string(), a);
+    }
+
+    /// Every length kept in place, and every byte of it, counts.
+    #[test]
+    fn inline_words_are_the_padded_bytes(bytes in prop::collection::vec(any::<u8>(), 0..=16)) {
+        let mut padded = [0u8; 16];
+        padded[..bytes.len()].copy_from_slice(&bytes);
+        let expected = [
+            u64::from_le_bytes(padded[..8].try_into().unwrap()),
+            u64::from_le_bytes(padded[8..].try_into().unwrap()),
+        ];
+        prop_assert_eq!(inline_words(&bytes), expected);
+    }
+
     #[test]
     fn equals_sequential_first_occurrence(
         keys in prop::collection::vec(0u64..50, 0..400),
@@ -46,12 +74,12 @@ proptest! {
     }
 
     #[test]
-    fn strings_too(keys in prop::collection::vec("[a-c]{0,3}", 0..200), cuts in prop::collection::vec(0usize..200, 0..3)) {
+    fn strings_too(keys in prop::collection::vec("[a-c]{0,3}|[a-c]{15,18}", 0..200), cuts in prop::collection::vec(0usize..200, 0..3)) {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let (ids, interned) = chunked(&refs, &cuts);
         let (want_ids, want_keys) = sequential(&refs);
         prop_assert_eq!(ids, want_ids);
-        let got: Vec<&str> = interned.keys.as_ref().unwrap().iter().map(|k| &**k).collect();
+        let got: Vec<String> = interned.keys.unwrap().into_iter().map(OwnedToken::into_string).collect();
         prop_assert_eq!(got, want_keys);
     }
 }
@@ -79,12 +107,11 @@ fn many_distinct_strings_across_chunks() {
     let (want_ids, want_keys) = sequential(&refs);
     let first_bad = ids.iter().zip(&want_ids).position(|(a, b)| a != b);
     assert!(first_bad.is_none(), "first different id at {first_bad:?}");
-    let got: Vec<&str> = interned
+    let got: Vec<String> = interned
         .keys
-        .as_ref()
         .unwrap()
-        .iter()
-        .map(|k| &**k)
+        .into_iter()
+        .map(OwnedToken::into_string)
         .collect();
     assert_eq!(got, want_keys);
 }
