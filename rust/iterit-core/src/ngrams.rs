@@ -294,23 +294,13 @@ impl Rows {
             .map(|start| {
                 let mut b = RowBlock::default();
                 let mut scratch = Vec::new();
+                let mut local_counts: Vec<u32> = Vec::new();
                 for d in start..(start + ROW_BLOCK).min(n_docs) {
                     let before = b.ids.len();
                     let mut solo_once = 0;
                     for level in levels {
-                        scratch.clear();
-                        scratch.extend_from_slice(level.doc(d));
-                        scratch.sort_unstable();
                         let level_start = b.ids.len();
-                        let mut k = 0;
-                        while k < scratch.len() {
-                            let id = scratch[k];
-                            let run = scratch[k..].iter().take_while(|&&x| x == id).count();
-                            k += run;
-                            if run == 1 && id & shared::LOCAL != 0 {
-                                solo_once += 1;
-                                continue;
-                            }
+                        let mut entry = |id: u32, run: usize| {
                             if run >= usize::from(BIG_COUNT) {
                                 b.big.push((b.ids.len(), run as u32));
                                 b.small.push(BIG_COUNT);
@@ -318,6 +308,37 @@ impl Rows {
                                 b.small.push(run as u8);
                             }
                             b.ids.push(id);
+                        };
+                        // Ids local to the text (shared::LOCAL set) are numbered 0, 1, ... by
+                        // first occurrence: counted by number, not sorted. They come after
+                        // the interned ids, in number order, as a sort would put them.
+                        scratch.clear();
+                        local_counts.clear();
+                        for &id in level.doc(d) {
+                            if id & shared::LOCAL == 0 {
+                                scratch.push(id);
+                            } else {
+                                let number = (id & !shared::LOCAL) as usize;
+                                if number >= local_counts.len() {
+                                    local_counts.resize(number + 1, 0);
+                                }
+                                local_counts[number] += 1;
+                            }
+                        }
+                        scratch.sort_unstable();
+                        let mut k = 0;
+                        while k < scratch.len() {
+                            let id = scratch[k];
+                            let run = scratch[k..].iter().take_while(|&&x| x == id).count();
+                            k += run;
+                            entry(id, run);
+                        }
+                        for (number, &run) in local_counts.iter().enumerate() {
+                            if run == 1 {
+                                solo_once += 1;
+                            } else {
+                                entry(shared::LOCAL | number as u32, run as usize);
+                            }
                         }
                         b.level_lens.push((b.ids.len() - level_start) as u32);
                     }
