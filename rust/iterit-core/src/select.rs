@@ -11,8 +11,6 @@
 //! Two stale rows at the top of the heap are re-scored at once, on two threads where the pool
 //! has them ([`PairScorer`]).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::sync::atomic::{self, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 
 use rayon::prelude::*;
@@ -21,6 +19,9 @@ use crate::error::{Error, Result};
 use crate::exact_sum::NonNegativeSum;
 use crate::progress::{report, Phase, Progress, Silent};
 use crate::tfidf::Weights;
+
+mod heap;
+use heap::{Entry, Heap};
 
 /// Integer types a CSR matrix can use for `indptr` and `indices` (numpy/scipy give int32 or
 /// int64; the core's own matrices use i64 and i32).
@@ -149,35 +150,6 @@ pub struct Selection {
     /// Row scores computed, the initial ones included (work done by the lazy greedy).
     pub n_evaluations: u64,
 }
-
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    score: f64,
-    complexity: f64,
-    row: usize,
-    /// Number of picks made when `score` was computed.
-    stamp: usize,
-}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then(self.complexity.total_cmp(&other.complexity))
-            .then(other.row.cmp(&self.row))
-    }
-}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
 
 /// Whether a complexity makes its sample a candidate.
 pub fn is_candidate(c: f64, max_complexity: Option<f64>) -> bool {
@@ -530,21 +502,20 @@ fn lazy_greedy<R: Rows>(
 ) -> Result<Selection> {
     let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
     let max_c = complexity.and(opts.max_complexity);
+    if n_rows > u32::MAX as usize {
+        return Err(Error::Capacity(format!("more than {} rows", u32::MAX)));
+    }
     let initial: Vec<Entry> = (0..n_rows)
         .into_par_iter()
         .filter(|&r| is_candidate(c_of(r), max_c))
-        .map_init(NonNegativeSum::new, |acc, r| {
-            let c = c_of(r);
-            Entry {
-                score: c * view.initial_diversity(r, acc),
-                complexity: c,
-                row: r,
-                stamp: 0,
-            }
+        .map_init(NonNegativeSum::new, |acc, r| Entry {
+            score: c_of(r) * view.initial_diversity(r, acc),
+            row: r as u32,
+            stamp: 0,
         })
         .collect();
     let n_candidates = initial.len();
-    let heap = BinaryHeap::from(initial);
+    let heap = Heap::new(initial, complexity);
     let target = opts.budget.min(n_candidates);
     // alpha of a column decayed k times is the k-fold product, rounded after each factor as a
     // running product would be; no column is decayed more often than there are picks.
@@ -578,7 +549,7 @@ fn lazy_greedy<R: Rows>(
 /// The lazy greedy's loop over the heap of initial scores (see the module documentation).
 fn greedy_picks<R: Rows>(
     scorer: &PairScorer<'_, R>,
-    mut heap: BinaryHeap<Entry>,
+    mut heap: Heap<'_>,
     n_candidates: usize,
     target: usize,
     opts: &SelectOptions,
@@ -592,30 +563,32 @@ fn greedy_picks<R: Rows>(
     report(progress, Phase::Greedy, 0, target)?;
     while indices.len() < target {
         let Some(top) = heap.pop() else { break };
-        let picked = indices.len();
+        let picked = indices.len() as u32;
+        let row = top.row as usize;
         let score = if top.stamp == picked {
             top.score
-        } else if heap.peek().is_some_and(|next| next.stamp != picked) {
+        } else if let Some(&next) = heap.peek().filter(|next| next.stamp != picked) {
             // The next one is stale too, and nearly always needs scoring before the next pick
             // (all but 1.2% of them on the 1M benchmark corpus): both are scored at once and
             // go back with their fresh scores. The picks stay those of scoring one at a time:
             // any upper bounds in the heap give them, and fresh scores are upper bounds.
             // The next one is rescored where it lies (one sift down, instead of a pop and a
             // push).
-            let mut next = heap.peek_mut().expect("peeked");
-            let (d_top, d_next) = scorer.two(top.row, next.row, &mut acc);
+            let (d_top, d_next) = scorer.two(row, next.row as usize, &mut acc);
             n_evaluations += 2;
-            next.score = next.complexity * d_next;
-            next.stamp = picked;
-            drop(next);
+            heap.replace_top(Entry {
+                score: heap.complexity(next.row) * d_next,
+                stamp: picked,
+                ..next
+            });
             heap.push(Entry {
-                score: top.complexity * d_top,
+                score: heap.complexity(top.row) * d_top,
                 stamp: picked,
                 ..top
             });
             continue;
         } else {
-            let fresh = top.complexity * scorer.one(top.row, &mut acc);
+            let fresh = heap.complexity(top.row) * scorer.one(row, &mut acc);
             n_evaluations += 1;
             if fresh != top.score {
                 // Still an upper bound for later; equal means it is the maximum right now.
@@ -628,9 +601,9 @@ fn greedy_picks<R: Rows>(
             }
             fresh
         };
-        indices.push(top.row as i64);
+        indices.push(i64::from(top.row));
         scores.push(score);
-        view.decay(top.row);
+        view.decay(row);
         if indices.len() % REPORT_EVERY == 0 {
             report(progress, Phase::Greedy, indices.len(), target)?;
         }
