@@ -467,28 +467,34 @@ fn check_input(opts: &TfidfOptions, n_docs: usize) -> Result<(usize, usize)> {
     Ok((min_n, max_n))
 }
 
-/// Columns below this number are counted by each task in an array of its own. The tests use
-/// a few, and tiny tasks, so that small inputs take both ways and several tasks.
+/// Each task counts the lowest-numbered columns in an array of its own: at least this many,
+/// and as many as [`PRIVATE_BYTES`] holds for all the tasks together (every column on a few
+/// cores). The tests use a few columns and tiny tasks, so that small inputs take both ways and
+/// several tasks.
 const PRIVATE_COLUMNS: usize = if cfg!(test) { 3 } else { 1 << 15 };
+const PRIVATE_BYTES: usize = if cfg!(test) { 12 } else { 128 << 20 };
 /// Entries per task when document frequencies are counted, at least.
 const DF_TASK: usize = if cfg!(test) { 5 } else { 1 << 20 };
 
 /// The number of rows holding each column: its entries, since a row holds a column at most
 /// once. Column `skip` (the solo column, held many times by a row) is not counted.
 ///
-/// Tasks count into shared atomic counters (a sum, so the order does not matter), except for
-/// the lowest-numbered columns, which each task counts in an array of its own, added up at the
-/// end. Columns are numbered by first occurrence, so those are the words every text holds:
-/// counting them in shared counters would move their cache lines from core to core with almost
-/// every entry.
+/// Tasks count the lowest-numbered columns in arrays of their own, added up at the end, and
+/// the others in shared atomic counters (a sum, so the order does not matter). Columns are
+/// numbered by first occurrence, so the first ones are the words every text holds: counting
+/// them in shared counters would move their cache lines from core to core with almost every
+/// entry. A plain add is also cheaper than an atomic one, wherever the memory allows.
 fn document_frequency(columns: &[u32], n_cols: usize, skip: Option<u32>) -> Vec<u32> {
     use std::sync::atomic::{AtomicU32, Ordering};
     let df: Vec<AtomicU32> = (0..n_cols).map(|_| AtomicU32::new(0)).collect();
-    let private = PRIVATE_COLUMNS.min(n_cols);
     let per_task = columns
         .len()
         .div_ceil(rayon::current_num_threads())
         .max(DF_TASK);
+    let n_tasks = columns.len().div_ceil(per_task).max(1);
+    let private = (PRIVATE_BYTES / 4 / n_tasks)
+        .max(PRIVATE_COLUMNS)
+        .min(n_cols);
     let heads: Vec<Vec<u32>> = columns
         .par_chunks(per_task)
         .map(|part| {
