@@ -57,8 +57,9 @@ pub(crate) fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
-/// How many entries ahead a pass over a row asks for the column state it will read.
-const AHEAD: usize = 16;
+/// How many entries ahead a pass over a row asks for the column state it will read (32 took
+/// 0.1 s less than 16 in the greedy on the 1M benchmark corpus).
+const AHEAD: usize = 32;
 
 /// Prefetches `table[indices[k + AHEAD]]`, the state of the column a pass over `indices` will
 /// read [`AHEAD`] steps after entry `k` (nothing past the end).
