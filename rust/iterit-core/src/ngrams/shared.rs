@@ -47,8 +47,9 @@ const TO_INTERN: u32 = u32::MAX;
 const BITS_PER_OCCURRENCE: f64 = 4.0;
 /// The tests use tiny sets, so that hashes collide often.
 const MIN_BITS_LOG2: u32 = if cfg!(test) { 6 } else { 12 };
-/// How many n-grams ahead marking and reading prefetch the bit set's words.
-const MARK_AHEAD: usize = 16;
+/// How many n-grams ahead marking and reading prefetch the bit set's words (32 took 0.15 s
+/// less than 16 on the 1M benchmark corpus).
+const MARK_AHEAD: usize = 32;
 /// N-grams per task when the bit set is read.
 const BLOCK: usize = 1 << 14;
 
