@@ -217,28 +217,39 @@ fn next_level(
     let n_docs = offsets.len() - 1;
     let total = offsets[n_docs];
     let mut next_hashes = vec![0u64; total];
+    // Whether the n-gram may be shared: on entry, whether its prefix has an interned id (an
+    // n-gram whose prefix is of one text is of one text too), then also whether its hash is
+    // marked "seen again".
+    let mut again = vec![n == 2; total];
     split_by_offsets(&mut next_hashes, &offsets)
         .into_par_iter()
+        .zip(split_by_offsets(&mut again, &offsets))
         .enumerate()
-        .for_each(|(d, out)| {
+        .for_each(|(d, (out, again))| {
             let toks = tokens.doc(d);
             let prefix_hashes = &hashes[prev.offsets[d]..prev.offsets[d + 1]];
             for (p, h) in out.iter_mut().enumerate() {
                 *h = extend_hash(prefix_hashes[p], toks[p + n - 1]);
             }
+            if n > 2 {
+                for (a, &prefix) in again.iter_mut().zip(prev.doc(d)) {
+                    *a = prefix & LOCAL == 0;
+                }
+            }
         });
     // The bit set is read at random (see crate::memory::prefetch): in one pass over the
     // chunk, so that the reads ahead cross the boundaries of (mostly short) texts.
-    let mut again = vec![false; total];
     again
         .par_chunks_mut(BLOCK)
         .zip(next_hashes.par_chunks(BLOCK))
         .for_each(|(again, hashes)| {
-            for (k, (a, &h)) in again.iter_mut().zip(hashes).enumerate() {
-                if let Some(&ahead) = hashes.get(k + MARK_AHEAD) {
-                    seen.prefetch(ahead);
+            for k in 0..again.len() {
+                if again.get(k + MARK_AHEAD) == Some(&true) {
+                    seen.prefetch(hashes[k + MARK_AHEAD]);
                 }
-                *a = seen.again(h);
+                if again[k] {
+                    again[k] = seen.again(hashes[k]);
+                }
             }
         });
     *hashes = next_hashes;
@@ -254,7 +265,7 @@ fn next_level(
             let mut n_intern = 0;
             for p in 0..out.len() {
                 let (token, prefix) = (toks[p + n - 1], prefixes[p]);
-                out[p] = if prefix & LOCAL == 0 && again[p] {
+                out[p] = if again[p] {
                     n_intern += 1;
                     TO_INTERN
                 } else {
