@@ -10,9 +10,10 @@
 //! 1. Tokens are interned (exactly, as always) and kept; each n-gram of length 2 or more marks
 //!    its hash in a bit set of "seen" and, when already seen, in one of "seen again".
 //! 2. An n-gram gets an interned id only if its prefix has one and its hash is marked "seen
-//!    again"; any other n-gram gets an id local to its text ([`LOCAL`] set), numbered by the
-//!    first occurrence of its exact key within the text, and counts towards the solo column; one that occurs once in
-//!    its text is not stored at all, only counted in [`Counts::solo_once`].
+//!    again" (the bit is read only when the prefix has one); any other n-gram gets an id local
+//!    to its text ([`LOCAL`] set), numbered by the first occurrence of its exact key within
+//!    the text, and counts towards the solo column; one that occurs once in its text is not
+//!    stored at all, only counted in [`Counts::solo_once`].
 //!
 //! No n-gram of two texts is missed: both texts marked its hash, and its prefix, in both texts
 //! too, has an id by the same argument (tokens always have one). Hashes only err the other way:
@@ -127,12 +128,11 @@ impl Seen {
     }
 }
 
-/// Numbers the distinct keys of one text by first occurrence: a small
-/// open-addressing table, cleared from text to text. It gives the n-grams of one text their
-/// local ids in a few nanoseconds each, where sorting them to number
-/// them took about twice as long. (Rows are still built by sorting: the greedy scores rows
-/// whose columns are increasing faster, 0.4 s of 3 on the 1M benchmark corpus, than rows in
-/// the order of their text.)
+/// Numbers the distinct keys of one text by first occurrence: a small open-addressing table,
+/// cleared from text to text. It gives the n-grams of one text their local ids in a few
+/// nanoseconds each, where sorting them to number them took about twice as long. (Rows are
+/// still built by sorting their interned ids: the greedy scores rows whose columns increase
+/// faster, by 0.4 s of 3 on the 1M benchmark corpus, than rows in the order of their text.)
 #[derive(Default)]
 struct FirstOccurrence {
     /// Per slot: 0 for free, else the key's number plus one.
