@@ -30,7 +30,7 @@ pub(crate) fn give_back_freed() {}
 /// page of zeros, and the write that follows faults again and flushes that page from every
 /// core's TLB (an interrupt to the other cores per page; on a virtual machine, a trip through
 /// the hypervisor each). Here every page is first touched by a write: one fault each, no flush.
-pub(crate) fn written<T: Send>(n: usize, make: impl Fn() -> T + Sync + Send) -> Vec<T> {
+pub(crate) fn filled_by_writes<T: Send>(n: usize, make: impl Fn() -> T + Sync + Send) -> Vec<T> {
     use rayon::prelude::*;
     let mut values = Vec::with_capacity(n);
     (0..n)

@@ -84,8 +84,8 @@ impl Seen {
         let bits = (occurrences * bits_per_occurrence).max(1.0).log2().ceil() as u32;
         let bits = bits.clamp(MIN_BITS_LOG2, 63);
         Self {
-            // Read before written: see crate::memory::written.
-            words: crate::memory::written(1usize << (bits - 6), || {
+            // Read before written: see crate::memory::filled_by_writes.
+            words: crate::memory::filled_by_writes(1usize << (bits - 6), || {
                 [AtomicU64::new(0), AtomicU64::new(0)]
             }),
             shift: 64 - bits,
