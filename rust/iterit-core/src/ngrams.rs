@@ -486,7 +486,6 @@ const DF_TASK: usize = if cfg!(test) { 5 } else { 1 << 20 };
 /// entry. A plain add is also cheaper than an atomic one, wherever the memory allows.
 fn document_frequency(columns: &[u32], n_cols: usize, skip: Option<u32>) -> Vec<u32> {
     use std::sync::atomic::{AtomicU32, Ordering};
-    let df: Vec<AtomicU32> = (0..n_cols).map(|_| AtomicU32::new(0)).collect();
     let per_task = columns
         .len()
         .div_ceil(rayon::current_num_threads())
@@ -495,29 +494,30 @@ fn document_frequency(columns: &[u32], n_cols: usize, skip: Option<u32>) -> Vec<
     let private = (PRIVATE_BYTES / 4 / n_tasks)
         .max(PRIVATE_COLUMNS)
         .min(n_cols);
+    // Columns `private..n_cols`, by their number less `private`.
+    let rest: Vec<AtomicU32> = (private..n_cols).map(|_| AtomicU32::new(0)).collect();
     let heads: Vec<Vec<u32>> = columns
         .par_chunks(per_task)
         .map(|part| {
             let mut head = vec![0u32; private];
-            for &c in part {
-                if (c as usize) < private {
-                    head[c as usize] += 1;
-                } else if Some(c) != skip {
-                    df[c as usize].fetch_add(1, Ordering::Relaxed);
+            for &c in part.iter().filter(|&&c| Some(c) != skip) {
+                match head.get_mut(c as usize) {
+                    Some(count) => *count += 1,
+                    None => {
+                        rest[c as usize - private].fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
             head
         })
         .collect();
-    let mut df: Vec<u32> = df.into_iter().map(AtomicU32::into_inner).collect();
+    let mut df = vec![0u32; private];
     for head in heads {
         for (d, h) in df.iter_mut().zip(head) {
             *d += h;
         }
     }
-    if let Some(skip) = skip.filter(|&s| (s as usize) < private) {
-        df[skip as usize] = 0;
-    }
+    df.extend(rest.into_iter().map(AtomicU32::into_inner));
     df
 }
 

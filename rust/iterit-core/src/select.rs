@@ -151,6 +151,12 @@ pub struct Selection {
     pub n_evaluations: u64,
 }
 
+/// Row `r`'s complexity; `None` gives every row complexity 1.
+#[inline]
+fn complexity_of(complexity: Option<&[f64]>, r: usize) -> f64 {
+    complexity.map_or(1.0, |c| c[r])
+}
+
 /// Whether a complexity makes its sample a candidate.
 pub fn is_candidate(c: f64, max_complexity: Option<f64>) -> bool {
     c.is_finite() && c > 0.0 && max_complexity.is_none_or(|m| c < m)
@@ -391,8 +397,8 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 10;
 
 /// Scores rows for the greedy: two stale rows at once, the greedy's thread one and a helper
 /// thread the other, when the pool has two threads or more (docs/design.md, "Greedy
-/// selection"). Which
-/// rows are scored, and so `n_evaluations`, does not depend on the helper or the thread count.
+/// selection"). Which rows are scored, and so `n_evaluations`, does not depend on the helper
+/// or the thread count.
 ///
 /// The threads hand over through atomics, spinning rather than sleeping: a row is scored in
 /// microseconds, about the time it takes to wake a sleeping thread.
@@ -500,7 +506,7 @@ fn lazy_greedy<R: Rows>(
     opts: &SelectOptions,
     progress: &dyn Progress,
 ) -> Result<Selection> {
-    let c_of = |r: usize| complexity.map_or(1.0, |c| c[r]);
+    let c_of = |r: usize| complexity_of(complexity, r);
     let max_c = complexity.and(opts.max_complexity);
     if n_rows > u32::MAX as usize {
         return Err(Error::Capacity(format!("more than {} rows", u32::MAX)));

@@ -39,7 +39,7 @@ impl<'a> Heap<'a> {
     /// Row `row`'s complexity.
     #[inline]
     pub fn complexity(&self, row: u32) -> f64 {
-        self.complexity.map_or(1.0, |c| c[row as usize])
+        super::complexity_of(self.complexity, row as usize)
     }
 
     /// Whether `a` comes out before `b`.
