@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from iterit.utils.distributed import STILL_HELD
 from tests.helpers.shared import ROOT
 
 
@@ -47,15 +48,19 @@ def run_two_ranks(
     the template's ``{root}`` the repository and ``{out}`` the folder ``out``; each rank writes
     ``rank<r>.json`` there, returned as (rank 0's, rank 1's)."""
     path = out / "two_ranks.py"
-    # Each rank leaves the process group before it exits, as a program should: a gloo group
-    # left to the interpreter's teardown aborts the process now and then, its work done.
-    done = "\nfrom iterit.utils.distributed import shutdown\nshutdown()\n"
-    path.write_text(script.format(root=str(ROOT), out=str(out)) + done)
+    # The script runs as a program's main() would, so its trainer is released when it returns;
+    # then each rank leaves the process group, which joins gloo's worker threads while the
+    # interpreter is whole (docs/design.md, "Leaving the process group"): a group left to the
+    # teardown, or still held by a DDP model, aborts the process now and then, its work done.
+    body = textwrap.indent(script.format(root=str(ROOT), out=str(out)), "    ")
+    done = "\nmain()\nfrom iterit.utils.distributed import shutdown\nshutdown()\n"
+    path.write_text("def main():\n" + body + done)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run(
         [*cmd, str(path)], env=env, capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert STILL_HELD not in proc.stderr, proc.stderr[-4000:]  # the group was destroyed
     r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
     return r0, r1

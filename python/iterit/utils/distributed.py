@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 __all__ = [
+    "STILL_HELD",
     "all_gather_object",
     "all_reduce_max",
     "barrier",
@@ -103,12 +104,46 @@ def all_reduce_max(value: int) -> int:
     return int(box.item())
 
 
+#: Start of the warning :func:`shutdown` gives when something still holds the group.
+STILL_HELD = "the process group is still held"
+
+
 def shutdown() -> None:
     """Destroys the default process group, if one was started, as ``torch.distributed`` asks of
-    every process before it exits: a gloo group left to the interpreter's teardown can abort
-    the process (SIGABRT, "terminate called without an active exception") after its work is
-    done. Call it once the last collective has run on every rank, never after an error (the
-    other ranks may still wait in a collective: destroying the group could hang)."""
+    every process before it exits. Call it once the last collective has run on every rank,
+    never after an error (the other ranks may still wait in a collective: destroying the group
+    could hang), and once the objects that hold the group are released: a model wrapped in
+    ``DistributedDataParallel`` (a Trainer's) keeps it alive past this call.
+
+    Why it matters (docs/design.md, "Leaving the process group"): a gloo worker thread drops
+    its last reference to a finished collective after the caller has its result, and that drop
+    takes the GIL. A thread that reaches for the GIL once the interpreter has begun to finalize
+    is ended by Python, through C++ code that may not be unwound: the process aborts (SIGABRT,
+    "terminate called without an active exception"), its work done. Only the group's
+    destruction, here while the interpreter is whole, joins those threads first; a group still
+    held is destroyed in the teardown, the race open. So this collects released objects in
+    reference cycles first (a Trainer forms several) and warns when the group outlives it."""
     d = _started()
-    if d is not None:
-        d.destroy_process_group()
+    if d is None:
+        return
+    import gc
+    import warnings
+    import weakref
+
+    gc.collect()
+    group = d.group.WORLD
+    try:
+        alive = weakref.ref(group)
+    except TypeError:  # a build whose groups take no weak references: nothing to check
+        alive = lambda: None  # noqa: E731
+    del group
+    d.destroy_process_group()
+    if alive() is not None:
+        warnings.warn(
+            f"{STILL_HELD} by a live object (a model wrapped in DistributedDataParallel, a "
+            "Trainer): its worker threads outlive shutdown() and can abort the process as it "
+            "exits; release such objects first (train inside a function that returns before "
+            "shutdown(), or del the trainer)",
+            RuntimeWarning,
+            stacklevel=2,
+        )

@@ -4,7 +4,10 @@ Two-process behaviour is exercised by the gloo tests in tests/integration."""
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
+import warnings
 
 import pytest
 
@@ -107,3 +110,54 @@ def test_shutdown_leaves_a_running_group_and_is_a_no_op_without_one(tmp_path):
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.fixture
+def gloo_group(tmp_path):
+    """A one-process gloo group; destroyed afterwards if the test left it running."""
+    torch = pytest.importorskip("torch")
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("counting a process's threads needs Linux's /proc")
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    yield torch.distributed
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+class _Cycle:
+    """An object in a reference cycle: only the cycle collector frees it."""
+
+    def __init__(self, group):
+        self.group, self.me = group, self
+
+
+def test_shutdown_joins_the_groups_threads_once_released_holders_are_collected(gloo_group):
+    # A released holder in a reference cycle (as a Trainer's DDP model is) would keep the group,
+    # and gloo's worker threads with it, alive until the interpreter's teardown: the race that
+    # aborts a finished process. shutdown() collects it first, so the group is destroyed here.
+    holder = _Cycle(gloo_group.group.WORLD)
+    del holder
+    running = _threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no STILL_HELD warning
+        d.shutdown()
+    assert not gloo_group.is_initialized()
+    assert _threads() < running  # the worker threads were joined
+
+
+def test_shutdown_warns_when_a_live_object_still_holds_the_group(gloo_group):
+    holder = [gloo_group.group.WORLD]  # a live DDP model does the same
+    running = _threads()
+    with pytest.warns(RuntimeWarning, match=d.STILL_HELD):
+        d.shutdown()
+    assert not gloo_group.is_initialized()
+    assert _threads() == running  # what the warning is about: the threads live on
+    del holder
+    gc.collect()
+    assert _threads() < running  # gone with their group
