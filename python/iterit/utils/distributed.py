@@ -4,8 +4,11 @@ special case for a single process."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import warnings
+import weakref
 from typing import Any
 
 __all__ = [
@@ -126,17 +129,8 @@ def shutdown() -> None:
     d = _started()
     if d is None:
         return
-    import gc
-    import warnings
-    import weakref
-
     gc.collect()
-    group = d.group.WORLD
-    try:
-        alive = weakref.ref(group)
-    except TypeError:  # a build whose groups take no weak references: nothing to check
-        alive = lambda: None  # noqa: E731
-    del group
+    alive = weakref.ref(d.group.WORLD)
     d.destroy_process_group()
     if alive() is not None:
         warnings.warn(

@@ -97,37 +97,36 @@ def test_a_launchers_environment_before_the_group_exists(monkeypatch, env, size,
     assert d.launched_world_size() == size and d.is_main_process() is main
 
 
-def test_shutdown_leaves_a_running_group_and_is_a_no_op_without_one(tmp_path):
-    torch = pytest.importorskip("torch")
-    d.shutdown()  # no group: nothing to do
-    torch.distributed.init_process_group(
-        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
-    )
-    try:
-        assert torch.distributed.is_initialized()
-        d.shutdown()
-        assert not torch.distributed.is_initialized()
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
 @pytest.fixture
 def gloo_group(tmp_path):
     """A one-process gloo group; destroyed afterwards if the test left it running."""
     torch = pytest.importorskip("torch")
-    if not os.path.isdir("/proc/self/task"):
-        pytest.skip("counting a process's threads needs Linux's /proc")
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
     )
     yield torch.distributed
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def test_shutdown_is_a_no_op_without_a_group():
+    pytest.importorskip("torch")
+    d.shutdown()  # no group: nothing to do
+
+
+def test_shutdown_leaves_a_running_group(gloo_group):
+    assert gloo_group.is_initialized()
+    d.shutdown()
+    assert not gloo_group.is_initialized()
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task"), reason="counting a process's threads needs Linux's /proc"
+)
 
 
 class _Cycle:
@@ -137,6 +136,7 @@ class _Cycle:
         self.group, self.me = group, self
 
 
+@needs_proc
 def test_shutdown_joins_the_groups_threads_once_released_holders_are_collected(gloo_group):
     # A released holder in a reference cycle (as a Trainer's DDP model is) would keep the group,
     # and gloo's worker threads with it, alive until the interpreter's teardown: the race that
@@ -151,6 +151,7 @@ def test_shutdown_joins_the_groups_threads_once_released_holders_are_collected(g
     assert _threads() < running  # the worker threads were joined
 
 
+@needs_proc
 def test_shutdown_warns_when_a_live_object_still_holds_the_group(gloo_group):
     holder = [gloo_group.group.WORLD]  # a live DDP model does the same
     running = _threads()
